@@ -1,0 +1,5 @@
+"""``python -m webapp``."""
+
+from webapp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,87 @@
+"""pipelinekit: declare CI/CD pipelines in typed Python and run them anywhere.
+
+``import pipelinekit as pk``; see ``pk.Pipeline``, ``pk.Stage`` and ``pk.Action``. Importing the
+package has no side effects: it configures no logging, touches no file and starts no event loop.
+"""
+
+from pipelinekit import exceptions as exceptions
+from pipelinekit import providers as providers
+from pipelinekit._compile import Plan as Plan
+from pipelinekit._model import Action as Action
+from pipelinekit._model import ActionTypeId as ActionTypeId
+from pipelinekit._model import BeforeEntry as BeforeEntry
+from pipelinekit._model import Category as Category
+from pipelinekit._model import Condition as Condition
+from pipelinekit._model import ExecutionMode as ExecutionMode
+from pipelinekit._model import OnFailure as OnFailure
+from pipelinekit._model import OnSuccess as OnSuccess
+from pipelinekit._model import Owner as Owner
+from pipelinekit._model import Result as Result
+from pipelinekit._model import Retry as Retry
+from pipelinekit._model import RetryMode as RetryMode
+from pipelinekit._model import Rule as Rule
+from pipelinekit._model import Stage as Stage
+from pipelinekit._model import Status as Status
+from pipelinekit._model import Variable as Variable
+from pipelinekit._pipeline import Pipeline as Pipeline
+from pipelinekit._version import __version__ as __version__
+from pipelinekit.exceptions import PipelineDefinitionError as PipelineDefinitionError
+from pipelinekit.exceptions import PipelineKitError as PipelineKitError
+from pipelinekit.exceptions import Problem as Problem
+from pipelinekit.providers import Commands as Commands
+from pipelinekit.providers import PythonFunction as PythonFunction
+from pipelinekit.providers import action as action
+from pipelinekit.providers import provider as provider
+from pipelinekit.providers import python as python
+from pipelinekit.providers import shell as shell
+
+__all__ = [
+    "Action",
+    "ActionTypeId",
+    "BeforeEntry",
+    "Category",
+    "Commands",
+    "Condition",
+    "ExecutionMode",
+    "OnFailure",
+    "OnSuccess",
+    "Owner",
+    "Pipeline",
+    "PipelineDefinitionError",
+    "PipelineKitError",
+    "Plan",
+    "Problem",
+    "PythonFunction",
+    "Result",
+    "Retry",
+    "RetryMode",
+    "Rule",
+    "Stage",
+    "Status",
+    "Variable",
+    "__version__",
+    "action",
+    "compile",
+    "exceptions",
+    "provider",
+    "providers",
+    "python",
+    "shell",
+]
+
+
+def compile(pipeline: Pipeline) -> Plan:  # noqa: A001 - the API is pk.compile(pipeline), like pipeline.compile()
+    """Compile ``pipeline`` into a ``Plan`` (the same as ``pipeline.compile()``)."""
+    return pipeline.compile()
+
+
+def _set_module() -> None:
+    # Reprs and docs say pipelinekit.Action, not pipelinekit._model.Action (as trio does).
+    for name in __all__:
+        obj = globals()[name]
+        if getattr(obj, "__module__", "").startswith("pipelinekit._"):
+            obj.__module__ = __name__
+
+
+_set_module()
+del _set_module

@@ -1,0 +1,5 @@
+"""``python -m pipelinekit``: the same as the ``pipelinekit`` command."""
+
+from pipelinekit.cli import main
+
+raise SystemExit(main())

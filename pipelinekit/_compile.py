@@ -1,0 +1,253 @@
+"""The compiler: a validated pipeline becomes a ``Plan``, a networkx DAG of actions.
+
+Nodes are ``"Stage.Action"`` for actions and ``"Stage#<run_order>"`` for gates (``#`` is never part
+of a name, so the two cannot collide). Each run_order group of a stage is followed by one gate that
+every action of the group points to; the next group's actions, and the first group of every stage
+that needs this one, hang off the gate of the last group. A boundary between two groups of W
+actions therefore costs 2W edges, not W², and compiling stays linear in the size of the pipeline.
+
+Every action-to-action dependency is exactly one gate long, so in networkx's topological
+generations actions and gates alternate, and dropping the gates leaves the parallel groups.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+import networkx as nx
+
+from pipelinekit._model import Action
+
+if TYPE_CHECKING:
+    from pipelinekit._pipeline import Pipeline
+
+__all__ = ["ACTION", "GATE", "Plan", "compile_pipeline", "gate_id"]
+
+ACTION: Literal["action"] = "action"
+GATE: Literal["gate"] = "gate"
+
+
+def gate_id(stage: str, run_order: int) -> str:
+    """The node id of the gate after group ``run_order`` of ``stage``."""
+    return f"{stage}#{run_order}"
+
+
+@attrs.frozen(eq=False)
+class Plan:
+    """A compiled pipeline.
+
+    ``graph`` is a ``networkx.DiGraph``. Action nodes are ``"Stage.Action"`` with attributes
+    ``kind="action"``, ``stage``, ``action`` (the ``Action``), ``run_order`` and ``position``
+    (declaration order); gate nodes are ``"Stage#<run_order>"`` with ``kind="gate"``, ``stage``
+    and ``run_order``. An edge means "must finish before". ``stage_graph`` has one node per
+    stage and an edge from each stage to those that need it. ``exit_gates`` maps each stage to
+    the gate that closes it.
+    """
+
+    pipeline: Pipeline
+    graph: Any
+    stage_graph: Any
+    exit_gates: Mapping[str, str]
+    actions: Mapping[str, Action]
+
+    def order(self) -> list[list[str]]:
+        """The action ids in parallel groups, in the order they can run.
+
+        Each group holds the actions whose dependencies all lie in earlier groups, sorted in
+        declaration order, so the result is deterministic.
+        """
+        nodes = self.graph.nodes
+        groups: list[list[str]] = []
+        for generation in nx.topological_generations(self.graph):
+            actions = [n for n in generation if nodes[n]["kind"] == ACTION]
+            if actions:
+                actions.sort(key=lambda n: nodes[n]["position"])
+                groups.append(actions)
+        return groups
+
+    def dependencies(self, node: str) -> list[str]:
+        """The action ids that must succeed before ``node`` may start (through gates)."""
+        found: list[str] = []
+        for pred in self.graph.predecessors(node):
+            if self.graph.nodes[pred]["kind"] == GATE:
+                found.extend(self.graph.predecessors(pred))
+            else:
+                found.append(pred)
+        return found
+
+    # -- rendering ------------------------------------------------------------------------------
+
+    def to_json(self) -> str:
+        """The plan as JSON: stages, nodes, edges and the parallel order."""
+        position = {stage.name: i for i, stage in enumerate(self.pipeline.stages)}
+        stages = [
+            {
+                "name": stage.name,
+                "needs": sorted(
+                    self.stage_graph.predecessors(stage.name), key=position.__getitem__
+                ),
+                "actions": [f"{stage.name}.{action.name}" for action in stage.actions],
+            }
+            for stage in self.pipeline.stages
+        ]
+        nodes = []
+        for node, data in self.graph.nodes(data=True):
+            entry: dict[str, Any] = {
+                "id": node,
+                "kind": data["kind"],
+                "stage": data["stage"],
+                "run_order": data["run_order"],
+            }
+            if data["kind"] == ACTION:
+                action: Action = data["action"]
+                entry["action"] = action.name
+                entry["action_type"] = str(action.action_type)
+                entry["inputs"] = list(action.inputs)
+                entry["outputs"] = list(action.outputs)
+                entry["namespace"] = action.namespace
+            nodes.append(entry)
+        document = {
+            "pipeline": self.pipeline.name,
+            "execution_mode": str(self.pipeline.execution_mode),
+            "variables": [{"name": v.name, "default": v.default} for v in self.pipeline.variables],
+            "stages": stages,
+            "nodes": nodes,
+            "edges": [[u, v] for u, v in self.graph.edges],
+            "order": self.order(),
+        }
+        return json.dumps(document, indent=2)
+
+    def to_mermaid(self) -> str:
+        """The plan as a Mermaid flowchart, one subgraph per stage."""
+        ids = {node: f"n{i}" for i, node in enumerate(self.actions)}
+        lines = ["flowchart LR"]
+        for s_index, stage in enumerate(self.pipeline.stages):
+            lines.append(f'  subgraph s{s_index}["{stage.name}"]')
+            lines.extend(
+                f'    {ids[f"{stage.name}.{action.name}"]}["{action.name}"]'
+                for action in stage.actions
+            )
+            lines.append("  end")
+        junctions, edges = self._display()
+        for number, junction in enumerate(junctions):
+            ids[junction] = f"j{number}"
+            lines.append(f'  j{number}((" "))')
+        lines.extend(f"  {ids[u]} --> {ids[v]}" for u, v in edges)
+        return "\n".join(lines) + "\n"
+
+    def to_dot(self) -> str:
+        """The plan as Graphviz DOT, one cluster per stage."""
+        lines = [
+            f"digraph {_dot_quote(self.pipeline.name)} {{",
+            "  rankdir=LR;",
+            "  node [shape=box, style=rounded];",
+        ]
+        for s_index, stage in enumerate(self.pipeline.stages):
+            lines.append(f"  subgraph cluster_{s_index} {{")
+            lines.append(f"    label={_dot_quote(stage.name)};")
+            lines.extend(
+                f"    {_dot_quote(f'{stage.name}.{action.name}')} "
+                f"[label={_dot_quote(action.name)}];"
+                for action in stage.actions
+            )
+            lines.append("  }")
+        junctions, edges = self._display()
+        lines.extend(f'  {_dot_quote(j)} [shape=point, width=0.08, label=""];' for j in junctions)
+        lines.extend(f"  {_dot_quote(u)} -> {_dot_quote(v)};" for u, v in edges)
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def _display(self) -> tuple[list[str], list[tuple[str, str]]]:
+        """Edges for a picture: a gate becomes direct edges unless that would multiply them."""
+        junctions: list[str] = []
+        edges: list[tuple[str, str]] = []
+        graph = self.graph
+        for node, data in graph.nodes(data=True):
+            if data["kind"] != GATE:
+                continue
+            preds = list(graph.predecessors(node))
+            succs = list(graph.successors(node))
+            if not preds or not succs:
+                continue
+            if len(preds) * len(succs) <= len(preds) + len(succs):
+                edges.extend((p, s) for p in preds for s in succs)
+            else:
+                junctions.append(node)
+                edges.extend((p, node) for p in preds)
+                edges.extend((node, s) for s in succs)
+        return junctions, edges
+
+
+def _dot_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _stage_nodes(
+    stage_name: str, groups: list[tuple[int, list[Action]]], position: Mapping[str, int]
+) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, str]], list[str], str]:
+    nodes: list[tuple[str, dict[str, Any]]] = []
+    edges: list[tuple[str, str]] = []
+    first: list[str] = []
+    previous_gate: str | None = None
+    gate = ""
+    for run_order, actions in groups:
+        ids = []
+        for action in actions:
+            node = f"{stage_name}.{action.name}"
+            ids.append(node)
+            nodes.append(
+                (
+                    node,
+                    {
+                        "kind": ACTION,
+                        "stage": stage_name,
+                        "action": action,
+                        "run_order": run_order,
+                        "position": position[node],
+                    },
+                )
+            )
+        if previous_gate is None:
+            first = ids
+        else:
+            edges.extend((previous_gate, node) for node in ids)
+        gate = gate_id(stage_name, run_order)
+        nodes.append((gate, {"kind": GATE, "stage": stage_name, "run_order": run_order}))
+        edges.extend((node, gate) for node in ids)
+        previous_gate = gate
+    return nodes, edges, first, gate
+
+
+def compile_pipeline(pipeline: Pipeline) -> Plan:
+    """Compile a (validated) pipeline into a ``Plan``."""
+    stage_graph = pipeline._analysis.stage_graph  # noqa: SLF001 - computed by validation for this
+    nodes: list[tuple[str, dict[str, Any]]] = []
+    edges: list[tuple[str, str]] = []
+    first_group: dict[str, list[str]] = {}
+    exit_gates: dict[str, str] = {}
+    # Positions follow declaration order, not run_order, so order() lists actions as the person
+    # wrote them.
+    declared: dict[str, int] = {}
+    actions: dict[str, Action] = {}
+    for stage in pipeline.stages:
+        for action in stage.actions:
+            node = f"{stage.name}.{action.name}"
+            declared[node] = len(declared)
+            actions[node] = action
+        stage_nodes, stage_edges, first, exit_gate = _stage_nodes(
+            stage.name, stage.groups(), declared
+        )
+        nodes.extend(stage_nodes)
+        edges.extend(stage_edges)
+        first_group[stage.name] = first
+        exit_gates[stage.name] = exit_gate
+    for before, after in stage_graph.edges:
+        gate = exit_gates[before]
+        edges.extend((gate, node) for node in first_group[after])
+    graph = nx.DiGraph(pipeline=pipeline.name)
+    graph.add_nodes_from(nodes)
+    graph.add_edges_from(edges)
+    return Plan(pipeline, graph, stage_graph.copy(), exit_gates, actions)

@@ -1,0 +1,65 @@
+"""``Pipeline``: the root of a declaration, checked as a whole when it is built."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from pipelinekit._compile import Plan, compile_pipeline
+from pipelinekit._frozendict import to_tuple
+from pipelinekit._model import ExecutionMode, Stage, Variable
+from pipelinekit._validate import Analysis, analyse
+
+__all__ = ["Pipeline"]
+
+
+def _to_execution_mode(value: object) -> object:
+    if isinstance(value, str) and not isinstance(value, ExecutionMode):
+        try:
+            return ExecutionMode(value)
+        except ValueError:
+            return value  # reported by validation, with the allowed values
+    return value
+
+
+@attrs.frozen
+class Pipeline:
+    """A named, ordered set of stages, with its variables and execution mode.
+
+    Building one checks every rule of ``docs/concepts.md`` and raises
+    ``PipelineDefinitionError`` listing every problem found, each naming the stage, action and
+    field at fault. A ``Pipeline`` that exists is therefore valid; ``compile()`` turns it into a
+    ``Plan``.
+
+    ``hooks`` are not part of the declaration's identity: two pipelines that differ only in hooks
+    compare equal.
+    """
+
+    name: str
+    stages: tuple[Stage, ...] = attrs.field(converter=to_tuple)
+    variables: tuple[Variable, ...] = attrs.field(default=(), converter=to_tuple, kw_only=True)
+    execution_mode: ExecutionMode = attrs.field(
+        default=ExecutionMode.SUPERSEDED, converter=_to_execution_mode, kw_only=True
+    )
+    triggers: tuple[Any, ...] = attrs.field(default=(), converter=to_tuple, kw_only=True)
+    hooks: tuple[Any, ...] = attrs.field(
+        default=(), converter=to_tuple, kw_only=True, eq=False, repr=False
+    )
+    role_arn: str | None = attrs.field(default=None, kw_only=True)
+    _analysis: Analysis = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Frozen: the analysis is computed once, here, and kept for compile().
+        object.__setattr__(self, "_analysis", analyse(self))
+
+    def stage(self, name: str) -> Stage:
+        """The stage called ``name`` (``KeyError`` if there is none)."""
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(name)
+
+    def compile(self) -> Plan:
+        """The execution plan: a networkx DAG of actions, with run order and stage gates."""
+        return compile_pipeline(self)

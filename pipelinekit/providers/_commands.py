@@ -1,0 +1,91 @@
+"""The ``Commands`` provider declaration: shell commands, like CodePipeline's Commands action."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import ClassVar
+
+import attrs
+
+from pipelinekit._frozendict import FrozenDict, to_frozendict, to_tuple
+from pipelinekit._model import ActionTypeId, Category, Owner
+
+__all__ = ["Commands", "shell"]
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+@attrs.frozen
+class Commands:
+    """Run shell commands, one after another, in the action's working directory.
+
+    Maps to CodePipeline's ``Compute/AWS/Commands/1`` action. ``#{...}`` references in the
+    commands are resolved before the action starts. Values that must not be read by a shell
+    (user input, branch names from webhooks) belong in ``env``: each entry becomes an environment
+    variable of the commands, its value resolved but never parsed as shell text, so commands read
+    it as ``"$NAME"``. ``output_variables`` names environment variables whose values at the end
+    become the action's output variables. On timeout or cancellation the whole process group
+    gets SIGTERM, then SIGKILL after ``grace_period``.
+    """
+
+    action_type: ClassVar[ActionTypeId] = ActionTypeId(Category.COMPUTE, Owner.AWS, "Commands", "1")
+    #: Running the same commands twice is not known to be safe.
+    idempotent: ClassVar[bool] = False
+
+    commands: tuple[str, ...] = attrs.field(converter=to_tuple)
+    output_variables: tuple[str, ...] = attrs.field(default=(), converter=to_tuple, kw_only=True)
+    env: FrozenDict = attrs.field(factory=FrozenDict, converter=to_frozendict, kw_only=True)
+    grace_period: timedelta = attrs.field(default=timedelta(seconds=10), kw_only=True)
+
+    def problems(self) -> Iterable[tuple[str, str]]:
+        """Broken rules of this declaration, as (field, message) pairs."""
+        if isinstance(self.commands, str) or not isinstance(self.commands, tuple):
+            yield "commands", "must be a list of command strings, e.g. Commands(['make build'])"
+            return
+        if not self.commands:
+            yield "commands", "needs at least one command"
+        for index, command in enumerate(self.commands):
+            if not isinstance(command, str) or not command.strip():
+                yield f"commands[{index}]", "must be a non-empty string"
+            elif "\x00" in command:
+                yield f"commands[{index}]", "contains a NUL character, which no shell accepts"
+        yield from _check_names("output_variables", self.output_variables)
+        if not isinstance(self.env, Mapping):
+            yield "env", "must be a mapping of environment variable names to values"
+        else:
+            yield from _check_names("env", tuple(self.env))
+            for key, value in self.env.items():
+                if not isinstance(value, str):
+                    yield f"env[{key!r}]", f"must be a string (got {value!r})"
+        if not isinstance(self.grace_period, timedelta) or self.grace_period < timedelta(0):
+            yield "grace_period", "must be a timedelta of zero or more"
+
+
+def _check_names(field: str, names: object) -> Iterable[tuple[str, str]]:
+    if not isinstance(names, tuple):
+        yield field, "must be a list of environment variable names"
+        return
+    for name in names:
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+            message = (
+                f"{name!r} is not an environment variable name: use letters, digits and '_', "
+                "not starting with a digit, at most 128 characters"
+            )
+            yield field, message
+
+
+def shell(
+    *commands: str,
+    env: Mapping[str, str] | None = None,
+    output_variables: Iterable[str] = (),
+    grace_period: timedelta = timedelta(seconds=10),
+) -> Commands:
+    """A ``Commands`` provider running ``commands`` in order: ``pk.shell("make build")``."""
+    return Commands(
+        commands,
+        env=env,
+        output_variables=output_variables,
+        grace_period=grace_period,
+    )
