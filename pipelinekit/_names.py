@@ -23,6 +23,26 @@ class NameRule:
     pattern: re.Pattern[str]
     max_length: int
     allowed: str
+    _many: re.Pattern[str] = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        # One regex over all names joined by newlines (never allowed in a name) checks a whole
+        # list in C; validation falls back to one name at a time only to explain a failure.
+        one = f"(?=[^\n]{{1,{self.max_length}}}(?:\n|$)){self.pattern.pattern}"
+        object.__setattr__(self, "_many", re.compile(f"{one}(?:\n{one})*"))
+
+    def all_valid(self, names: list[object]) -> bool:
+        """Whether every name in ``names`` follows the rule (fast, no explanation)."""
+        if not names:
+            return True
+        try:
+            joined = "\n".join(names)  # type: ignore[arg-type]  # a non-string fails the join
+        except TypeError:
+            return False
+        # A name holding a newline would pass as two names; the count catches it.
+        if joined.count("\n") != len(names) - 1:
+            return False
+        return self._many.fullmatch(joined) is not None
 
     def problem(self, name: object) -> str | None:
         """Why ``name`` breaks the rule, or ``None`` if it is fine."""

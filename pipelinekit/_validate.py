@@ -40,8 +40,11 @@ from pipelinekit._variables import (
     RESERVED_NAMESPACES,
     RUN_METADATA,
     MalformedReference,
+    Reference,
+    collect_strings,
     find_references,
-    iter_strings,
+    render_path,
+    well_formed_references,
 )
 from pipelinekit.exceptions import PipelineDefinitionError, Problem
 
@@ -111,6 +114,7 @@ class _Checker:
         self.acyclic = True
         self.variables: set[str] = set()
         self.node_ids: dict[str, tuple[str, str]] = {}
+        self.good_types: set[ActionTypeId] = set()
 
     def problem(
         self,
@@ -212,6 +216,9 @@ class _Checker:
                 field="actions",
             )
             return
+        # Checking all names of the stage in one go keeps large pipelines fast; a name is
+        # checked on its own only when the batch says something is wrong.
+        names_ok = STAGE_OR_ACTION.all_valid([getattr(a, "name", None) for a in actions])
         seen: set[str] = set()
         for index, action in enumerate(actions):
             if not isinstance(action, Action):
@@ -221,7 +228,7 @@ class _Checker:
                     field=f"actions[{index}]",
                 )
                 continue
-            if (bad := STAGE_OR_ACTION.problem(action.name)) is not None:
+            if not names_ok and (bad := STAGE_OR_ACTION.problem(action.name)) is not None:
                 self.problem(f"action {bad}", stage=stage.name, field=f"actions[{index}].name")
                 continue
             if action.name in seen:
@@ -252,17 +259,53 @@ class _Checker:
             self.problem(message, stage=stage.name, action=action.name, field=field)
 
         run_order = action.run_order
-        run_order_ok = (
-            isinstance(run_order, int)
-            and not isinstance(run_order, bool)
-            and 1 <= run_order <= _MAX_RUN_ORDER
-        )
+        run_order_ok = type(run_order) is int and 1 <= run_order <= _MAX_RUN_ORDER
         if not run_order_ok:
             report(
                 f"run_order must be a whole number from 1 to 999 (got {run_order!r})", "run_order"
             )
         self.check_provider(action, report)
         producer = Producer(stage.name, action.name, run_order if run_order_ok else 0)
+        inputs, outputs = action.inputs, action.outputs
+        if (
+            type(inputs) is tuple
+            and type(outputs) is tuple
+            and ARTIFACT.all_valid([*inputs, *outputs])
+        ):
+            # The common case: well-formed names; only uniqueness is left to check.
+            if len(inputs) > 1 and len(set(inputs)) != len(inputs):
+                report(f"lists the same artifact more than once: {list(inputs)!r}", "inputs")
+            if len(outputs) > 1 and len(set(outputs)) != len(outputs):
+                report(f"lists the same artifact more than once: {list(outputs)!r}", "outputs")
+            for name in outputs:
+                self.add_output(name, producer, report)
+        else:
+            self.check_artifact_lists(action, producer, report)
+        if action.namespace is not None:
+            self.add_namespace(action.namespace, producer, report)
+        if action.timeout is not None:
+            self.check_timeout(action.timeout, report, "timeout")
+        if action.retry is not None:
+            self.check_retry(action.retry, report)
+        if type(action.cache) is not bool:
+            report(f"must be True or False (got {action.cache!r})", "cache")
+        self.check_placement(action, report)
+
+    def check_placement(self, action: Action, report: Report) -> None:
+        """Configuration, region and role: where and how CodePipeline would run the action."""
+        if not isinstance(action.configuration, Mapping) or action.configuration:
+            self.check_configuration(action.configuration, report)
+        if action.region is not None and not (
+            isinstance(action.region, str) and 4 <= len(action.region) <= 30  # noqa: PLR2004 - CodePipeline's limits
+        ):
+            report(
+                f"must be an AWS region name of 4 to 30 characters (got {action.region!r})",
+                "region",
+            )
+        if action.role_arn is not None:
+            self.check_role_arn(action.role_arn, report)
+
+    def check_artifact_lists(self, action: Action, producer: Producer, report: Report) -> None:
         for field in ("inputs", "outputs"):
             names = getattr(action, field)
             if not isinstance(names, tuple):
@@ -277,23 +320,6 @@ class _Checker:
                     report(bad, field)
                 elif field == "outputs":
                     self.add_output(name, producer, report)
-        if action.namespace is not None:
-            self.add_namespace(action.namespace, producer, report)
-        self.check_timeout(action.timeout, report, "timeout")
-        if action.retry is not None:
-            self.check_retry(action.retry, report)
-        if not isinstance(action.cache, bool):
-            report(f"must be True or False (got {action.cache!r})", "cache")
-        self.check_configuration(action.configuration, report)
-        if action.region is not None and not (
-            isinstance(action.region, str) and 4 <= len(action.region) <= 30  # noqa: PLR2004 - CodePipeline's limits
-        ):
-            report(
-                f"must be an AWS region name of 4 to 30 characters (got {action.region!r})",
-                "region",
-            )
-        if action.role_arn is not None:
-            self.check_role_arn(action.role_arn, report)
 
     def check_provider(self, action: Action, report: Report) -> None:
         provider = action.provider
@@ -305,7 +331,11 @@ class _Checker:
                 "provider",
             )
             return
-        self.check_action_type(action_type, report, "provider.action_type")
+        if action_type not in self.good_types:
+            before = len(self.problems)
+            self.check_action_type(action_type, report, "provider.action_type")
+            if len(self.problems) == before:
+                self.good_types.add(action_type)
         problems = getattr(provider, "problems", None)
         if callable(problems):
             for field, message in problems():
@@ -406,7 +436,12 @@ class _Checker:
         self.artifacts[name] = producer
 
     def add_namespace(self, namespace: str, producer: Producer, report: Report) -> None:
-        if (bad := NAMESPACE.problem(namespace)) is not None:
+        fine = (
+            type(namespace) is str
+            and len(namespace) <= NAMESPACE.max_length
+            and NAMESPACE.pattern.fullmatch(namespace)
+        )
+        if not fine and (bad := NAMESPACE.problem(namespace)) is not None:
             report(bad, "namespace")
             return
         if namespace in RESERVED_NAMESPACES:
@@ -658,17 +693,12 @@ class _Checker:
             )
 
     def check_references_in(self, stage: Stage, action: Action) -> None:
-        sources: list[tuple[str, str]] = []
-        if isinstance(action.configuration, Mapping):
-            sources.extend(
-                (f"configuration[{key!r}]", value)
-                for key, value in action.configuration.items()
-                if isinstance(value, str)
-            )
-        sources.extend((f"provider.{path}", text) for path, text in iter_strings(action.provider))
-        for field, text in sources:
-            if "#{" in text:
-                self.check_text(text, field, stage, action.name, action.run_order)
+        found: list[tuple[tuple[str, ...], str]] = []
+        if action.configuration:
+            collect_strings(action.configuration, "#{", ("configuration",), found)
+        collect_strings(action.provider, "#{", ("provider",), found)
+        for parts, text in found:
+            self.check_text(text, parts, stage, action.name, action.run_order)
 
     def check_condition_references(self, stage: Stage) -> None:
         # Entry conditions run before any action of the stage; the others after all of them.
@@ -682,51 +712,74 @@ class _Checker:
                 for r_index, rule in enumerate(getattr(condition, "rules", ())):
                     if not isinstance(rule, Rule):
                         continue
-                    base = f"{field}.conditions[{c_index}].rules[{r_index}]"
-                    for path, text in iter_strings(rule.configuration):
-                        if "#{" in text:
-                            self.check_text(
-                                text, f"{base}.configuration{path}", stage, None, run_order
-                            )
+                    base = f"{field}.conditions[{c_index}].rules[{r_index}].configuration"
+                    found: list[tuple[tuple[str, ...], str]] = []
+                    collect_strings(rule.configuration, "#{", (base,), found)
+                    for parts, text in found:
+                        self.check_text(text, parts, stage, None, run_order)
 
     def check_text(
-        self, text: str, field: str, stage: Stage, action: str | None, run_order: int
+        self, text: str, parts: tuple[str, ...], stage: Stage, action: str | None, run_order: int
     ) -> None:
-        def report(message: str) -> None:
-            self.problem(message, stage=stage.name, action=action, field=field)
-
-        for ref in find_references(text):
-            if isinstance(ref, MalformedReference):
-                report(f"reference {ref.text!r} {ref.reason}")
-            elif ref.namespace == "variables":
-                if ref.name not in self.variables:
-                    hint = did_you_mean(ref.name, self.variables)
-                    report(
-                        f"{ref.text!r} names pipeline variable {ref.name!r}, which is not "
-                        f"declared{hint}; add pk.Variable({ref.name!r}) to the pipeline's variables"
-                    )
-            elif ref.namespace in RUN_METADATA:
-                known = RUN_METADATA[ref.namespace]
-                if ref.name not in known:
-                    report(
-                        f"{ref.text!r} is not a known run variable; {ref.namespace!r} provides "
-                        + ", ".join(sorted(known))
-                    )
+        plain = well_formed_references(text)
+        if plain is not None:
+            # The common case, kept cheap: every reference resolves to something certain to
+            # be there in time. Anything else is explained below.
+            namespaces = self.namespaces
+            for namespace, name in plain:
+                producer = namespaces.get(namespace)
+                if producer is not None:
+                    elsewhere = producer.action != action or producer.stage != stage.name
+                    if elsewhere and (
+                        not self.acyclic or self.certain_before(producer, stage.name, run_order)
+                    ):
+                        continue
+                elif namespace == "variables" and name in self.variables:
+                    continue
+                break
             else:
-                producer = self.namespaces.get(ref.namespace)
-                if producer is None:
-                    hint = did_you_mean(ref.namespace, self.namespaces)
-                    report(
-                        f"{ref.text!r} names namespace {ref.namespace!r}, which no action "
-                        f"declares{hint}; set namespace={ref.namespace!r} on the producing action"
-                    )
-                elif producer.stage == stage.name and producer.action == action:
-                    report(f"{ref.text!r} refers to this action's own namespace")
-                elif self.acyclic and not self.certain_before(producer, stage.name, run_order):
-                    report(
-                        f"{ref.text!r} comes from {producer.node!r}, "
-                        + self.explain_order(producer, stage.name, run_order)
-                    )
+                return
+        field = render_path(parts)
+        for ref in find_references(text):
+            message = self.reference_problem(ref, stage.name, action, run_order)
+            if message is not None:
+                self.problem(message, stage=stage.name, action=action, field=field)
+
+    def reference_problem(  # noqa: PLR0911 - one answer per kind of reference
+        self, ref: Reference | MalformedReference, stage: str, action: str | None, run_order: int
+    ) -> str | None:
+        if isinstance(ref, MalformedReference):
+            return f"reference {ref.text!r} {ref.reason}"
+        if ref.namespace == "variables":
+            if ref.name in self.variables:
+                return None
+            hint = did_you_mean(ref.name, self.variables)
+            return (
+                f"{ref.text!r} names pipeline variable {ref.name!r}, which is not "
+                f"declared{hint}; add pk.Variable({ref.name!r}) to the pipeline's variables"
+            )
+        if ref.namespace in RUN_METADATA:
+            known = RUN_METADATA[ref.namespace]
+            if ref.name in known:
+                return None
+            return (
+                f"{ref.text!r} is not a known run variable; {ref.namespace!r} provides "
+                + ", ".join(sorted(known))
+            )
+        producer = self.namespaces.get(ref.namespace)
+        if producer is None:
+            hint = did_you_mean(ref.namespace, self.namespaces)
+            return (
+                f"{ref.text!r} names namespace {ref.namespace!r}, which no action "
+                f"declares{hint}; set namespace={ref.namespace!r} on the producing action"
+            )
+        if producer.stage == stage and producer.action == action:
+            return f"{ref.text!r} refers to this action's own namespace"
+        if self.acyclic and not self.certain_before(producer, stage, run_order):
+            return f"{ref.text!r} comes from {producer.node!r}, " + self.explain_order(
+                producer, stage, run_order
+            )
+        return None
 
 
 def _choices(enum_type: Iterable[Any]) -> str:

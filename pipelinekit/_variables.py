@@ -6,8 +6,10 @@ is never evaluated a second time.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
+from datetime import timedelta
 from typing import Any
 
 import attrs
@@ -16,9 +18,12 @@ __all__ = [
     "RESERVED_NAMESPACES",
     "MalformedReference",
     "Reference",
+    "collect_strings",
     "find_references",
     "iter_strings",
+    "render_path",
     "resolve",
+    "well_formed_references",
 ]
 
 #: Namespaces that are not action namespaces.
@@ -84,6 +89,15 @@ def find_references(text: str) -> Iterator[Reference | MalformedReference]:
         start = text.find("#{", end + 1)
 
 
+def well_formed_references(text: str) -> list[tuple[str, str]] | None:
+    """``(namespace, name)`` of every reference in ``text`` if all are well formed, else ``None``.
+
+    The fast path for validation; ``find_references`` explains what is wrong.
+    """
+    found: list[tuple[str, str]] = _WELL_FORMED.findall(text)
+    return found if text.count("#{") == len(found) else None
+
+
 def resolve(text: str, lookup: Callable[[Reference], str]) -> str:
     """Replace every well-formed reference in ``text`` with ``lookup(reference)``, in one pass."""
     if "#{" not in text:
@@ -91,24 +105,83 @@ def resolve(text: str, lookup: Callable[[Reference], str]) -> str:
     return _WELL_FORMED.sub(lambda m: lookup(Reference(m[1], m[2])), text)
 
 
-def iter_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:  # noqa: ANN401 - walks any declaration
-    """Every string inside an attrs object, tuple or mapping, with its path (``commands[0]``).
+_LEAF, _STRING, _ATTRS, _SEQUENCE, _MAPPING = range(5)
 
-    This is how references are found in providers: any string field of an attrs provider may
-    hold ``#{...}`` references.
+
+@functools.lru_cache(maxsize=512)
+def _kind(cls: type) -> int:
+    """How to walk a value of type ``cls``, decided once per type."""
+    if issubclass(cls, str):
+        return _STRING
+    if attrs.has(cls):
+        return _ATTRS
+    if issubclass(cls, tuple | list):
+        return _SEQUENCE
+    if issubclass(cls, Mapping):
+        return _MAPPING
+    return _LEAF
+
+
+@functools.lru_cache(maxsize=512)
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(field.name for field in attrs.fields(cls))
+
+
+def iter_strings(value: Any, containing: str = "") -> Iterator[tuple[str, str]]:  # noqa: ANN401 - walks any declaration
+    """Every string inside an attrs object, tuple, list or mapping, with its path.
+
+    Paths read like ``commands[0]`` or ``env['NAME']``. With ``containing``, only the strings
+    that contain it. This is how references are found in providers: any string field of an attrs
+    provider may hold ``#{...}`` references.
     """
-    if isinstance(value, str):
-        yield path, value
-    elif attrs.has(type(value)):
-        for field in attrs.fields(type(value)):
-            yield from iter_strings(getattr(value, field.name), _join(path, field.name))
-    elif isinstance(value, tuple | list):
+    found: list[tuple[tuple[str, ...], str]] = []
+    collect_strings(value, containing, (), found)
+    for parts, text in found:
+        yield render_path(parts), text
+
+
+#: Types that never hold strings, skipped without a call.
+_LEAF_TYPES = frozenset({type(None), bool, int, float, bytes, timedelta})
+
+
+def collect_strings(  # noqa: PLR0912 - flat on purpose, see below
+    value: Any,  # noqa: ANN401 - walks any declaration
+    containing: str,
+    parts: tuple[str, ...],
+    out: list[tuple[tuple[str, ...], str]],
+) -> None:
+    """Append to ``out`` each string inside ``value`` containing ``containing``, with its path.
+
+    Paths are tuples of parts (``("provider", ".commands", "[0]")``); ``render_path`` makes
+    text of them.
+    """
+    # Hot on large pipelines: exact-type tests first, strings tested where they are met rather
+    # than in a call of their own, and paths kept as tuples rendered only for what is yielded.
+    cls: type = type(value)
+    kind = _kind(cls)
+    if kind == _STRING:
+        if containing in value:
+            out.append((parts, value))
+    elif kind == _ATTRS:
+        for name in _field_names(cls):
+            item = getattr(value, name)
+            if type(item) is str:
+                if containing in item:
+                    out.append(((*parts, "." + name), item))
+            elif type(item) not in _LEAF_TYPES and (type(item) is not tuple or item):
+                collect_strings(item, containing, (*parts, "." + name), out)
+    elif kind == _SEQUENCE:
         for index, item in enumerate(value):
-            yield from iter_strings(item, f"{path}[{index}]")
-    elif isinstance(value, Mapping):
+            if type(item) is str:
+                if containing in item:
+                    out.append(((*parts, f"[{index}]"), item))
+            elif type(item) not in _LEAF_TYPES:
+                collect_strings(item, containing, (*parts, f"[{index}]"), out)
+    elif kind == _MAPPING and value:
         for key, item in value.items():
-            yield from iter_strings(item, f"{path}[{key!r}]")
+            collect_strings(item, containing, (*parts, f"[{key!r}]"), out)
 
 
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
+def render_path(parts: tuple[str, ...]) -> str:
+    """``("provider", ".commands", "[0]")`` -> ``"provider.commands[0]"``."""
+    return "".join(parts).removeprefix(".")

@@ -88,10 +88,15 @@ class PipelineDefinitionError(PipelineKitError):
         """The action of the first problem."""
         return self.problems[0].action
 
-    @staticmethod
-    def _render(problems: Sequence[Problem]) -> str:
+    #: How many problems the message lists; ``problems`` always holds them all.
+    SHOWN = 50
+
+    @classmethod
+    def _render(cls, problems: Sequence[Problem]) -> str:
         if len(problems) == 1:
             return str(problems[0])
         lines = [f"{len(problems)} problems in the pipeline definition:"]
-        lines.extend(f"  - {problem}" for problem in problems)
+        lines.extend(f"  - {problem}" for problem in problems[: cls.SHOWN])
+        if len(problems) > cls.SHOWN:
+            lines.append(f"  ... and {len(problems) - cls.SHOWN} more (all are in .problems)")
         return "\n".join(lines)

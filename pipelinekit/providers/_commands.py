@@ -41,6 +41,8 @@ class Commands:
 
     def problems(self) -> Iterable[tuple[str, str]]:
         """Broken rules of this declaration, as (field, message) pairs."""
+        if self._plainly_valid():
+            return
         if isinstance(self.commands, str) or not isinstance(self.commands, tuple):
             yield "commands", "must be a list of command strings, e.g. Commands(['make build'])"
             return
@@ -61,6 +63,24 @@ class Commands:
                     yield f"env[{key!r}]", f"must be a string (got {value!r})"
         if not isinstance(self.grace_period, timedelta) or self.grace_period < timedelta(0):
             yield "grace_period", "must be a timedelta of zero or more"
+
+    def _plainly_valid(self) -> bool:
+        # The common shape, checked quickly; anything else gets the full, explaining checks.
+        commands, env = self.commands, self.env
+        if not (
+            type(commands) is tuple
+            and commands
+            and not self.output_variables
+            and type(env) is FrozenDict
+            and not env
+            and type(self.grace_period) is timedelta
+            and self.grace_period >= timedelta(0)
+        ):
+            return False
+        for command in commands:
+            if type(command) is not str or "\x00" in command or not command.strip():
+                return False
+        return True
 
 
 def _check_names(field: str, names: object) -> Iterable[tuple[str, str]]:
