@@ -111,3 +111,13 @@ def test_example_application_builds_into_a_working_zipapp(tmp_path):
     )
     assert checked.returncode == 0, checked.stderr
     assert '"status": "ok"' in checked.stdout
+
+
+def test_readme_example_runs_as_shown():
+    readme = (ROOT / "README.md").read_text()
+    example = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)[0]
+    namespace: dict[str, object] = {}
+    exec(compile(example, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    plan = namespace["plan"]
+    assert isinstance(plan, pk.Plan)
+    assert plan.order() == [["Build.Compile"], ["Test.Unit", "Test.Lint"], ["Deploy.Ship"]]
