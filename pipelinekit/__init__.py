@@ -5,8 +5,15 @@ package has no side effects: it configures no logging, touches no file and start
 """
 
 from pipelinekit import exceptions as exceptions
+from pipelinekit import hooks as hooks
 from pipelinekit import providers as providers
 from pipelinekit._compile import Plan as Plan
+from pipelinekit._context import ActionContext as ActionContext
+from pipelinekit._engine import Engine as Engine
+from pipelinekit._engine import Execution as Execution
+from pipelinekit._engine import arun as arun
+from pipelinekit._engine import run as run
+from pipelinekit._events import Event as Event
 from pipelinekit._model import Action as Action
 from pipelinekit._model import ActionTypeId as ActionTypeId
 from pipelinekit._model import BeforeEntry as BeforeEntry
@@ -24,25 +31,60 @@ from pipelinekit._model import Stage as Stage
 from pipelinekit._model import Status as Status
 from pipelinekit._model import Variable as Variable
 from pipelinekit._pipeline import Pipeline as Pipeline
+from pipelinekit._results import ActionResult as ActionResult
+from pipelinekit._results import Attempt as Attempt
+from pipelinekit._results import HookError as HookError
+from pipelinekit._results import RunResult as RunResult
+from pipelinekit._results import StageResult as StageResult
 from pipelinekit._version import __version__ as __version__
+from pipelinekit.exceptions import ActionFailed as ActionFailed
+from pipelinekit.exceptions import ActionTimeout as ActionTimeout
+from pipelinekit.exceptions import ExecutionError as ExecutionError
 from pipelinekit.exceptions import PipelineDefinitionError as PipelineDefinitionError
 from pipelinekit.exceptions import PipelineKitError as PipelineKitError
 from pipelinekit.exceptions import Problem as Problem
+from pipelinekit.exceptions import StoreError as StoreError
+from pipelinekit.executors import Executor as Executor
+from pipelinekit.executors import LocalExecutor as LocalExecutor
 from pipelinekit.providers import Commands as Commands
+from pipelinekit.providers import GitSource as GitSource
+from pipelinekit.providers import HttpRequest as HttpRequest
+from pipelinekit.providers import LocalSource as LocalSource
+from pipelinekit.providers import Provider as Provider
+from pipelinekit.providers import ProviderRegistry as ProviderRegistry
 from pipelinekit.providers import PythonFunction as PythonFunction
+from pipelinekit.providers import Wait as Wait
 from pipelinekit.providers import action as action
 from pipelinekit.providers import provider as provider
 from pipelinekit.providers import python as python
 from pipelinekit.providers import shell as shell
+from pipelinekit.stores import MemoryStore as MemoryStore
+from pipelinekit.stores import Store as Store
 
 __all__ = [
     "Action",
+    "ActionContext",
+    "ActionFailed",
+    "ActionResult",
+    "ActionTimeout",
     "ActionTypeId",
+    "Attempt",
     "BeforeEntry",
     "Category",
     "Commands",
     "Condition",
+    "Engine",
+    "Event",
+    "Execution",
+    "ExecutionError",
     "ExecutionMode",
+    "Executor",
+    "GitSource",
+    "HookError",
+    "HttpRequest",
+    "LocalExecutor",
+    "LocalSource",
+    "MemoryStore",
     "OnFailure",
     "OnSuccess",
     "Owner",
@@ -51,21 +93,31 @@ __all__ = [
     "PipelineKitError",
     "Plan",
     "Problem",
+    "Provider",
+    "ProviderRegistry",
     "PythonFunction",
     "Result",
     "Retry",
     "RetryMode",
     "Rule",
+    "RunResult",
     "Stage",
+    "StageResult",
     "Status",
+    "Store",
+    "StoreError",
     "Variable",
+    "Wait",
     "__version__",
     "action",
+    "arun",
     "compile",
     "exceptions",
+    "hooks",
     "provider",
     "providers",
     "python",
+    "run",
     "shell",
 ]
 

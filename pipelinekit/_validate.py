@@ -340,6 +340,19 @@ class _Checker:
         if callable(problems):
             for field, message in problems():
                 report(message, f"provider.{field}")
+        for field, bounds_name in (("inputs", "input_artifacts"), ("outputs", "output_artifacts")):
+            bounds = getattr(provider, bounds_name, None)
+            names = getattr(action, field)
+            if bounds is None or not isinstance(names, tuple):
+                continue
+            low, high = bounds
+            if not low <= len(names) <= high:
+                wanted = f"exactly {low}" if low == high else f"{low} to {high}"
+                report(
+                    f"{type(provider).__name__} takes {wanted} {field[:-1]} artifact"
+                    f"{'' if high == 1 else 's'} (got {len(names)})",
+                    field,
+                )
 
     def check_action_type(self, type_id: ActionTypeId, report: Report, field: str) -> None:
         if not isinstance(type_id.category, Category):

@@ -98,6 +98,36 @@ def well_formed_references(text: str) -> list[tuple[str, str]] | None:
     return found if text.count("#{") == len(found) else None
 
 
+def resolve_value(value: Any, lookup: Callable[[Reference], str]) -> Any:  # noqa: ANN401 - any declaration
+    """``value`` with references resolved in every string inside it (attrs objects, tuples,
+    lists, mappings), rebuilding only what changed; everything else is returned as it is."""
+    cls: type = type(value)
+    kind = _kind(cls)
+    if kind == _STRING:
+        return resolve(value, lookup)
+    if kind == _ATTRS:
+        changes = {}
+        for field in attrs.fields(cls):
+            if not field.init:
+                continue
+            current = getattr(value, field.name)
+            resolved = resolve_value(current, lookup)
+            if resolved is not current:
+                changes[field.alias or field.name] = resolved
+        return attrs.evolve(value, **changes) if changes else value
+    if kind == _SEQUENCE:
+        items = [resolve_value(item, lookup) for item in value]
+        if any(new is not old for new, old in zip(items, value, strict=True)):
+            return type(value)(items)
+        return value
+    if kind == _MAPPING:
+        mapping = {key: resolve_value(item, lookup) for key, item in value.items()}
+        if any(mapping[key] is not item for key, item in value.items()):
+            return type(value)(mapping)
+        return value
+    return value
+
+
 def resolve(text: str, lookup: Callable[[Reference], str]) -> str:
     """Replace every well-formed reference in ``text`` with ``lookup(reference)``, in one pass."""
     if "#{" not in text:

@@ -3,11 +3,14 @@
 The tree is shallow on purpose, so that ``except`` clauses stay simple::
 
     PipelineKitError
-    └── PipelineDefinitionError      a declaration breaks a rule (all problems at once)
+    ├── PipelineDefinitionError      a declaration breaks a rule (all problems at once)
+    ├── ExecutionError               a run cannot start or go on (bad variables, unknown provider)
+    ├── StoreError                   the store refused a change or cannot be used
+    └── ActionFailed                 an action failed; providers raise it with the reason
+        └── ActionTimeout            an attempt ran out of time
 
 Every error names the pipeline, stage, action and field at fault where it knows them, and says what
-would fix it. Later parts of pipelinekit add execution, provider and store errors under the same
-base.
+would fix it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,15 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-__all__ = ["PipelineDefinitionError", "PipelineKitError", "Problem"]
+__all__ = [
+    "ActionFailed",
+    "ActionTimeout",
+    "ExecutionError",
+    "PipelineDefinitionError",
+    "PipelineKitError",
+    "Problem",
+    "StoreError",
+]
 
 
 class PipelineKitError(Exception):
@@ -100,3 +111,22 @@ class PipelineDefinitionError(PipelineKitError):
         if len(problems) > cls.SHOWN:
             lines.append(f"  ... and {len(problems) - cls.SHOWN} more (all are in .problems)")
         return "\n".join(lines)
+
+
+class ExecutionError(PipelineKitError):
+    """A run cannot start or go on: the message says what is wrong and how to fix it."""
+
+
+class ActionFailed(PipelineKitError):  # noqa: N818 - the name says what happened, as the API shows
+    """Raised by a provider to fail its action with a reason: ``raise pk.ActionFailed("why")``.
+
+    The message is what the result, the events and the CLI show (with secrets masked).
+    """
+
+
+class ActionTimeout(ActionFailed):
+    """An attempt of an action ran out of time and was cancelled."""
+
+
+class StoreError(PipelineKitError):
+    """The store refused a change (such as one after a terminal state) or cannot be used."""

@@ -9,8 +9,15 @@ from typing import ClassVar
 
 import attrs
 
+from typing import TYPE_CHECKING
+
+import anyio
+
 from pipelinekit._frozendict import FrozenDict, to_frozendict, to_tuple
 from pipelinekit._model import ActionTypeId, Category, Owner
+
+if TYPE_CHECKING:
+    from pipelinekit._context import ActionContext
 
 __all__ = ["Commands", "shell"]
 
@@ -38,6 +45,39 @@ class Commands:
     output_variables: tuple[str, ...] = attrs.field(default=(), converter=to_tuple, kw_only=True)
     env: FrozenDict = attrs.field(factory=FrozenDict, converter=to_frozendict, kw_only=True)
     grace_period: timedelta = attrs.field(default=timedelta(seconds=10), kw_only=True)
+    #: The shell that runs the commands: ``[*shell, script]``.
+    shell: tuple[str, ...] = attrs.field(default=("/bin/sh", "-c"), converter=to_tuple, kw_only=True)
+
+    async def run(self, ctx: ActionContext) -> None:
+        """Run the commands in one shell session; stop at the first that fails."""
+        variables_file = ctx.workdir / ".pk-output-variables"
+        env = dict(self.env)
+        env["PK_VARIABLES_FILE"] = str(variables_file)
+        await ctx.run_command(
+            [*self.shell, self.script()],
+            env=env,
+            grace_period=self.grace_period.total_seconds(),
+        )
+        if self.output_variables:
+            raw = await anyio.Path(variables_file).read_bytes()
+            exported = dict(
+                item.split("=", 1) for item in raw.decode("utf-8", "replace").split("\0") if item
+            )
+            for name in self.output_variables:
+                if name not in exported:
+                    ctx.log.warning("output variable not set by the commands", name=name)
+                ctx.set_variable(name, exported.get(name, ""))
+
+    def script(self) -> str:
+        """The shell script: ``set -e``, the commands, then the export of output variables."""
+        lines = ["set -e", *self.commands]
+        for name in self.output_variables:
+            # Names are checked to be environment variable names, so they are safe here.
+            lines.append(
+                f'if [ "${{{name}+set}}" = set ]; then '
+                f'printf "%s\\0" "{name}=${{{name}}}" >> "$PK_VARIABLES_FILE"; fi'
+            )
+        return "\n".join(lines) + "\n"
 
     def problems(self) -> Iterable[tuple[str, str]]:
         """Broken rules of this declaration, as (field, message) pairs."""
@@ -63,6 +103,8 @@ class Commands:
                     yield f"env[{key!r}]", f"must be a string (got {value!r})"
         if not isinstance(self.grace_period, timedelta) or self.grace_period < timedelta(0):
             yield "grace_period", "must be a timedelta of zero or more"
+        if not isinstance(self.shell, tuple) or not self.shell:
+            yield "shell", "must be a non-empty list such as ['/bin/sh', '-c']"
 
     def _plainly_valid(self) -> bool:
         # The common shape, checked quickly; anything else gets the full, explaining checks.
@@ -75,6 +117,8 @@ class Commands:
             and not env
             and type(self.grace_period) is timedelta
             and self.grace_period >= timedelta(0)
+            and type(self.shell) is tuple
+            and self.shell
         ):
             return False
         for command in commands:

@@ -5,11 +5,16 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
-from typing import Any, ClassVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 
+import anyio
 import attrs
 
 from pipelinekit._model import Action, ActionTypeId, Category, Owner, Retry
+from pipelinekit.exceptions import ActionFailed
+
+if TYPE_CHECKING:
+    from pipelinekit._context import ActionContext
 
 __all__ = ["PythonFunction", "action", "python"]
 
@@ -21,8 +26,10 @@ class PythonFunction:
     """Run a Python function as an action: ``fn(ctx)``.
 
     Async functions run in the event loop; plain functions run in a worker thread, so they may
-    block. Set ``idempotent=True`` when running the function twice is harmless, so that a resumed
-    execution may run it again after a crash.
+    block (a cancelled thread is abandoned, as threads cannot be interrupted). A function may
+    return a mapping of output variables instead of calling ``ctx.set_variable``. Set
+    ``idempotent=True`` when running the function twice is harmless, so that a resumed execution
+    may run it again after a crash.
     """
 
     action_type: ClassVar[ActionTypeId] = ActionTypeId(
@@ -36,6 +43,25 @@ class PythonFunction:
     def is_async(self) -> bool:
         """Whether the function is a coroutine function (runs in the loop, not in a thread)."""
         return inspect.iscoroutinefunction(self.fn)
+
+    async def run(self, ctx: ActionContext) -> None:
+        """Call the function with the context."""
+        if self.is_async:
+            returned = await self.fn(ctx)
+        else:
+            returned = await anyio.to_thread.run_sync(self.fn, ctx, abandon_on_cancel=True)
+            if inspect.isawaitable(returned):
+                returned = await returned
+        if returned is None:
+            return
+        if not isinstance(returned, Mapping):
+            msg = (
+                f"{getattr(self.fn, '__qualname__', self.fn)!r} returned "
+                f"{type(returned).__name__}; return None or a mapping of output variables"
+            )
+            raise ActionFailed(msg)
+        for name, value in returned.items():
+            ctx.set_variable(name, value)
 
     def problems(self) -> Iterable[tuple[str, str]]:
         """Broken rules of this declaration, as (field, message) pairs."""

@@ -1,0 +1,287 @@
+"""``ActionContext``: what a provider gets to do its work, and the action's log file.
+
+Everything a provider writes through the context (log lines, command output, error messages,
+variables) passes through the execution's ``Masker`` first, so registered secrets never reach
+the log file, the structured log, events or results.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from types import MappingProxyType
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import structlog
+
+from pipelinekit._process import CommandResult, run_process
+from pipelinekit._secrets import Masker
+from pipelinekit.exceptions import ActionFailed
+
+__all__ = ["ActionContext", "ActionLog", "LogFile"]
+
+_VARIABLE_NAME = re.compile(r"[A-Za-z0-9@_\-]{1,128}")
+_MAX_VARIABLE_VALUE = 122_880  # CodePipeline's limit for all output variables of one action
+
+
+class LogFile:
+    """An action's log file, written from worker threads so the event loop never blocks.
+
+    Lines logged from synchronous code are queued and written with the next batch. ``header``
+    is written before the first line, and only if a line comes: an action that logs nothing
+    costs no file.
+    """
+
+    def __init__(self, path: Path, masker: Masker, header: str | None = None) -> None:
+        """Log to ``path`` (created on first write), masking with ``masker``."""
+        self.path = path
+        self._masker = masker
+        self._queued: list[str] = []
+        self._header = header
+        self._lock = anyio.Lock()
+
+    def queue(self, line: str) -> None:
+        """Add a line to be written with the next batch (for synchronous callers)."""
+        self._queued.append(self._masker.mask(line))
+
+    async def write(self, lines: Sequence[str]) -> None:
+        """Append ``lines`` (after anything queued) to the file."""
+        batch = self._queued
+        self._queued = []
+        batch.extend(self._masker.mask(line) for line in lines)
+        if batch:
+            if self._header is not None:
+                batch.insert(0, self._header)
+                self._header = None
+            async with self._lock:
+                await anyio.to_thread.run_sync(self._append, batch)
+
+    async def flush(self) -> None:
+        """Write whatever is queued."""
+        await self.write(())
+
+    def _append(self, lines: list[str]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+
+
+class ActionLog:
+    """A structlog-style logger for providers: each call goes to structlog and the log file.
+
+    ``ctx.log.info("deploying", cluster="prod")``; ``bind()`` adds context to later calls.
+    """
+
+    def __init__(self, logger: Any, file: LogFile, masker: Masker) -> None:  # noqa: ANN401 - any structlog logger
+        """Wrap a bound structlog ``logger``."""
+        self._logger = logger
+        self._file = file
+        self._masker = masker
+
+    def bind(self, **values: Any) -> ActionLog:  # noqa: ANN401 - structlog accepts any value
+        """A logger with ``values`` added to every event."""
+        return ActionLog(self._logger.bind(**values), self._file, self._masker)
+
+    def _emit(self, level: str, event: str, values: dict[str, Any]) -> None:
+        event = self._masker.mask(event)
+        masked = self._masker.mask_value(values)
+        rendered = " ".join(f"{key}={value!r}" for key, value in masked.items())
+        self._file.queue(f"[{level}] {event}" + (f" {rendered}" if rendered else ""))
+        getattr(self._logger, level)(event, **masked)
+
+    def debug(self, event: str, **values: Any) -> None:  # noqa: ANN401
+        """Log at debug level."""
+        self._emit("debug", event, values)
+
+    def info(self, event: str, **values: Any) -> None:  # noqa: ANN401
+        """Log at info level."""
+        self._emit("info", event, values)
+
+    def warning(self, event: str, **values: Any) -> None:  # noqa: ANN401
+        """Log at warning level."""
+        self._emit("warning", event, values)
+
+    def error(self, event: str, **values: Any) -> None:  # noqa: ANN401
+        """Log at error level."""
+        self._emit("error", event, values)
+
+
+class ActionContext:
+    """What a provider's ``run(ctx)`` gets.
+
+    - ``execution_id``, ``pipeline``, ``stage``, ``action``, ``attempt`` (from 1)
+    - ``inputs`` / ``outputs``: artifact name -> directory (inputs are the producers' outputs,
+      not to be changed; outputs start empty)
+    - ``workdir``: a scratch directory of this action, empty at each attempt
+    - ``configuration``: the action's configuration with ``#{...}`` resolved
+    - ``variables``: every value known so far (``"variables.env"``, ``"Build.Version"``, ...)
+    - ``log``: a structlog-style logger that also writes the action's log file
+    - ``set_variable()``, ``run_command()``, ``secret()``
+    """
+
+    def __init__(
+        self,
+        *,
+        execution_id: str,
+        pipeline: str,
+        stage: str,
+        action: str,
+        attempt: int,
+        inputs: Mapping[str, Path],
+        outputs: Mapping[str, Path],
+        workdir: Path,
+        configuration: Mapping[str, str],
+        variables: Mapping[str, str],
+        log_file: LogFile,
+        masker: Masker,
+        environment: Mapping[str, str] | None = None,
+    ) -> None:
+        """Built by the scheduler for each attempt; providers never build one."""
+        self.execution_id = execution_id
+        self.pipeline = pipeline
+        self.stage = stage
+        self.action = action
+        self.attempt = attempt
+        self.inputs = dict(inputs)
+        self.outputs = dict(outputs)
+        self.configuration = configuration
+        # A read-only view: copying every known value for each of thousands of actions would
+        # make a run quadratic.
+        self.variables: Mapping[str, str] = MappingProxyType(variables)  # type: ignore[arg-type]
+        self.log_file = log_file
+        self.masker = masker
+        self.output_variables: dict[str, str] = {}
+        self._workdir = workdir
+        self._workdir_made = False
+        self._environment = environment
+        self._log: ActionLog | None = None
+
+    @property
+    def workdir(self) -> Path:
+        """A scratch directory of this action, empty at each attempt (made on first use)."""
+        if not self._workdir_made:
+            self._workdir.mkdir(parents=True, exist_ok=True)
+            self._workdir_made = True
+        return self._workdir
+
+    @property
+    def log(self) -> ActionLog:
+        """A structlog-style logger bound to this action; it also writes the log file."""
+        if self._log is None:
+            logger = structlog.get_logger("pipelinekit").bind(
+                pipeline=self.pipeline,
+                execution_id=self.execution_id,
+                stage=self.stage,
+                action=self.action,
+            )
+            self._log = ActionLog(logger, self.log_file, self.masker)
+        return self._log
+
+    @property
+    def log_path(self) -> Path:
+        """The action's log file."""
+        return self.log_file.path
+
+    def set_variable(self, name: str, value: str) -> None:
+        """Set an output variable, referable later as ``#{Namespace.name}``."""
+        if not isinstance(name, str) or not _VARIABLE_NAME.fullmatch(name):
+            msg = (
+                f"output variable name {name!r} must be 1-128 letters, digits, '@', '_' or '-'"
+            )
+            raise ActionFailed(msg)
+        if not isinstance(value, str):
+            msg = f"output variable {name!r} must be a string (got {type(value).__name__})"
+            raise ActionFailed(msg)
+        self.output_variables[name] = value
+        total = sum(len(k) + len(v) for k, v in self.output_variables.items())
+        if total > _MAX_VARIABLE_VALUE:
+            msg = f"output variables of this action exceed {_MAX_VARIABLE_VALUE} characters"
+            raise ActionFailed(msg)
+
+    def secret(self, name: str) -> str:
+        """The secret ``name`` (from the environment), registered so it is masked everywhere."""
+        value = self._base_environment().get(name)
+        if value is None:
+            msg = f"secret {name!r} is not set; set the environment variable {name} for the run"
+            raise ActionFailed(msg)
+        self.masker.add(value)
+        return value
+
+    def add_secret(self, value: str) -> None:
+        """Register ``value`` as a secret: masked in logs, errors, events and the store."""
+        self.masker.add(value)
+
+    def _base_environment(self) -> Mapping[str, str]:
+        return os.environ if self._environment is None else self._environment
+
+    def environment(self) -> dict[str, str]:
+        """The environment commands of this action get: the process's plus ``PK_*`` values."""
+        env = dict(self._base_environment())
+        env.update(
+            PK_EXECUTION_ID=self.execution_id,
+            PK_PIPELINE=self.pipeline,
+            PK_STAGE=self.stage,
+            PK_ACTION=self.action,
+            PK_ATTEMPT=str(self.attempt),
+            PK_WORKDIR=str(self.workdir),
+        )
+        for name, path in self.inputs.items():
+            env[f"PK_INPUT_{name}"] = str(path)
+        for name, path in self.outputs.items():
+            env[f"PK_OUTPUT_{name}"] = str(path)
+        return env
+
+    async def run_command(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        check: bool = True,
+        grace_period: float = 10.0,
+        capture: bool = False,
+    ) -> CommandResult:
+        """Run ``argv`` (a list; no shell) and stream its output into the log.
+
+        The command runs in ``workdir`` (or ``cwd``) with ``environment()`` plus ``env``, in
+        its own process group: cancelling the action ends the whole group (SIGTERM, then
+        SIGKILL after ``grace_period`` seconds). With ``check`` a non-zero exit fails the action
+        with the exit status and the last lines of stderr; with ``capture`` the result holds all
+        of stdout.
+        """
+        if isinstance(argv, str):
+            msg = "run_command takes a list of arguments, not a string; no shell is involved"
+            raise TypeError(msg)
+        environment = self.environment()
+        if env:
+            environment.update(env)
+        logger = self.log._logger  # noqa: SLF001 - same module family; avoids double file writes
+
+        async def sink(stream: str, lines: list[str]) -> None:
+            await self.log_file.write(lines)
+            for line in lines:
+                logger.debug("output", stream=stream, line=self.masker.mask(line))
+
+        self.log.info("running", argv=list(argv))
+        await self.log_file.flush()
+        result = await run_process(
+            argv,
+            cwd=cwd or self.workdir,
+            env=environment,
+            sink=sink,
+            grace_period=grace_period,
+            capture=capture,
+        )
+        if check and result.returncode != 0:
+            tail = "\n".join(result.stderr_tail[-10:] or result.stdout_tail[-10:])
+            what = (
+                f"killed by signal {-result.returncode}"
+                if result.returncode < 0
+                else f"exited with status {result.returncode}"
+            )
+            msg = f"command {what}" + (f":\n{tail}" if tail else "")
+            raise ActionFailed(self.masker.mask(msg))
+        return result

@@ -1,0 +1,355 @@
+"""``Engine`` and ``Execution``: starting runs, following them, waiting for their results.
+
+An engine is an async context manager that owns a task group; every execution it starts runs in
+that group, so leaving ``async with engine:`` waits for them (and cancelling it cancels them).
+``run()`` and ``arun()`` are the one-shot forms.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from pipelinekit._events import Event
+from pipelinekit._model import Status
+from pipelinekit._names import did_you_mean
+from pipelinekit._pipeline import Pipeline
+from pipelinekit._results import HookError, RunResult
+from pipelinekit._scheduler import Clock, Recorder, Scheduler, SystemClock, default_workdir
+from pipelinekit._secrets import Masker
+from pipelinekit.exceptions import ExecutionError
+from pipelinekit.executors import LocalExecutor
+from pipelinekit.providers import ProviderRegistry
+from pipelinekit.stores import MemoryStore, Store
+
+__all__ = ["Engine", "Execution", "arun", "run"]
+
+
+class Execution:
+    """A handle on one execution: ``id``, ``await wait()``, ``async for e in events()``."""
+
+    def __init__(self, execution_id: str, pipeline: Pipeline) -> None:
+        """Made by ``Engine.start``."""
+        self.id = execution_id
+        self.pipeline = pipeline
+        self._events: list[Event] = []
+        self._changed: anyio.Event | None = None
+        self._done = anyio.Event()
+        self._result: RunResult | None = None
+        self._error: BaseException | None = None
+        self._senders: list[MemoryObjectSendStream[Event]] = []
+        self.status: Status = Status.IN_PROGRESS
+
+    def _announce(self, event: Event) -> None:
+        self._events.append(event)
+        if event.type == "pipeline":
+            self.status = event.state
+        for sender in self._senders:
+            sender.send_nowait(event)
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    def _finish(self, result: RunResult | None, error: BaseException | None) -> None:
+        self._result = result
+        self._error = error
+        self._done.set()
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    @property
+    def done(self) -> bool:
+        """Whether the execution has ended."""
+        return self._done.is_set()
+
+    async def wait(self) -> RunResult:
+        """Wait for the end; return the ``RunResult``."""
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None  # noqa: S101 - set with _done
+        return self._result
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every event of the execution, from its first, live until it ends."""
+        index = 0
+        while True:
+            while index < len(self._events):
+                yield self._events[index]
+                index += 1
+            if self._done.is_set():
+                return
+            if self._changed is None:
+                self._changed = anyio.Event()
+            await self._changed.wait()
+
+
+class Engine:
+    """Runs pipelines: ``async with pk.Engine() as engine: execution = await engine.start(p)``.
+
+    ``store`` keeps state (default: a new ``MemoryStore``); ``hooks`` hear about every event of
+    every execution (besides the pipeline's own hooks); ``executor`` runs the actions (default:
+    ``LocalExecutor()``); ``workdir`` holds executions' artifacts, work folders and logs
+    (default ``.pipelinekit``, or ``$PIPELINEKIT_HOME``); ``hook_timeout`` bounds one hook call
+    (seconds) and how long a finished execution waits for its hooks.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store | None = None,
+        hooks: Iterable[Any] = (),
+        executor: Any = None,  # noqa: ANN401 - any Executor
+        workdir: str | Path | None = None,
+        registry: ProviderRegistry | None = None,
+        hook_timeout: float = 10.0,
+        clock: Clock | None = None,
+    ) -> None:
+        """Configure an engine; nothing runs until ``async with``."""
+        self.store: Store = store if store is not None else MemoryStore()
+        self.hooks = tuple(hooks)
+        self.executor = executor if executor is not None else LocalExecutor()
+        # Absolute, because commands run in their own work folders and get paths from it.
+        self.workdir = (Path(workdir) if workdir is not None else default_workdir()).absolute()
+        self.registry = registry if registry is not None else ProviderRegistry.default()
+        self.hook_timeout = hook_timeout
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self._tasks: anyio.abc.TaskGroup | None = None
+        self.executions: dict[str, Execution] = {}
+
+    async def __aenter__(self) -> Engine:
+        """Open the engine's task group."""
+        self._tasks = anyio.create_task_group()
+        await self._tasks.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        """Wait for the executions still running (or cancel them, on error)."""
+        assert self._tasks is not None  # noqa: S101 - entered first
+        try:
+            return await self._tasks.__aexit__(exc_type, exc, traceback)
+        finally:
+            self._tasks = None
+
+    async def start(
+        self,
+        pipeline: Pipeline,
+        *,
+        variables: Mapping[str, str] | None = None,
+        triggered_by: str | None = None,
+        trigger: str = "StartPipelineExecution",
+    ) -> Execution:
+        """Start an execution of ``pipeline``; return its handle once it is recorded.
+
+        ``variables`` override the pipeline variables' defaults; an unknown name or a variable
+        with neither default nor value is an ``ExecutionError``, raised before anything runs.
+        """
+        if self._tasks is None:
+            msg = "the engine is not running: use 'async with pk.Engine(...) as engine:'"
+            raise ExecutionError(msg)
+        if not isinstance(pipeline, Pipeline):
+            msg = f"start() needs a pk.Pipeline (got {type(pipeline).__name__})"
+            raise ExecutionError(msg)
+        values = resolve_run_variables(pipeline, variables or {})
+        execution = Execution(str(uuid.uuid4()), pipeline)
+        self.executions[execution.id] = execution
+        trigger_detail = {"trigger": trigger, "triggered_by": triggered_by}
+        await self._tasks.start(self._run, execution, values, trigger_detail)
+        return execution
+
+    async def _run(
+        self,
+        execution: Execution,
+        values: dict[str, str],
+        trigger: dict[str, Any],
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        pipeline = execution.pipeline
+        masker = Masker(values[v.name] for v in pipeline.variables if v.secret)
+        hooks = [*pipeline.hooks, *self.hooks]
+        hook_errors: list[HookError] = []
+        result: RunResult | None = None
+        error: BaseException | None = None
+        started = False
+
+        def mark_started() -> None:
+            nonlocal started
+            started = True
+            task_status.started()
+
+        try:
+            async with anyio.create_task_group() as deliveries:
+                for hook in hooks:
+                    send, receive = anyio.create_memory_object_stream[Event](math.inf)
+                    execution._senders.append(send)  # noqa: SLF001 - the engine owns its executions
+                    deliveries.start_soon(self._deliver, hook, receive, hook_errors)
+                try:
+                    scheduler = Scheduler(
+                        plan=pipeline.compile(),
+                        execution_id=execution.id,
+                        variables=values,
+                        executor=self.executor,
+                        recorder=Recorder(self.store, execution._announce),  # noqa: SLF001
+                        workdir=self.workdir / "executions" / execution.id,
+                        masker=masker,
+                        registry=self.registry,
+                        clock=self.clock,
+                        trigger=trigger,
+                    )
+                    result = await scheduler.run(started=mark_started)
+                finally:
+                    for send in execution._senders:  # noqa: SLF001
+                        send.close()
+                    # Hooks get a bounded time to catch up; the result does not wait longer.
+                    deliveries.cancel_scope.deadline = anyio.current_time() + self.hook_timeout
+        except Exception as failure:
+            if not started:
+                raise  # start() raises it: nothing was recorded
+            error = failure  # handed to whoever waits on the execution
+        finally:
+            if result is not None and hook_errors:
+                result = _with_hook_errors(result, hook_errors)
+            execution._finish(result, error)  # noqa: SLF001
+
+    async def _deliver(
+        self, hook: Any, receive: MemoryObjectReceiveStream[Event], errors: list[HookError]  # noqa: ANN401 - any hook
+    ) -> None:
+        name = _hook_name(hook)
+        handler = getattr(hook, "on_event", hook)
+        delivered = 0
+        async with receive:
+            try:
+                async for event in receive:
+                    delivered += 1
+                    try:
+                        with anyio.move_on_after(self.hook_timeout) as scope:
+                            await _call(handler, event)
+                    except Exception as failure:  # noqa: BLE001 - a hook never fails the pipeline
+                        errors.append(HookError(name, str(event), f"{type(failure).__name__}: {failure}"))
+                    else:
+                        if scope.cancelled_caught:
+                            errors.append(
+                                HookError(name, str(event), f"timed out after {self.hook_timeout:g}s")
+                            )
+            except anyio.get_cancelled_exc_class():
+                left = receive.statistics().current_buffer_used
+                errors.append(
+                    HookError(name, "(remaining events)", f"gave up with {left} events undelivered")
+                )
+                raise
+
+
+async def _call(handler: Callable[[Event], Any], event: Event) -> None:
+    if inspect.iscoroutinefunction(handler):
+        await handler(event)
+        return
+    returned = await anyio.to_thread.run_sync(handler, event, abandon_on_cancel=True)
+    if inspect.isawaitable(returned):
+        await returned
+
+
+def _hook_name(hook: Any) -> str:  # noqa: ANN401 - any hook
+    return getattr(hook, "__qualname__", None) or type(hook).__name__
+
+
+def _with_hook_errors(result: RunResult, errors: list[HookError]) -> RunResult:
+    import attrs  # noqa: PLC0415 - only needed when a hook failed
+
+    return attrs.evolve(result, hook_errors=tuple(errors))
+
+
+def resolve_run_variables(pipeline: Pipeline, overrides: Mapping[str, str]) -> dict[str, str]:
+    """The run's pipeline variables: defaults, overridden; an ``ExecutionError`` when a name is
+    unknown, a value is not a string or a variable has no value at all."""
+    declared = {variable.name: variable for variable in pipeline.variables}
+    problems = []
+    for name, value in overrides.items():
+        if name not in declared:
+            hint = did_you_mean(name, declared)
+            problems.append(
+                f"variable {name!r} is not declared by pipeline {pipeline.name!r}{hint}"
+            )
+        elif not isinstance(value, str):
+            problems.append(f"variable {name!r} must be a string (got {value!r})")
+    values: dict[str, str] = {}
+    for name, variable in declared.items():
+        value = overrides.get(name, variable.default)
+        if value is None:
+            problems.append(
+                f"variable {name!r} has no default; give it a value, e.g. variables="
+                f"{{{name!r}: ...}} or --var {name}=..."
+            )
+        elif isinstance(value, str):
+            values[name] = value
+    if problems:
+        raise ExecutionError("; ".join(problems))
+    return values
+
+
+async def arun(
+    pipeline: Pipeline,
+    *,
+    variables: Mapping[str, str] | None = None,
+    store: Store | None = None,
+    hooks: Iterable[Any] = (),
+    executor: Any = None,  # noqa: ANN401 - any Executor
+    max_concurrency: int | None = None,
+    workdir: str | Path | None = None,
+    triggered_by: str | None = None,
+) -> RunResult:
+    """Run ``pipeline`` to its end inside a running event loop; return the result.
+
+    ``max_concurrency`` bounds how many actions run at once (with the default executor).
+    """
+    if executor is None:
+        executor = LocalExecutor(max_concurrency=max_concurrency)
+    elif max_concurrency is not None:
+        msg = "pass max_concurrency to your executor, not to arun(), when you give one"
+        raise ExecutionError(msg)
+    async with Engine(store=store, hooks=hooks, executor=executor, workdir=workdir) as engine:
+        execution = await engine.start(pipeline, variables=variables, triggered_by=triggered_by)
+        return await execution.wait()
+
+
+def run(
+    pipeline: Pipeline,
+    *,
+    variables: Mapping[str, str] | None = None,
+    store: Store | None = None,
+    hooks: Iterable[Any] = (),
+    executor: Any = None,  # noqa: ANN401 - any Executor
+    max_concurrency: int | None = None,
+    workdir: str | Path | None = None,
+    triggered_by: str | None = None,
+) -> RunResult:
+    """Run ``pipeline`` to its end and return the result (blocking; starts its own event loop)."""
+    return anyio.run(
+        partial(
+            arun,
+            pipeline,
+            variables=variables,
+            store=store,
+            hooks=hooks,
+            executor=executor,
+            max_concurrency=max_concurrency,
+            workdir=workdir,
+            triggered_by=triggered_by,
+        )
+    )

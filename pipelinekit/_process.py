@@ -1,0 +1,181 @@
+"""Running a command in its own process group, streaming its output, ending it cleanly.
+
+Each command starts a new session, so it and every process it starts share one process group.
+When the command is cancelled (timeout, stop, Ctrl-C) the whole group gets SIGTERM, then SIGKILL
+after a grace period; when it exits on its own, whatever it left running in the group is ended
+the same way, so no orphan outlives its action. A process that starts a session of its own
+leaves the group and cannot be followed this way.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import os
+import signal
+import subprocess
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+
+import anyio
+import attrs
+from anyio.abc import ByteReceiveStream, Process
+
+__all__ = ["CommandResult", "LineSink", "run_process"]
+
+#: Receives a batch of complete lines from "stdout" or "stderr".
+LineSink = Callable[[str, list[str]], Awaitable[None]]
+
+_POLL = 0.02
+
+
+@attrs.frozen
+class CommandResult:
+    """How a command ended, with the last lines of its output."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout_tail: tuple[str, ...] = ()
+    stderr_tail: tuple[str, ...] = ()
+    #: All of stdout, when the command ran with ``capture=True``.
+    stdout: str | None = None
+
+
+async def run_process(
+    argv: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    sink: LineSink | None = None,
+    grace_period: float = 10.0,
+    tail: int = 20,
+    capture: bool = False,
+) -> CommandResult:
+    """Run ``argv`` (no shell) to the end, streaming its output lines to ``sink``.
+
+    With ``capture`` all of stdout is kept in the result too.
+    """
+    tails = {"stdout": deque[str](maxlen=tail), "stderr": deque[str](maxlen=tail)}
+    captured: list[str] = []
+    if capture:
+        downstream = sink
+
+        async def sink(stream: str, lines: list[str]) -> None:
+            if stream == "stdout":
+                captured.extend(lines)
+            if downstream is not None:
+                await downstream(stream, lines)
+
+    process = await anyio.open_process(
+        list(argv),
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    group = process.pid  # the leader of a new session leads its process group too
+    try:
+        async with anyio.create_task_group() as tasks:
+            assert process.stdout is not None  # noqa: S101 - opened with pipes above
+            assert process.stderr is not None  # noqa: S101
+            tasks.start_soon(_pump, process.stdout, "stdout", sink, tails["stdout"])
+            tasks.start_soon(_pump, process.stderr, "stderr", sink, tails["stderr"])
+            await process.wait()
+            # Background children would keep the pipes open (and outlive the action).
+            await _end_group(group, grace_period)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await _terminate(process, group, grace_period)
+        raise
+    finally:
+        with anyio.CancelScope(shield=True):
+            await process.aclose()
+    returncode = process.returncode
+    return CommandResult(
+        tuple(argv),
+        returncode if returncode is not None else -1,
+        tuple(tails["stdout"]),
+        tuple(tails["stderr"]),
+        "\n".join(captured) if capture else None,
+    )
+
+
+async def _pump(
+    stream: ByteReceiveStream, name: str, sink: LineSink | None, tail: deque[str]
+) -> None:
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    async for chunk in stream:
+        text = pending + decoder.decode(chunk)
+        lines = text.split("\n")
+        pending = lines.pop()
+        if lines:
+            lines = [line.removesuffix("\r") for line in lines]
+            tail.extend(lines)
+            if sink is not None:
+                await sink(name, lines)
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        tail.append(pending)
+        if sink is not None:
+            await sink(name, [pending])
+
+
+def _signal_group(group: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signum)
+
+
+def _group_alive(group: int) -> bool:
+    """Whether a live (not zombie) process is left in the group."""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - a member changed its user id
+        return True
+    proc = Path("/proc")
+    if not proc.is_dir():  # pragma: no cover - not Linux: trust the signal
+        return True
+    # Zombies still count for killpg; where nobody reaps orphans (PID 1 in some containers)
+    # they would never go away, so look at each process's state.
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 2 and fields[2] == str(group) and fields[0] != "Z":  # noqa: PLR2004 - pgrp is the third field after the name
+            return True
+    return False
+
+
+async def _wait_group_gone(group: int, seconds: float) -> bool:
+    with anyio.move_on_after(seconds):
+        while await anyio.to_thread.run_sync(_group_alive, group):
+            await anyio.sleep(_POLL)
+        return True
+    return False
+
+
+async def _end_group(group: int, grace_period: float) -> None:
+    if not await anyio.to_thread.run_sync(_group_alive, group):
+        return
+    _signal_group(group, signal.SIGTERM)
+    if not await _wait_group_gone(group, grace_period):
+        _signal_group(group, signal.SIGKILL)
+        await _wait_group_gone(group, 5)
+
+
+async def _terminate(process: Process, group: int, grace_period: float) -> None:
+    _signal_group(group, signal.SIGTERM)
+    with anyio.move_on_after(grace_period):
+        await process.wait()
+        while await anyio.to_thread.run_sync(_group_alive, group):
+            await anyio.sleep(_POLL)
+    _signal_group(group, signal.SIGKILL)
+    await process.wait()
+    await _wait_group_gone(group, 5)

@@ -1,0 +1,136 @@
+"""What a run produced: ``RunResult`` with its ``StageResult``s and ``ActionResult``s.
+
+Results are frozen values built from the execution's recorded state when it ends; they never
+hold secrets (messages are masked before they get here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import attrs
+
+from pipelinekit._model import Status
+from pipelinekit.exceptions import ExecutionError
+
+__all__ = ["ActionResult", "Attempt", "HookError", "RunResult", "StageResult"]
+
+
+def _duration(started: datetime | None, finished: datetime | None) -> timedelta | None:
+    if started is None or finished is None:
+        return None
+    return finished - started
+
+
+@attrs.frozen
+class Attempt:
+    """One try of an action."""
+
+    number: int
+    status: Status
+    started_at: datetime
+    finished_at: datetime | None = None
+    error: str | None = None
+
+    @property
+    def duration(self) -> timedelta | None:
+        """How long the attempt took (``None`` while it runs)."""
+        return _duration(self.started_at, self.finished_at)
+
+
+@attrs.frozen
+class ActionResult:
+    """The outcome of one action: status, attempts, times, error, variables and log."""
+
+    stage: str
+    action: str
+    status: Status
+    attempts: tuple[Attempt, ...] = ()
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    variables: Mapping[str, str] = attrs.field(factory=dict)
+    outputs: Mapping[str, Path] = attrs.field(factory=dict)
+    log_path: Path | None = None
+    cached: bool = False
+
+    @property
+    def name(self) -> str:
+        """``"Stage.Action"``."""
+        return f"{self.stage}.{self.action}"
+
+    @property
+    def duration(self) -> timedelta | None:
+        """From the first attempt's start to the last one's end."""
+        return _duration(self.started_at, self.finished_at)
+
+
+@attrs.frozen
+class StageResult:
+    """The outcome of one stage."""
+
+    name: str
+    status: Status
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    actions: tuple[str, ...] = ()
+
+    @property
+    def duration(self) -> timedelta | None:
+        """How long the stage ran."""
+        return _duration(self.started_at, self.finished_at)
+
+
+@attrs.frozen
+class HookError:
+    """A hook that failed or timed out on an event; the pipeline went on regardless."""
+
+    hook: str
+    event: str
+    error: str
+
+
+@attrs.frozen
+class RunResult:
+    """The outcome of an execution.
+
+    ``stages`` and ``actions`` are keyed by stage name and by ``"Stage.Action"``; ``variables``
+    holds every output variable of actions with a namespace, as ``"Namespace.Name"``, and the
+    run's pipeline variables as ``"variables.name"``.
+    """
+
+    pipeline: str
+    execution_id: str
+    status: Status
+    started_at: datetime
+    finished_at: datetime
+    stages: Mapping[str, StageResult]
+    actions: Mapping[str, ActionResult]
+    variables: Mapping[str, str] = attrs.field(factory=dict)
+    hook_errors: tuple[HookError, ...] = ()
+    workdir: Path | None = None
+
+    @property
+    def duration(self) -> timedelta:
+        """How long the execution ran."""
+        return self.finished_at - self.started_at
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the execution succeeded."""
+        return self.status is Status.SUCCEEDED
+
+    def failed_actions(self) -> list[ActionResult]:
+        """The actions that failed, in the order they finished."""
+        failed = [a for a in self.actions.values() if a.status is Status.FAILED]
+        return sorted(failed, key=lambda a: a.finished_at or self.finished_at)
+
+    def raise_for_status(self) -> RunResult:
+        """Return ``self`` if the run succeeded; raise ``ExecutionError`` naming what failed."""
+        if self.succeeded:
+            return self
+        failed = "; ".join(f"{a.name}: {a.error}" for a in self.failed_actions())
+        msg = f"pipeline {self.pipeline!r} execution {self.execution_id} {self.status}"
+        raise ExecutionError(f"{msg}: {failed}" if failed else msg)

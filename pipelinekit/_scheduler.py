@@ -1,0 +1,549 @@
+"""The scheduler: walks a compiled plan with anyio, one task per running action.
+
+Each node of the plan keeps a count of its unfinished predecessors; when an action succeeds, the
+counts of its successors drop, and a node whose count reaches zero starts at once (a gate
+completes on the spot). Counting avoids waiting on one event per predecessor, which on 10,000
+actions costs several times the work itself.
+
+Failure follows CodePipeline: the failed action's running siblings finish, nothing after it in
+its stage or in stages that need it starts (they end ``NotStarted``), stages that do not depend
+on it go on. Cancelling the caller abandons the running actions (their process groups are
+ended) and stops the execution; every change is still recorded.
+
+State changes go through the ``Recorder``: events are queued synchronously, written to the store
+in batches, and announced only after the store returned them. An action's ``InProgress`` is
+written before its provider runs, so a crash can never hide an action that had started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio
+import attrs
+
+from pipelinekit._compile import GATE, Plan
+from pipelinekit._context import ActionContext, LogFile
+from pipelinekit._events import Event, EventType
+from pipelinekit._model import Action, Status
+from pipelinekit._results import ActionResult, Attempt, RunResult, StageResult
+from pipelinekit._secrets import Masker
+from pipelinekit._variables import Reference, resolve_value
+from pipelinekit.exceptions import ActionFailed, ActionTimeout, ExecutionError
+from pipelinekit.providers import ProviderRegistry
+from pipelinekit.stores import Store
+
+__all__ = ["Clock", "Recorder", "Scheduler", "SystemClock"]
+
+
+class Clock(Protocol):
+    """Where the scheduler reads the time and sleeps (a test double can make time virtual)."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> datetime:
+        """The current UTC time."""
+        return datetime.now(UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep for real."""
+        await anyio.sleep(seconds)
+
+
+class Recorder:
+    """Queues events, writes them to the store in order and in batches, then announces them."""
+
+    def __init__(self, store: Store, announce: Callable[[Event], None]) -> None:
+        """Record into ``store``; hand each recorded event to ``announce``."""
+        self._store = store
+        self._announce = announce
+        self._pending: list[Event] = []
+        self._lock = anyio.Lock()
+
+    def emit(self, event: Event) -> None:
+        """Queue an event; it is written by the next ``flush``."""
+        self._pending.append(event)
+
+    async def flush(self) -> None:
+        """Write everything queued so far, then announce it."""
+        async with self._lock:
+            if not self._pending:
+                return
+            batch, self._pending = self._pending, []
+            for event in await self._store.record(batch):
+                self._announce(event)
+
+
+@attrs.define
+class _ActionState:
+    node: str
+    stage: str
+    action: Action
+    status: Status = Status.NOT_STARTED
+    attempts: list[Attempt] = attrs.Factory(list)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    variables: dict[str, str] = attrs.Factory(dict)
+    log_path: Path | None = None
+
+    def result(self, outputs: Mapping[str, Path]) -> ActionResult:
+        return ActionResult(
+            stage=self.stage,
+            action=self.action.name,
+            status=self.status,
+            attempts=tuple(self.attempts),
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            error=self.error,
+            variables=dict(self.variables),
+            outputs={name: outputs[name] for name in self.action.outputs if name in outputs},
+            log_path=self.log_path,
+        )
+
+
+@attrs.define
+class _StageState:
+    name: str
+    status: Status = Status.NOT_STARTED
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    running: int = 0
+    failed: bool = False
+
+
+class _Missing(ActionFailed):
+    pass
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, ActionFailed):
+        return str(error) or type(error).__name__
+    return f"{type(error).__name__}: {error}"
+
+
+def _make_read_only(root: Path) -> None:
+    # Inputs are the producers' outputs, shared by every consumer: take write bits away so a
+    # consumer cannot change what another one reads (root ignores the bits; CI as root relies on
+    # the content hashes the store keeps instead).
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        path.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def _remove_tree(path: Path) -> None:
+    def make_writable(function: Any, name: str, _info: object) -> None:  # noqa: ANN401
+        Path(name).parent.chmod(0o700)
+        Path(name).chmod(0o700)
+        function(name)
+
+    if path.exists():
+        shutil.rmtree(path, onexc=make_writable)
+
+
+class Scheduler:
+    """Runs one execution of a plan to its end."""
+
+    def __init__(
+        self,
+        *,
+        plan: Plan,
+        execution_id: str,
+        variables: Mapping[str, str],
+        executor: Any,  # noqa: ANN401 - any Executor
+        recorder: Recorder,
+        workdir: Path,
+        masker: Masker,
+        registry: ProviderRegistry,
+        clock: Clock,
+        trigger: Mapping[str, Any],
+    ) -> None:
+        """Prepare a run; ``run()`` does it."""
+        self.plan = plan
+        self.pipeline = plan.pipeline.name
+        self.execution_id = execution_id
+        self.executor = executor
+        self.recorder = recorder
+        self.workdir = workdir
+        self.masker = masker
+        self.registry = registry
+        self.clock = clock
+        self.trigger = dict(trigger)
+        self.values: dict[str, str] = {f"variables.{k}": v for k, v in variables.items()}
+        self.values["codepipeline.PipelineExecutionId"] = execution_id
+        self.values["pipeline.execution_id"] = execution_id
+        self.values["pipeline.name"] = self.pipeline
+        self.run_variables = dict(variables)
+        graph = plan.graph
+        self.remaining: dict[str, int] = dict(graph.in_degree())
+        self.kinds: dict[str, str] = dict(graph.nodes(data="kind"))
+        self.actions = {
+            node: _ActionState(node, graph.nodes[node]["stage"], action)
+            for node, action in plan.actions.items()
+        }
+        self.stages = {stage.name: _StageState(stage.name) for stage in plan.pipeline.stages}
+        self.exit_gates = {gate: stage for stage, gate in plan.exit_gates.items()}
+        self.namespaces = {
+            action.namespace: node for node, action in plan.actions.items() if action.namespace
+        }
+        self.artifact_paths: dict[str, Path] = {}
+        self.started_at = clock.now()
+        max_concurrency = getattr(executor, "max_concurrency", None)
+        self.limiter = anyio.CapacityLimiter(max_concurrency) if max_concurrency else None
+        self._tasks: anyio.abc.TaskGroup | None = None
+
+    # -- events --------------------------------------------------------------------------------
+
+    def emit(
+        self,
+        type_: EventType,
+        state: Status,
+        *,
+        stage: str | None = None,
+        action: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        masked = self.masker.mask_value(dict(detail)) if detail else None
+        self.recorder.emit(
+            Event(
+                type_,
+                state,
+                self.pipeline,
+                self.execution_id,
+                self.clock.now(),
+                stage,
+                action,
+                masked,
+            )
+        )
+
+    # -- the run -------------------------------------------------------------------------------
+
+    async def run(self, started: Callable[[], None] | None = None) -> RunResult:
+        """Run every action that can run; return the result.
+
+        ``started`` is called once the execution's start is recorded.
+        """
+        self.emit(
+            "pipeline",
+            Status.IN_PROGRESS,
+            detail={**self.trigger, "variables": self.run_variables},
+        )
+        await self.recorder.flush()
+        if started is not None:
+            started()
+        try:
+            async with anyio.create_task_group() as tasks:
+                self._tasks = tasks
+                for node, count in self.remaining.items():
+                    if count == 0:
+                        self._start(node)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._finish(stopped=True)
+            raise
+        return await self._finish(stopped=False)
+
+    def _start(self, node: str) -> None:
+        assert self._tasks is not None  # noqa: S101 - set before any node starts
+        self._tasks.start_soon(self._run_action, node, name=f"pipelinekit action {node}")
+
+    def _complete(self, node: str) -> None:
+        for successor in self.plan.graph.successors(node):
+            self.remaining[successor] -= 1
+            if self.remaining[successor] == 0:
+                if self.kinds[successor] == GATE:
+                    self._gate_passed(successor)
+                else:
+                    self._start(successor)
+
+    def _gate_passed(self, gate: str) -> None:
+        stage_name = self.exit_gates.get(gate)
+        if stage_name is not None:
+            stage = self.stages[stage_name]
+            stage.status = Status.SUCCEEDED
+            stage.finished_at = self.clock.now()
+            self.emit("stage", Status.SUCCEEDED, stage=stage_name)
+        self._complete(gate)
+
+    async def _run_action(self, node: str) -> None:
+        state = self.actions[node]
+        stage = self.stages[state.stage]
+        if stage.started_at is None:
+            stage.started_at = self.clock.now()
+            stage.status = Status.IN_PROGRESS
+            self.emit("stage", Status.IN_PROGRESS, stage=stage.name)
+        stage.running += 1
+        try:
+            succeeded = await self._attempts(state)
+        except anyio.get_cancelled_exc_class():
+            stage.running -= 1
+            raise
+        stage.running -= 1
+        if succeeded:
+            self._complete(node)
+        else:
+            stage.failed = True
+        if stage.failed and stage.running == 0 and stage.status is Status.IN_PROGRESS:
+            stage.status = Status.FAILED
+            stage.finished_at = self.clock.now()
+            self.emit("stage", Status.FAILED, stage=stage.name)
+        await self.recorder.flush()
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        if self.limiter is None:
+            yield
+        else:
+            async with self.limiter:
+                yield
+
+    async def _attempts(self, state: _ActionState) -> bool:
+        action = state.action
+        retry = action.retry
+        attempts = retry.attempts if retry else 1
+        previous: str | None = None
+        for number in range(1, attempts + 1):
+            async with self._slot():
+                error = await self._attempt(state, number, previous)
+            if error is None:
+                return True
+            previous = _describe(error)
+            if number < attempts and retry is not None and retry.retries(error):
+                await self.clock.sleep(retry.delay_before(number + 1).total_seconds())
+                continue
+            state.status = Status.FAILED
+            state.error = previous = self.masker.mask(previous)
+            state.finished_at = state.attempts[-1].finished_at
+            self.emit(
+                "action",
+                Status.FAILED,
+                stage=state.stage,
+                action=action.name,
+                detail={"attempt": number, "error": previous},
+            )
+            return False
+        return False  # pragma: no cover - the loop always returns
+
+    async def _attempt(  # noqa: C901 - one attempt's whole life, in order
+        self, state: _ActionState, number: int, previous: str | None
+    ) -> BaseException | None:
+        action = state.action
+        started = self.clock.now()
+        state.status = Status.IN_PROGRESS
+        if state.started_at is None:
+            state.started_at = started
+        detail: dict[str, Any] = {"attempt": number, "action_type": str(action.action_type)}
+        if previous is not None:
+            detail["previous_error"] = previous
+        self.emit("action", Status.IN_PROGRESS, stage=state.stage, action=action.name, detail=detail)
+        await self.recorder.flush()
+        log_file = LogFile(
+            self.workdir / "logs" / f"{state.node}.log",
+            self.masker,
+            header=f"--- {state.node} attempt {number} at {started.isoformat()} ---",
+        )
+        error: BaseException | None = None
+        ctx: ActionContext | None = None
+        try:
+            ctx, provider = await self._prepare(state, number, log_file)
+            if action.timeout is None:
+                await self.executor.execute(provider, ctx)
+            else:
+                seconds = action.timeout.total_seconds()
+                with anyio.move_on_after(seconds) as scope:
+                    await self.executor.execute(provider, ctx)
+                if scope.cancelled_caught:
+                    error = ActionTimeout(f"timed out after {_human(action.timeout)}")
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                finished = self.clock.now()
+                state.attempts.append(
+                    Attempt(number, Status.ABANDONED, started, finished, "cancelled")
+                )
+                state.status = Status.ABANDONED
+                state.finished_at = finished
+                state.error = "abandoned: the execution was cancelled"
+                await self._close_log(state, log_file)
+                self.emit("action", Status.ABANDONED, stage=state.stage, action=action.name)
+            raise
+        except Exception as raised:  # noqa: BLE001 - any provider error fails the attempt
+            error = raised
+        finished = self.clock.now()
+        if error is not None:
+            message = self.masker.mask(_describe(error))
+            log_file.queue(f"--- attempt {number} failed: {message} ---")
+            await self._close_log(state, log_file)
+            state.attempts.append(Attempt(number, Status.FAILED, started, finished, message))
+            return error
+        assert ctx is not None  # noqa: S101 - set when no error was raised
+        await self._close_log(state, log_file)
+        state.attempts.append(Attempt(number, Status.SUCCEEDED, started, finished))
+        state.status = Status.SUCCEEDED
+        state.finished_at = finished
+        state.error = None
+        state.variables = dict(ctx.output_variables)
+        if action.namespace:
+            for name, value in ctx.output_variables.items():
+                self.values[f"{action.namespace}.{name}"] = value
+        if action.outputs:
+            await anyio.to_thread.run_sync(self._seal_outputs, action)
+        self.emit(
+            "action",
+            Status.SUCCEEDED,
+            stage=state.stage,
+            action=action.name,
+            detail={"attempt": number, "variables": state.variables},
+        )
+        return None
+
+    async def _close_log(self, state: _ActionState, log_file: LogFile) -> None:
+        with anyio.CancelScope(shield=True):
+            await log_file.flush()
+        if log_file.path.exists():
+            state.log_path = log_file.path
+
+    def _seal_outputs(self, action: Action) -> None:
+        for name in action.outputs:
+            _make_read_only(self.artifact_paths[name])
+
+    async def _prepare(
+        self, state: _ActionState, number: int, log_file: LogFile
+    ) -> tuple[ActionContext, Any]:
+        action = state.action
+        lookup = self._lookup_for(state)
+        configuration = resolve_value(action.configuration, lookup)
+        provider = resolve_value(self._provider(action), lookup)
+        outputs = {name: self.workdir / "artifacts" / name for name in action.outputs}
+        inputs = {name: self.artifact_paths[name] for name in action.inputs}
+        workdir = self.workdir / "work" / state.node
+        if outputs or number > 1:
+            await anyio.to_thread.run_sync(self._fresh_dirs, list(outputs.values()), workdir)
+        self.artifact_paths.update(outputs)
+        ctx = ActionContext(
+            execution_id=self.execution_id,
+            pipeline=self.pipeline,
+            stage=state.stage,
+            action=action.name,
+            attempt=number,
+            inputs=inputs,
+            outputs=outputs,
+            workdir=workdir,
+            configuration=configuration,
+            variables=self.values,
+            log_file=log_file,
+            masker=self.masker,
+        )
+        return ctx, provider
+
+    @staticmethod
+    def _fresh_dirs(outputs: list[Path], workdir: Path) -> None:
+        for path in outputs:
+            _remove_tree(path)
+            path.mkdir(parents=True)
+        _remove_tree(workdir)
+
+    def _provider(self, action: Action) -> Any:  # noqa: ANN401 - any provider
+        provider = action.provider
+        if callable(getattr(provider, "run", None)):
+            return provider
+        action_type = action.action_type
+        if action_type is None:  # pragma: no cover - validation refuses such actions
+            msg = f"{provider!r} has no action type"
+            raise ExecutionError(msg)
+        return self.registry.build(action_type, action.configuration)
+
+    def _lookup_for(self, state: _ActionState) -> Callable[[Reference], str]:
+        def lookup(reference: Reference) -> str:
+            key = f"{reference.namespace}.{reference.name}"
+            value = self.values.get(key)
+            if value is not None:
+                return value
+            producer = self.namespaces.get(reference.namespace)
+            if producer is None:
+                msg = f"{reference.text} has no value in this run"
+            else:
+                msg = (
+                    f"{reference.text} has no value: {producer!r} (namespace "
+                    f"{reference.namespace!r}) did not set output variable {reference.name!r}"
+                )
+            raise _Missing(msg)
+
+        return lookup
+
+    # -- the end -------------------------------------------------------------------------------
+
+    async def _finish(self, *, stopped: bool) -> RunResult:
+        now = self.clock.now()
+        for stage in self.stages.values():
+            if stage.status is Status.IN_PROGRESS:
+                stage.status = Status.STOPPED if stopped else Status.FAILED
+                stage.finished_at = now
+                self.emit("stage", stage.status, stage=stage.name)
+        if stopped:
+            status = Status.STOPPED
+        elif all(stage.status is Status.SUCCEEDED for stage in self.stages.values()):
+            status = Status.SUCCEEDED
+        else:
+            status = Status.FAILED
+        self.emit("pipeline", status)
+        await self.recorder.flush()
+        outputs = self.artifact_paths
+        actions = {node: state.result(outputs) for node, state in self.actions.items()}
+        stages = {
+            name: StageResult(
+                name,
+                stage.status,
+                stage.started_at,
+                stage.finished_at,
+                tuple(f"{name}.{a.name}" for a in self.plan.pipeline.stage(name).actions),
+            )
+            for name, stage in self.stages.items()
+        }
+        return RunResult(
+            pipeline=self.pipeline,
+            execution_id=self.execution_id,
+            status=status,
+            started_at=self.started_at,
+            finished_at=now,
+            stages=stages,
+            actions=actions,
+            variables={
+                key: self.masker.mask(value)
+                for key, value in self.values.items()
+                if not key.startswith(("codepipeline.", "pipeline."))
+            },
+            workdir=self.workdir,
+        )
+
+
+def _human(duration: timedelta) -> str:
+    seconds = duration.total_seconds()
+    if seconds < 60:  # noqa: PLR2004 - seconds in a minute
+        return f"{seconds:g}s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}m{rest:02.0f}s"
+
+
+def default_workdir() -> Path:
+    """``.pipelinekit`` in the current directory, or ``$PIPELINEKIT_HOME``."""
+    return Path(os.environ.get("PIPELINEKIT_HOME", ".pipelinekit"))

@@ -1,0 +1,31 @@
+"""The ``Store`` protocol: where the state of executions lives."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from pipelinekit._events import Event
+
+__all__ = ["Store"]
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Keeps every state change of every execution, in order.
+
+    ``record`` persists a batch of events of one or more executions (in the order given), gives
+    each its sequence number (contiguous from 1 per execution) and returns them so numbered. The
+    engine announces an event to hooks and readers only after ``record`` returned it. A state
+    change after a terminal state (``Succeeded``, ``Failed``, ``Stopped``, ...) of the same
+    execution, stage or action is refused with ``StoreError``, so a stale writer can never
+    rewrite history. ``events`` returns what was recorded for one execution, oldest first.
+    """
+
+    async def record(self, events: Sequence[Event]) -> list[Event]:
+        """Persist ``events``; return them with their sequence numbers."""
+        ...
+
+    async def events(self, execution_id: str) -> list[Event]:
+        """Every event recorded for ``execution_id``, oldest first."""
+        ...
