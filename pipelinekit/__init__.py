@@ -5,8 +5,10 @@ package has no side effects: it configures no logging, touches no file and start
 """
 
 from pipelinekit import exceptions as exceptions
+from pipelinekit import executors as executors
 from pipelinekit import hooks as hooks
 from pipelinekit import providers as providers
+from pipelinekit import stores as stores
 from pipelinekit._compile import Plan as Plan
 from pipelinekit._context import ActionContext as ActionContext
 from pipelinekit._engine import Engine as Engine
@@ -113,12 +115,14 @@ __all__ = [
     "arun",
     "compile",
     "exceptions",
+    "executors",
     "hooks",
     "provider",
     "providers",
     "python",
     "run",
     "shell",
+    "stores",
 ]
 
 

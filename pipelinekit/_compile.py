@@ -52,6 +52,8 @@ class Plan:
     stage_graph: Any
     exit_gates: Mapping[str, str]
     actions: Mapping[str, Action]
+    #: The actions whose configuration or provider holds ``#{...}`` references.
+    referencing: frozenset[str] = frozenset()
 
     def order(self) -> list[list[str]]:
         """The action ids in parallel groups, in the order they can run.
@@ -250,4 +252,11 @@ def compile_pipeline(pipeline: Pipeline) -> Plan:
     graph = nx.DiGraph(pipeline=pipeline.name)
     graph.add_nodes_from(nodes)
     graph.add_edges_from(edges)
-    return Plan(pipeline, graph, stage_graph.copy(), exit_gates, actions)
+    return Plan(
+        pipeline,
+        graph,
+        stage_graph.copy(),
+        exit_gates,
+        actions,
+        pipeline._analysis.referencing,  # noqa: SLF001 - computed by validation for this
+    )

@@ -35,13 +35,27 @@ class LogFile:
     costs no file.
     """
 
-    def __init__(self, path: Path, masker: Masker, header: str | None = None) -> None:
-        """Log to ``path`` (created on first write), masking with ``masker``."""
-        self.path = path
+    def __init__(
+        self, directory: Path, name: str, masker: Masker, header: str | None = None
+    ) -> None:
+        """Log to ``directory/name`` (created on first write), masking with ``masker``."""
+        self._directory = directory
+        self._name = name
+        self.written = False
         self._masker = masker
         self._queued: list[str] = []
         self._header = header
         self._lock = anyio.Lock()
+
+    @property
+    def path(self) -> Path:
+        """The log file's path (the file exists once ``written``)."""
+        return self._directory / self._name
+
+    @property
+    def pending(self) -> bool:
+        """Whether lines wait to be written."""
+        return bool(self._queued)
 
     def queue(self, line: str) -> None:
         """Add a line to be written with the next batch (for synchronous callers)."""
@@ -58,6 +72,7 @@ class LogFile:
                 self._header = None
             async with self._lock:
                 await anyio.to_thread.run_sync(self._append, batch)
+            self.written = True
 
     async def flush(self) -> None:
         """Write whatever is queued."""
@@ -132,7 +147,7 @@ class ActionContext:
         attempt: int,
         inputs: Mapping[str, Path],
         outputs: Mapping[str, Path],
-        workdir: Path,
+        work_root: Path,
         configuration: Mapping[str, str],
         variables: Mapping[str, str],
         log_file: LogFile,
@@ -154,17 +169,18 @@ class ActionContext:
         self.log_file = log_file
         self.masker = masker
         self.output_variables: dict[str, str] = {}
-        self._workdir = workdir
-        self._workdir_made = False
+        self._work_root = work_root
+        self._workdir: Path | None = None
         self._environment = environment
         self._log: ActionLog | None = None
 
     @property
     def workdir(self) -> Path:
         """A scratch directory of this action, empty at each attempt (made on first use)."""
-        if not self._workdir_made:
-            self._workdir.mkdir(parents=True, exist_ok=True)
-            self._workdir_made = True
+        if self._workdir is None:
+            path = self._work_root / f"{self.stage}.{self.action}"
+            path.mkdir(parents=True, exist_ok=True)
+            self._workdir = path
         return self._workdir
 
     @property

@@ -122,11 +122,19 @@ class Engine:
         self.executor = executor if executor is not None else LocalExecutor()
         # Absolute, because commands run in their own work folders and get paths from it.
         self.workdir = (Path(workdir) if workdir is not None else default_workdir()).absolute()
-        self.registry = registry if registry is not None else ProviderRegistry.default()
+        # Built when first needed: discovering plugins reads every installed package's metadata.
+        self._registry = registry
         self.hook_timeout = hook_timeout
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._tasks: anyio.abc.TaskGroup | None = None
         self.executions: dict[str, Execution] = {}
+
+    @property
+    def registry(self) -> ProviderRegistry:
+        """Provider classes by action type, for actions whose provider has no ``run``."""
+        if self._registry is None:
+            self._registry = ProviderRegistry.default()
+        return self._registry
 
     async def __aenter__(self) -> Engine:
         """Open the engine's task group."""
@@ -209,7 +217,7 @@ class Engine:
                         recorder=Recorder(self.store, execution._announce),  # noqa: SLF001
                         workdir=self.workdir / "executions" / execution.id,
                         masker=masker,
-                        registry=self.registry,
+                        registry=lambda: self.registry,
                         clock=self.clock,
                         trigger=trigger,
                     )

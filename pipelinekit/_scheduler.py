@@ -17,11 +17,10 @@ written before its provider runs, so a crash can never hide an action that had s
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import stat
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -68,27 +67,52 @@ class SystemClock:
 
 
 class Recorder:
-    """Queues events, writes them to the store in order and in batches, then announces them."""
+    """Numbers events, writes them to the store in order and in batches, then announces them.
 
-    def __init__(self, store: Store, announce: Callable[[Event], None]) -> None:
+    ``emit`` only queues (it never waits), so the scheduler can change state synchronously;
+    ``flush`` writes what is queued. Only one flush writes at a time; a flush that finds another
+    one writing waits for it, since that writer takes every event queued before it finishes.
+    """
+
+    def __init__(
+        self, store: Store, announce: Callable[[Event], None], *, last_sequence: int = 0
+    ) -> None:
         """Record into ``store``; hand each recorded event to ``announce``."""
         self._store = store
         self._announce = announce
         self._pending: list[Event] = []
-        self._lock = anyio.Lock()
+        self._sequence = last_sequence
+        self._writing = False
+        self._written: anyio.Event | None = None
+
+    def number(self) -> int:
+        """The sequence number of the next event."""
+        self._sequence += 1
+        return self._sequence
 
     def emit(self, event: Event) -> None:
-        """Queue an event; it is written by the next ``flush``."""
+        """Queue an event numbered by ``number()``; it is written by the next ``flush``."""
         self._pending.append(event)
 
     async def flush(self) -> None:
         """Write everything queued so far, then announce it."""
-        async with self._lock:
-            if not self._pending:
-                return
-            batch, self._pending = self._pending, []
-            for event in await self._store.record(batch):
-                self._announce(event)
+        while self._writing:
+            if self._written is None:
+                self._written = anyio.Event()
+            await self._written.wait()
+        if not self._pending:
+            return
+        self._writing = True
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                for event in await self._store.record(batch):
+                    self._announce(event)
+        finally:
+            self._writing = False
+            if self._written is not None:
+                self._written.set()
+                self._written = None
 
 
 @attrs.define
@@ -173,7 +197,7 @@ class Scheduler:
         recorder: Recorder,
         workdir: Path,
         masker: Masker,
-        registry: ProviderRegistry,
+        registry: Callable[[], ProviderRegistry],
         clock: Clock,
         trigger: Mapping[str, Any],
     ) -> None:
@@ -184,6 +208,9 @@ class Scheduler:
         self.executor = executor
         self.recorder = recorder
         self.workdir = workdir
+        self.logs = workdir / "logs"
+        self.work = workdir / "work"
+        self.artifacts = workdir / "artifacts"
         self.masker = masker
         self.registry = registry
         self.clock = clock
@@ -222,7 +249,7 @@ class Scheduler:
         action: str | None = None,
         detail: Mapping[str, Any] | None = None,
     ) -> None:
-        masked = self.masker.mask_value(dict(detail)) if detail else None
+        masked = self.masker.mask_value(detail) if detail and self.masker else detail
         self.recorder.emit(
             Event(
                 type_,
@@ -233,6 +260,7 @@ class Scheduler:
                 stage,
                 action,
                 masked,
+                self.recorder.number(),
             )
         )
 
@@ -309,22 +337,17 @@ class Scheduler:
             self.emit("stage", Status.FAILED, stage=stage.name)
         await self.recorder.flush()
 
-    @contextlib.asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        if self.limiter is None:
-            yield
-        else:
-            async with self.limiter:
-                yield
-
     async def _attempts(self, state: _ActionState) -> bool:
         action = state.action
         retry = action.retry
         attempts = retry.attempts if retry else 1
         previous: str | None = None
         for number in range(1, attempts + 1):
-            async with self._slot():
+            if self.limiter is None:
                 error = await self._attempt(state, number, previous)
+            else:
+                async with self.limiter:
+                    error = await self._attempt(state, number, previous)
             if error is None:
                 return True
             previous = _describe(error)
@@ -358,7 +381,8 @@ class Scheduler:
         self.emit("action", Status.IN_PROGRESS, stage=state.stage, action=action.name, detail=detail)
         await self.recorder.flush()
         log_file = LogFile(
-            self.workdir / "logs" / f"{state.node}.log",
+            self.logs,
+            f"{state.node}.log",
             self.masker,
             header=f"--- {state.node} attempt {number} at {started.isoformat()} ---",
         )
@@ -417,9 +441,10 @@ class Scheduler:
         return None
 
     async def _close_log(self, state: _ActionState, log_file: LogFile) -> None:
-        with anyio.CancelScope(shield=True):
-            await log_file.flush()
-        if log_file.path.exists():
+        if log_file.pending:
+            with anyio.CancelScope(shield=True):
+                await log_file.flush()
+        if log_file.written:
             state.log_path = log_file.path
 
     def _seal_outputs(self, action: Action) -> None:
@@ -430,13 +455,16 @@ class Scheduler:
         self, state: _ActionState, number: int, log_file: LogFile
     ) -> tuple[ActionContext, Any]:
         action = state.action
-        lookup = self._lookup_for(state)
-        configuration = resolve_value(action.configuration, lookup)
-        provider = resolve_value(self._provider(action), lookup)
-        outputs = {name: self.workdir / "artifacts" / name for name in action.outputs}
+        provider = self._provider(action)
+        configuration: Mapping[str, str] = action.configuration
+        if state.node in self.plan.referencing:
+            lookup = self._lookup_for(state)
+            configuration = resolve_value(configuration, lookup)
+            provider = resolve_value(provider, lookup)
+        outputs = {name: self.artifacts / name for name in action.outputs}
         inputs = {name: self.artifact_paths[name] for name in action.inputs}
-        workdir = self.workdir / "work" / state.node
         if outputs or number > 1:
+            workdir = self.work / state.node
             await anyio.to_thread.run_sync(self._fresh_dirs, list(outputs.values()), workdir)
         self.artifact_paths.update(outputs)
         ctx = ActionContext(
@@ -447,7 +475,7 @@ class Scheduler:
             attempt=number,
             inputs=inputs,
             outputs=outputs,
-            workdir=workdir,
+            work_root=self.work,
             configuration=configuration,
             variables=self.values,
             log_file=log_file,
@@ -470,7 +498,7 @@ class Scheduler:
         if action_type is None:  # pragma: no cover - validation refuses such actions
             msg = f"{provider!r} has no action type"
             raise ExecutionError(msg)
-        return self.registry.build(action_type, action.configuration)
+        return self.registry().build(action_type, action.configuration)
 
     def _lookup_for(self, state: _ActionState) -> Callable[[Reference], str]:
         def lookup(reference: Reference) -> str:
@@ -510,14 +538,14 @@ class Scheduler:
         outputs = self.artifact_paths
         actions = {node: state.result(outputs) for node, state in self.actions.items()}
         stages = {
-            name: StageResult(
-                name,
-                stage.status,
-                stage.started_at,
-                stage.finished_at,
-                tuple(f"{name}.{a.name}" for a in self.plan.pipeline.stage(name).actions),
+            stage.name: StageResult(
+                stage.name,
+                self.stages[stage.name].status,
+                self.stages[stage.name].started_at,
+                self.stages[stage.name].finished_at,
+                tuple(f"{stage.name}.{action.name}" for action in stage.actions),
             )
-            for name, stage in self.stages.items()
+            for stage in self.plan.pipeline.stages
         }
         return RunResult(
             pipeline=self.pipeline,

@@ -90,6 +90,8 @@ class Analysis:
     artifacts: Mapping[str, Producer]
     #: namespace -> producer
     namespaces: Mapping[str, Producer]
+    #: "Stage.Action" of every action whose configuration or provider holds a reference
+    referencing: frozenset[str] = frozenset()
 
 
 def analyse(pipeline: Pipeline) -> Analysis:
@@ -115,6 +117,7 @@ class _Checker:
         self.variables: set[str] = set()
         self.node_ids: dict[str, tuple[str, str]] = {}
         self.good_types: set[ActionTypeId] = set()
+        self.referencing: set[str] = set()
 
     def problem(
         self,
@@ -150,7 +153,9 @@ class _Checker:
         self.build_stage_graph(stages)
         for stage in stages:
             self.check_wiring(stage)
-        return Analysis(self.stage_graph, self.artifacts, self.namespaces)
+        return Analysis(
+            self.stage_graph, self.artifacts, self.namespaces, frozenset(self.referencing)
+        )
 
     def check_variables(self, variables: object) -> None:
         if not isinstance(variables, tuple):
@@ -710,6 +715,8 @@ class _Checker:
         if action.configuration:
             collect_strings(action.configuration, "#{", ("configuration",), found)
         collect_strings(action.provider, "#{", ("provider",), found)
+        if found:
+            self.referencing.add(f"{stage.name}.{action.name}")
         for parts, text in found:
             self.check_text(text, parts, stage, action.name, action.run_order)
 

@@ -38,11 +38,11 @@ class PythonFunction:
 
     fn: ActionFunction
     idempotent: bool = attrs.field(default=False, kw_only=True)
+    #: Whether the function is a coroutine function (runs in the loop, not in a thread).
+    is_async: bool = attrs.field(init=False, eq=False, repr=False)
 
-    @property
-    def is_async(self) -> bool:
-        """Whether the function is a coroutine function (runs in the loop, not in a thread)."""
-        return inspect.iscoroutinefunction(self.fn)
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.fn))
 
     async def run(self, ctx: ActionContext) -> None:
         """Call the function with the context."""

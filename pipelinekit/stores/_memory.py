@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import attrs
-
 from pipelinekit._events import Event
 from pipelinekit._model import Status
 from pipelinekit.exceptions import StoreError
@@ -44,27 +42,35 @@ class MemoryStore:
         self._states: dict[tuple[str, str | None, str | None], Status] = {}
 
     async def record(self, events: Sequence[Event]) -> list[Event]:
-        """Check and append ``events``; return them numbered."""
-        # Check the whole batch first so that a refused batch leaves nothing half-written.
-        states = dict(self._states)
+        """Check and append ``events``; return them."""
+        # Check the whole batch before keeping any of it, so a refused batch leaves no trace.
+        changes: dict[tuple[str, str | None, str | None], Status] = {}
+        next_sequence: dict[str, int] = {}
         for event in events:
             key = subject(event)
-            current = states.get(key)
+            current = changes.get(key, self._states.get(key))
             if current in TERMINAL:
+                what = "/".join(part for part in key[1:] if part) or "the execution"
                 msg = (
-                    f"refusing {event}: {'/'.join(k for k in key[1:] if k) or 'execution'} "
-                    f"of execution {event.execution_id} already ended {current}"
+                    f"refusing {event}: {what} of execution {event.execution_id} already "
+                    f"ended {current}"
                 )
                 raise StoreError(msg)
-            states[key] = event.state
-        self._states = states
-        numbered = []
+            expected = next_sequence.get(
+                event.execution_id, len(self._events.get(event.execution_id, ())) + 1
+            )
+            if event.sequence != expected:
+                msg = (
+                    f"refusing {event}: execution {event.execution_id} expects event number "
+                    f"{expected}, got {event.sequence} (another writer got there first?)"
+                )
+                raise StoreError(msg)
+            next_sequence[event.execution_id] = expected + 1
+            changes[key] = event.state
+        self._states.update(changes)
         for event in events:
-            log = self._events.setdefault(event.execution_id, [])
-            stamped = attrs.evolve(event, sequence=len(log) + 1)
-            log.append(stamped)
-            numbered.append(stamped)
-        return numbered
+            self._events.setdefault(event.execution_id, []).append(event)
+        return list(events)
 
     async def events(self, execution_id: str) -> list[Event]:
         """Every event of ``execution_id``, oldest first."""

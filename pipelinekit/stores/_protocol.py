@@ -14,16 +14,17 @@ __all__ = ["Store"]
 class Store(Protocol):
     """Keeps every state change of every execution, in order.
 
-    ``record`` persists a batch of events of one or more executions (in the order given), gives
-    each its sequence number (contiguous from 1 per execution) and returns them so numbered. The
-    engine announces an event to hooks and readers only after ``record`` returned it. A state
-    change after a terminal state (``Succeeded``, ``Failed``, ``Stopped``, ...) of the same
-    execution, stage or action is refused with ``StoreError``, so a stale writer can never
-    rewrite history. ``events`` returns what was recorded for one execution, oldest first.
+    ``record`` persists a batch of events of one or more executions, in the order given, all or
+    nothing, and returns them. Events come numbered (``sequence``, contiguous from 1 per
+    execution); a number that does not continue the execution's sequence is refused with
+    ``StoreError``, and so is a state change after a terminal state (``Succeeded``, ``Failed``,
+    ``Stopped``, ...) of the same execution, stage or action: a stale writer can never rewrite
+    history. The engine announces an event to hooks and readers only after ``record`` returned
+    it. ``events`` returns what was recorded for one execution, oldest first.
     """
 
     async def record(self, events: Sequence[Event]) -> list[Event]:
-        """Persist ``events``; return them with their sequence numbers."""
+        """Persist ``events``; return them."""
         ...
 
     async def events(self, execution_id: str) -> list[Event]:
