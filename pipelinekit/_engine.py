@@ -196,6 +196,7 @@ class Engine:
         result: RunResult | None = None
         error: BaseException | None = None
         started = False
+        scheduler: Scheduler | None = None
 
         def mark_started() -> None:
             nonlocal started
@@ -232,6 +233,8 @@ class Engine:
                 raise  # start() raises it: nothing was recorded
             error = failure  # handed to whoever waits on the execution
         finally:
+            if result is None and scheduler is not None:
+                result = scheduler.result  # a cancelled run still has a (Stopped) result
             if result is not None and hook_errors:
                 result = _with_hook_errors(result, hook_errors)
             execution._finish(result, error)  # noqa: SLF001

@@ -237,6 +237,8 @@ class Scheduler:
         max_concurrency = getattr(executor, "max_concurrency", None)
         self.limiter = anyio.CapacityLimiter(max_concurrency) if max_concurrency else None
         self._tasks: anyio.abc.TaskGroup | None = None
+        #: The result, once the run ended (also when it was cancelled).
+        self.result: RunResult | None = None
 
     # -- events --------------------------------------------------------------------------------
 
@@ -287,9 +289,10 @@ class Scheduler:
                         self._start(node)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
-                await self._finish(stopped=True)
+                self.result = await self._finish(stopped=True)
             raise
-        return await self._finish(stopped=False)
+        self.result = await self._finish(stopped=False)
+        return self.result
 
     def _start(self, node: str) -> None:
         assert self._tasks is not None  # noqa: S101 - set before any node starts

@@ -1,12 +1,12 @@
 """The example pipeline: build the webapp as a zipapp, test and lint it in parallel, deploy it to
 a local ``staging/`` folder and smoke-test what was deployed.
 
-    pipelinekit validate examples/webapp/pipeline.py
+    pipelinekit run examples/webapp/pipeline.py
     pipelinekit graph examples/webapp/pipeline.py --format mermaid
 
-Commands read their inputs and write their outputs through environment variables
-(``$PK_INPUT_<artifact>``, ``$PK_OUTPUT_<artifact>``), and values that come from outside (the
-staging folder) reach them as environment variables too, never spliced into shell text.
+Commands find their input and output artifacts in ``$PK_INPUT_<name>`` and ``$PK_OUTPUT_<name>``.
+Values that come from outside (the staging folder, a variable anyone may set with ``--var``) reach
+commands as environment variables, never spliced into shell text.
 """
 
 from pathlib import Path
@@ -14,6 +14,8 @@ from pathlib import Path
 import pipelinekit as pk
 
 HERE = Path(__file__).resolve().parent
+# Inputs are shared, read-only artifacts: keep Python from writing bytecode into them.
+PYTHON_ENV = {"PYTHONDONTWRITEBYTECODE": "1"}
 
 pipeline = pk.Pipeline(
     "webapp",
@@ -23,15 +25,7 @@ pipeline = pk.Pipeline(
     stages=[
         pk.Stage(
             "Source",
-            [
-                pk.Action(
-                    "Checkout",
-                    pk.shell(
-                        'cp -R "$APP_DIR/." "$PK_OUTPUT_src"', env={"APP_DIR": str(HERE / "app")}
-                    ),
-                    outputs=["src"],
-                ),
-            ],
+            [pk.Action("Checkout", pk.LocalSource(HERE / "app"), outputs=["src"], namespace="Src")],
         ),
         pk.Stage(
             "Build",
@@ -42,6 +36,7 @@ pipeline = pk.Pipeline(
                         'mkdir -p build && cp -R "$PK_INPUT_src/webapp" build/',
                         'python -m zipapp build -m "webapp.cli:main" '
                         '-o "$PK_OUTPUT_dist/webapp.pyz"',
+                        env=PYTHON_ENV,
                     ),
                     inputs=["src"],
                     outputs=["dist"],
@@ -53,12 +48,15 @@ pipeline = pk.Pipeline(
             [
                 pk.Action(
                     "Unit",
-                    pk.shell('cd "$PK_INPUT_src" && python -m unittest discover -s tests'),
+                    pk.shell(
+                        'cd "$PK_INPUT_src" && python -m unittest discover -s tests',
+                        env=PYTHON_ENV,
+                    ),
                     inputs=["src"],
                 ),
                 pk.Action(
                     "Lint",
-                    pk.shell('python -W error -m compileall -q "$PK_INPUT_src"'),
+                    pk.shell('python "$PK_INPUT_src/lint.py" "$PK_INPUT_src"', env=PYTHON_ENV),
                     inputs=["src"],
                 ),
             ],
@@ -69,7 +67,9 @@ pipeline = pk.Pipeline(
                 pk.Action(
                     "Staging",
                     pk.shell(
-                        'mkdir -p "$STAGING" && cp "$PK_INPUT_dist/webapp.pyz" "$STAGING/"',
+                        'mkdir -p "$STAGING"',
+                        'cp "$PK_INPUT_dist/webapp.pyz" "$STAGING/webapp.pyz"',
+                        'echo "deployed source #{Src.ContentHash}" > "$STAGING/REVISION"',
                         env={"STAGING": "#{variables.staging_dir}"},
                     ),
                     inputs=["dist"],
@@ -78,9 +78,11 @@ pipeline = pk.Pipeline(
                     "Smoke",
                     pk.shell(
                         'python "$STAGING/webapp.pyz" --check',
-                        env={"STAGING": "#{variables.staging_dir}"},
+                        env={"STAGING": "#{variables.staging_dir}", **PYTHON_ENV},
                     ),
                     run_order=2,
+                    timeout=60,
+                    retry=pk.Retry(2, delay=1),
                 ),
             ],
         ),

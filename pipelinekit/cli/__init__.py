@@ -12,9 +12,10 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from pipelinekit._pipeline import Pipeline
 from pipelinekit._version import __version__
 from pipelinekit.cli._load import LoadError, load_pipeline
-from pipelinekit.exceptions import PipelineDefinitionError
+from pipelinekit.exceptions import ExecutionError, PipelineDefinitionError
 
 __all__ = ["main"]
 
@@ -49,7 +50,46 @@ def _parser() -> argparse.ArgumentParser:
         default="mermaid",
         help="output format (default: mermaid)",
     )
+    run = commands.add_parser("run", help="run a pipeline, showing its progress")
+    run.add_argument("target", metavar="FILE[:NAME]", help=target_help)
+    run.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a pipeline variable (repeatable)",
+    )
+    run.add_argument(
+        "--max-concurrency",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="run at most N actions at once",
+    )
+    run.add_argument(
+        "--workdir",
+        default=None,
+        metavar="DIR",
+        help="where executions keep artifacts and logs (default: .pipelinekit)",
+    )
+    run.add_argument(
+        "--plain", action="store_true", help="one line per event, even in a terminal"
+    )
+    run.add_argument(
+        "--verbose", action="store_true", help="show pipelinekit's structured log on stderr"
+    )
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = f"must be a whole number >= 1 (got {text!r})"
+        raise argparse.ArgumentTypeError(msg)
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=err,
         )
         return EXIT_INTERNAL
+    if args.command == "run":
+        return _run(args, pipeline, out, err)
     if args.command == "validate":
         groups = plan.order()
         print(
@@ -90,3 +132,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = render[args.format]()
         out.write(text if text.endswith("\n") else text + "\n")
     return EXIT_OK
+
+
+def _run(args: argparse.Namespace, pipeline: Pipeline, out: TextIO, err: TextIO) -> int:
+    from pipelinekit._engine import resolve_run_variables  # noqa: PLC0415 - only `run` needs the engine
+    from pipelinekit.cli._run import BadVariable, parse_variables, run_pipeline  # noqa: PLC0415
+
+    try:
+        variables = parse_variables(args.var)
+        resolve_run_variables(pipeline, variables)
+    except (BadVariable, ExecutionError) as error:
+        print(f"pipelinekit: error: {error}", file=err)
+        return EXIT_BAD_INPUT
+    return run_pipeline(
+        pipeline,
+        variables=variables,
+        max_concurrency=args.max_concurrency,
+        workdir=args.workdir,
+        plain=args.plain,
+        verbose=args.verbose,
+        out=out,
+        err=err,
+    )

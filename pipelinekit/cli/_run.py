@@ -1,0 +1,143 @@
+"""``pipelinekit run``: run a pipeline from a file, showing its progress."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+import anyio
+import structlog
+
+from pipelinekit._engine import Engine, Execution
+from pipelinekit._pipeline import Pipeline
+from pipelinekit._results import RunResult
+from pipelinekit.executors import LocalExecutor
+
+__all__ = ["parse_variables", "run_pipeline"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class BadVariable(ValueError):
+    """A ``--var`` that is not ``NAME=VALUE``."""
+
+
+def parse_variables(items: Sequence[str]) -> dict[str, str]:
+    """``["env=prod", "n=1"]`` -> ``{"env": "prod", "n": "1"}``."""
+    values: dict[str, str] = {}
+    for item in items:
+        name, equals, value = item.partition("=")
+        if not equals or not name:
+            msg = f"--var {item!r} is not NAME=VALUE"
+            raise BadVariable(msg)
+        values[name] = value
+    return values
+
+
+def quiet_structlog(verbose: bool, err: TextIO) -> None:
+    """Send structlog to stderr, warnings and worse only unless ``verbose`` (the CLI owns it)."""
+    level = logging.DEBUG if verbose else logging.WARNING
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(err),
+        cache_logger_on_first_use=False,
+    )
+
+
+def make_view(pipeline: Pipeline, out: TextIO, *, plain: bool) -> Any:  # noqa: ANN401 - a view
+    """A live view in a terminal (with rich installed), plain lines otherwise."""
+    from pipelinekit.cli._view import LiveView, PlainView  # noqa: PLC0415 - loads rich lazily
+
+    if not plain and out.isatty():
+        try:
+            from rich.console import Console  # noqa: PLC0415
+        except ImportError:  # pragma: no cover - the cli extra brings rich
+            print(
+                "pipelinekit: install rich (pip install 'pipelinekit[cli]') for live progress",
+                file=sys.stderr,
+            )
+        else:
+            return LiveView(pipeline, Console(file=out))
+    return PlainView(out)
+
+
+async def _watch_interrupt(
+    run_scope: anyio.CancelScope, own_scope: anyio.CancelScope, flags: dict[str, bool]
+) -> None:
+    with own_scope, anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            flags["interrupted"] = True
+            run_scope.cancel()
+            return
+
+
+async def _run(
+    pipeline: Pipeline,
+    variables: dict[str, str],
+    view: Any,  # noqa: ANN401 - a view
+    *,
+    max_concurrency: int | None,
+    workdir: str | None,
+    flags: dict[str, bool],
+) -> RunResult | None:
+    execution: Execution | None = None
+    async with anyio.create_task_group() as tasks:
+        watcher = anyio.CancelScope()
+        tasks.start_soon(_watch_interrupt, tasks.cancel_scope, watcher, flags)
+        engine = Engine(executor=LocalExecutor(max_concurrency), workdir=workdir)
+        async with engine:
+            execution = await engine.start(pipeline, variables=variables, triggered_by=_user())
+            # The view ends by itself with the execution's last event.
+            tasks.start_soon(view.follow, execution)
+            result = await execution.wait()
+        watcher.cancel()
+        return result
+    # Cancelled (Ctrl-C): the scheduler recorded a Stopped result before giving up.
+    return execution._result if execution is not None else None  # noqa: SLF001 - the CLI reads the stopped result
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # pragma: no cover - no user name in some containers
+        return None
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    *,
+    variables: dict[str, str],
+    max_concurrency: int | None,
+    workdir: str | None,
+    plain: bool,
+    verbose: bool,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """Run ``pipeline`` with progress on ``out``; return the exit status."""
+    quiet_structlog(verbose, err)
+    view = make_view(pipeline, out, plain=plain)
+    flags = {"interrupted": False}
+    result = anyio.run(
+        lambda: _run(
+            pipeline,
+            variables,
+            view,
+            max_concurrency=max_concurrency,
+            workdir=workdir,
+            flags=flags,
+        )
+    )
+    view.finish(result, flags["interrupted"])
+    if flags["interrupted"]:
+        return EXIT_INTERRUPTED
+    if result is None:  # pragma: no cover - only when cancelled before the start was recorded
+        return EXIT_FAILED
+    return EXIT_OK if result.succeeded else EXIT_FAILED
