@@ -152,6 +152,12 @@ class Engine:
         assert self._tasks is not None  # noqa: S101 - entered first
         try:
             return await self._tasks.__aexit__(exc_type, exc, traceback)
+        except BaseExceptionGroup as group:
+            # An error of the code inside `async with engine:` comes back wrapped by the task
+            # group; hand it back as it was raised.
+            if exc is not None and len(group.exceptions) == 1 and group.exceptions[0] is exc:
+                raise exc from exc.__cause__
+            raise
         finally:
             self._tasks = None
 
