@@ -24,6 +24,12 @@ __all__ = ["Commands", "shell"]
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
+def _to_timedelta(value: object) -> object:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == value:  # noqa: PLR0124 - NaN stays for validation
+        return timedelta(seconds=value)
+    return value
+
+
 @attrs.frozen
 class Commands:
     """Run shell commands, one after another, in the action's working directory.
@@ -44,7 +50,9 @@ class Commands:
     commands: tuple[str, ...] = attrs.field(converter=to_tuple)
     output_variables: tuple[str, ...] = attrs.field(default=(), converter=to_tuple, kw_only=True)
     env: FrozenDict = attrs.field(factory=FrozenDict, converter=to_frozendict, kw_only=True)
-    grace_period: timedelta = attrs.field(default=timedelta(seconds=10), kw_only=True)
+    grace_period: timedelta = attrs.field(
+        default=timedelta(seconds=10), converter=_to_timedelta, kw_only=True
+    )
     #: The shell that runs the commands: ``[*shell, script]``.
     shell: tuple[str, ...] = attrs.field(default=("/bin/sh", "-c"), converter=to_tuple, kw_only=True)
 
@@ -144,7 +152,7 @@ def shell(
     *commands: str,
     env: Mapping[str, str] | None = None,
     output_variables: Iterable[str] = (),
-    grace_period: timedelta = timedelta(seconds=10),
+    grace_period: timedelta | float = timedelta(seconds=10),
 ) -> Commands:
     """A ``Commands`` provider running ``commands`` in order: ``pk.shell("make build")``."""
     return Commands(
