@@ -69,6 +69,16 @@ class Execution:
             self._changed = None
 
     @property
+    def recorded(self) -> list[Event]:
+        """The events announced so far, oldest first."""
+        return list(self._events)
+
+    @property
+    def result(self) -> RunResult | None:
+        """The result once the execution ended (also a Stopped one after cancellation)."""
+        return self._result
+
+    @property
     def done(self) -> bool:
         """Whether the execution has ended."""
         return self._done.is_set()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -181,7 +182,10 @@ def _remove_tree(path: Path) -> None:
         function(name)
 
     if path.exists():
-        shutil.rmtree(path, onexc=make_writable)
+        if sys.version_info >= (3, 12):
+            shutil.rmtree(path, onexc=make_writable)
+        else:  # pragma: no cover - Python 3.11 only knows onerror
+            shutil.rmtree(path, onerror=make_writable)
 
 
 class Scheduler:

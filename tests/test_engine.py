@@ -233,8 +233,8 @@ async def test_cancelling_the_caller_abandons_running_actions(workdir):
     assert ("action", "Hang", "Abandoned") in states
     assert ("stage", "S", "Stopped") in states
     assert states[-1] == ("pipeline", "", "Stopped")
-    assert execution._result.status is pk.Status.STOPPED
-    assert execution._result.actions["T.B"].status is pk.Status.NOT_STARTED
+    assert execution.result.status is pk.Status.STOPPED
+    assert execution.result.actions["T.B"].status is pk.Status.NOT_STARTED
 
 
 async def test_retries_record_each_attempt(workdir):

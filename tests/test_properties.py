@@ -11,32 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pipelinekit as pk
-
-
-@st.composite
-def pipelines(draw):
-    stage_count = draw(st.integers(1, 7))
-    stages = []
-    for s in range(stage_count):
-        if s == 0:
-            needs = draw(st.sampled_from([None, []]))
-        else:
-            needs = draw(
-                st.one_of(
-                    st.none(),
-                    st.lists(st.integers(0, s - 1), unique=True, max_size=3).map(
-                        lambda xs: [f"S{x}" for x in xs]
-                    ),
-                )
-            )
-        actions = []
-        for a in range(draw(st.integers(1, 5))):
-            run_order = draw(st.integers(1, 4))
-            actions.append(
-                pk.Action(f"A{a}", pk.shell("true"), run_order=run_order, outputs=[f"s{s}a{a}"])
-            )
-        stages.append(pk.Stage(f"S{s}", actions, needs=needs))
-    return pk.Pipeline("random", stages)
+from strategies import pipelines
 
 
 def expected_dependencies(pipeline: pk.Pipeline) -> dict[str, set[str]]:

@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_INTERNAL
     if args.command == "run":
-        return _run(args, pipeline, out, err)
+        return _run_command(args, pipeline, out, err)
     if args.command == "validate":
         groups = plan.order()
         print(
@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
-def _run(args: argparse.Namespace, pipeline: Pipeline, out: TextIO, err: TextIO) -> int:
+def _run_command(args: argparse.Namespace, pipeline: Pipeline, out: TextIO, err: TextIO) -> int:
     from pipelinekit._engine import resolve_run_variables  # noqa: PLC0415 - only `run` needs the engine
     from pipelinekit.cli._run import BadVariable, parse_variables, run_pipeline  # noqa: PLC0415
 

@@ -86,6 +86,7 @@ async def _run(
     max_concurrency: int | None,
     workdir: str | None,
     flags: dict[str, bool],
+    holder: list[Execution],
 ) -> RunResult | None:
     execution: Execution | None = None
     async with anyio.create_task_group() as tasks:
@@ -94,13 +95,14 @@ async def _run(
         engine = Engine(executor=LocalExecutor(max_concurrency), workdir=workdir)
         async with engine:
             execution = await engine.start(pipeline, variables=variables, triggered_by=_user())
+            holder.append(execution)
             # The view ends by itself with the execution's last event.
             tasks.start_soon(view.follow, execution)
             result = await execution.wait()
         watcher.cancel()
         return result
     # Cancelled (Ctrl-C): the scheduler recorded a Stopped result before giving up.
-    return execution._result if execution is not None else None  # noqa: SLF001 - the CLI reads the stopped result
+    return execution.result if execution is not None else None
 
 
 def _user() -> str | None:
@@ -125,6 +127,7 @@ def run_pipeline(
     quiet_structlog(verbose, err)
     view = make_view(pipeline, out, plain=plain)
     flags = {"interrupted": False}
+    holder: list[Execution] = []
     result = anyio.run(
         lambda: _run(
             pipeline,
@@ -133,9 +136,10 @@ def run_pipeline(
             max_concurrency=max_concurrency,
             workdir=workdir,
             flags=flags,
+            holder=holder,
         )
     )
-    view.finish(result, flags["interrupted"])
+    view.finish(result, flags["interrupted"], holder[0].recorded if holder else ())
     if flags["interrupted"]:
         return EXIT_INTERRUPTED
     if result is None:  # pragma: no cover - only when cancelled before the start was recorded

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -73,20 +74,30 @@ class PlainView:
     def __init__(self, out: TextIO) -> None:
         """Write to ``out``."""
         self.out = out
+        self.printed = 0
 
     async def follow(self, execution: Execution) -> None:
         """Print each event as it comes."""
         async for event in execution.events():
-            self.out.write(self.line(event) + "\n")
-            self.out.flush()
+            self._print(event)
+
+    def _print(self, event: Event) -> None:
+        self.out.write(self.line(event) + "\n")
+        self.out.flush()
+        self.printed = event.sequence
 
     @staticmethod
     def line(event: Event) -> str:
         """``12:00:01 action Build.Compile InProgress (attempt 1)``."""
         return f"{event.time.strftime('%H:%M:%S')} {event}"
 
-    def finish(self, result: RunResult | None, interrupted: bool) -> None:
-        """Print the failures and the summary."""
+    def finish(
+        self, result: RunResult | None, interrupted: bool, events: Sequence[Event] = ()
+    ) -> None:
+        """Print the events not printed yet (a cancelled run's last), failures and a summary."""
+        for event in events:
+            if event.sequence > self.printed:
+                self._print(event)
         if result is None:
             return
         for line in failure_report(result):
@@ -167,8 +178,11 @@ class LiveView:
             async for event in execution.events():
                 self._apply(event)
 
-    def finish(self, result: RunResult | None, interrupted: bool) -> None:
+    def finish(
+        self, result: RunResult | None, interrupted: bool, events: Sequence[Event] = ()
+    ) -> None:
         """Print the failing actions' last log lines and a summary table."""
+        del events  # the summary table shows the final state
         from rich.table import Table  # noqa: PLC0415
 
         if result is None:

@@ -1,0 +1,144 @@
+"""``pipelinekit run``: plain progress, exit statuses, failure reports, Ctrl-C, and the example."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import structlog
+
+from pipelinekit.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "webapp" / "pipeline.py"
+
+PIPELINE = """
+import pipelinekit as pk
+
+pipeline = pk.Pipeline("demo", [
+    pk.Stage("Build", [pk.Action("Compile", pk.shell("echo compiled"))]),
+    pk.Stage("Test", [pk.Action("Unit", pk.shell("echo '#{variables.outcome}'; test '#{variables.outcome}' = pass"))]),
+], variables=[pk.Variable("outcome", default="pass")])
+"""
+
+
+@pytest.fixture(autouse=True)
+def restore_structlog():
+    yield
+    structlog.reset_defaults()
+
+
+def write(tmp_path, text=PIPELINE):
+    path = tmp_path / "pipeline.py"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def run(capsys, *args):
+    status = main(list(args))
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return status, captured.out, captured.err
+
+
+def test_a_successful_run_prints_one_line_per_event_and_exits_0(tmp_path, capsys):
+    path = write(tmp_path)
+    status, out, _ = run(capsys, "run", str(path), "--workdir", str(tmp_path / "wd"))
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[0].endswith("pipeline demo InProgress")
+    assert any(line.endswith("action Build.Compile Succeeded (attempt 1)") for line in lines)
+    assert lines[-1].startswith("pipeline 'demo' Succeeded in ")
+
+
+def test_a_failed_run_shows_the_failing_log_lines_and_exits_1(tmp_path, capsys):
+    path = write(tmp_path)
+    status, out, _ = run(
+        capsys, "run", str(path), "--var", "outcome=fail", "--workdir", str(tmp_path / "wd")
+    )
+    assert status == 1
+    assert "Test.Unit failed: command exited with status 1" in out
+    assert "  | fail" in out
+    assert out.splitlines()[-1].startswith("pipeline 'demo' Failed in ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--var", "outcome"], "--var 'outcome' is not NAME=VALUE"),
+        (["--var", "outcom=x"], "did you mean 'outcome'?"),
+    ],
+)
+def test_bad_variables_exit_2(tmp_path, capsys, args, message):
+    status, _, err = run(capsys, "run", str(write(tmp_path)), *args)
+    assert status == 2
+    assert message in err
+
+
+def test_bad_max_concurrency_exits_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["run", str(write(tmp_path)), "--max-concurrency", "0"])
+    assert caught.value.code == 2
+    assert "must be a whole number >= 1" in capsys.readouterr().err
+
+
+def test_ctrl_c_cancels_cleanly(tmp_path):
+    pidfile = tmp_path / "pid"
+    path = write(
+        tmp_path,
+        f"""
+        import pipelinekit as pk
+        pipeline = pk.Pipeline("slow", [
+            pk.Stage("S", [pk.Action("Sleep", pk.shell("echo $$ > {pidfile}; exec sleep 300"))]),
+        ])
+        """,
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelinekit", "run", str(path), "--workdir", str(tmp_path / "wd")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        assert time.monotonic() < deadline, "the action never started"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert "cancelled by Ctrl-C" in out
+    assert "action S.Sleep Abandoned" in out
+    assert out.splitlines()[-1].startswith("pipeline 'slow' Stopped in ")
+    pid = int(pidfile.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_the_example_pipeline_runs_end_to_end(tmp_path, capsys):
+    staging = tmp_path / "staging"
+    status, out, _ = run(
+        capsys,
+        "run",
+        str(EXAMPLE),
+        "--var",
+        f"staging_dir={staging}",
+        "--workdir",
+        str(tmp_path / "wd"),
+    )
+    assert status == 0, out
+    assert (staging / "webapp.pyz").exists()
+    assert (staging / "REVISION").read_text().startswith("deployed source ")
+    checked = subprocess.run(
+        [sys.executable, str(staging / "webapp.pyz"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert '"status": "ok"' in checked.stdout
