@@ -123,7 +123,8 @@ def main() -> None:
     run_pk(pipeline)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(f"peak memory during the run: {peak / 1e6:.1f} MB, {peak / (side * side) / 1e3:.2f} kB/action")
+    per_action = peak / (side * side) / 1e3
+    print(f"peak memory during the run: {peak / 1e6:.1f} MB, {per_action:.2f} kB/action")
 
 
 if __name__ == "__main__":

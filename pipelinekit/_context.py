@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import re
-from types import MappingProxyType
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import anyio
@@ -165,7 +165,9 @@ class ActionContext:
         self.configuration = configuration
         # A read-only view: copying every known value for each of thousands of actions would
         # make a run quadratic.
-        self.variables: Mapping[str, str] = MappingProxyType(variables)  # type: ignore[arg-type]
+        self.variables: Mapping[str, str] = MappingProxyType(
+            dict(variables) if not isinstance(variables, dict) else variables
+        )
         self.log_file = log_file
         self.masker = masker
         self.output_variables: dict[str, str] = {}
@@ -204,9 +206,7 @@ class ActionContext:
     def set_variable(self, name: str, value: str) -> None:
         """Set an output variable, referable later as ``#{Namespace.name}``."""
         if not isinstance(name, str) or not _VARIABLE_NAME.fullmatch(name):
-            msg = (
-                f"output variable name {name!r} must be 1-128 letters, digits, '@', '_' or '-'"
-            )
+            msg = f"output variable name {name!r} must be 1-128 letters, digits, '@', '_' or '-'"
             raise ActionFailed(msg)
         if not isinstance(value, str):
             msg = f"output variable {name!r} must be a string (got {type(value).__name__})"

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import anyio
 import anyio.abc
@@ -146,7 +146,7 @@ class Engine:
             self._registry = ProviderRegistry.default()
         return self._registry
 
-    async def __aenter__(self) -> Engine:
+    async def __aenter__(self) -> Self:
         """Open the engine's task group."""
         self._tasks = anyio.create_task_group()
         await self._tasks.__aenter__()
@@ -256,7 +256,10 @@ class Engine:
             execution._finish(result, error)  # noqa: SLF001
 
     async def _deliver(
-        self, hook: Any, receive: MemoryObjectReceiveStream[Event], errors: list[HookError]  # noqa: ANN401 - any hook
+        self,
+        hook: Any,  # noqa: ANN401 - any hook
+        receive: MemoryObjectReceiveStream[Event],
+        errors: list[HookError],
     ) -> None:
         name = _hook_name(hook)
         handler = getattr(hook, "on_event", hook)
@@ -269,11 +272,15 @@ class Engine:
                         with anyio.move_on_after(self.hook_timeout) as scope:
                             await _call(handler, event)
                     except Exception as failure:  # noqa: BLE001 - a hook never fails the pipeline
-                        errors.append(HookError(name, str(event), f"{type(failure).__name__}: {failure}"))
+                        errors.append(
+                            HookError(name, str(event), f"{type(failure).__name__}: {failure}")
+                        )
                     else:
                         if scope.cancelled_caught:
                             errors.append(
-                                HookError(name, str(event), f"timed out after {self.hook_timeout:g}s")
+                                HookError(
+                                    name, str(event), f"timed out after {self.hook_timeout:g}s"
+                                )
                             )
             except anyio.get_cancelled_exc_class():
                 left = receive.statistics().current_buffer_used
@@ -303,8 +310,11 @@ def _with_hook_errors(result: RunResult, errors: list[HookError]) -> RunResult:
 
 
 def resolve_run_variables(pipeline: Pipeline, overrides: Mapping[str, str]) -> dict[str, str]:
-    """The run's pipeline variables: defaults, overridden; an ``ExecutionError`` when a name is
-    unknown, a value is not a string or a variable has no value at all."""
+    """The run's pipeline variables: their defaults, with ``overrides`` applied.
+
+    Raises ``ExecutionError`` when a name is unknown, a value is not a string or a variable has
+    no value at all.
+    """
     declared = {variable.name: variable for variable in pipeline.variables}
     problems = []
     for name, value in overrides.items():
@@ -317,14 +327,14 @@ def resolve_run_variables(pipeline: Pipeline, overrides: Mapping[str, str]) -> d
             problems.append(f"variable {name!r} must be a string (got {value!r})")
     values: dict[str, str] = {}
     for name, variable in declared.items():
-        value = overrides.get(name, variable.default)
-        if value is None:
+        chosen: object = overrides.get(name, variable.default)
+        if chosen is None:
             problems.append(
                 f"variable {name!r} has no default; give it a value, e.g. variables="
                 f"{{{name!r}: ...}} or --var {name}=..."
             )
-        elif isinstance(value, str):
-            values[name] = value
+        elif isinstance(chosen, str):
+            values[name] = chosen
     if problems:
         raise ExecutionError("; ".join(problems))
     return values

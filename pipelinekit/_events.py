@@ -82,7 +82,9 @@ class Event:
             extra += f": {self.detail['error']}"
         return f"{self.type} {subject} {self.state}{extra}"
 
-    def to_eventbridge(self, *, region: str = "local", account: str = "000000000000") -> dict[str, Any]:
+    def to_eventbridge(
+        self, *, region: str = "local", account: str = "000000000000"
+    ) -> dict[str, Any]:
         """This event in the shape of a CodePipeline EventBridge event."""
         detail: dict[str, Any] = {
             "pipeline": self.pipeline,

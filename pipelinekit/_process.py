@@ -155,7 +155,8 @@ def _group_alive(group: int) -> bool:
 
 async def _wait_group_gone(group: int, seconds: float) -> bool:
     with anyio.move_on_after(seconds):
-        while await anyio.to_thread.run_sync(_group_alive, group):
+        # No event tells when the last member of a process group is gone: poll.
+        while await anyio.to_thread.run_sync(_group_alive, group):  # noqa: ASYNC110
             await anyio.sleep(_POLL)
         return True
     return False
@@ -174,7 +175,7 @@ async def _terminate(process: Process, group: int, grace_period: float) -> None:
     _signal_group(group, signal.SIGTERM)
     with anyio.move_on_after(grace_period):
         await process.wait()
-        while await anyio.to_thread.run_sync(_group_alive, group):
+        while await anyio.to_thread.run_sync(_group_alive, group):  # noqa: ASYNC110 - see above
             await anyio.sleep(_POLL)
     _signal_group(group, signal.SIGKILL)
     await process.wait()

@@ -374,7 +374,7 @@ class Scheduler:
             return False
         return False  # pragma: no cover - the loop always returns
 
-    async def _attempt(  # noqa: C901 - one attempt's whole life, in order
+    async def _attempt(  # noqa: PLR0915 - one attempt's whole life, in order
         self, state: _ActionState, number: int, previous: str | None
     ) -> BaseException | None:
         action = state.action
@@ -385,7 +385,9 @@ class Scheduler:
         detail: dict[str, Any] = {"attempt": number, "action_type": str(action.action_type)}
         if previous is not None:
             detail["previous_error"] = previous
-        self.emit("action", Status.IN_PROGRESS, stage=state.stage, action=action.name, detail=detail)
+        self.emit(
+            "action", Status.IN_PROGRESS, stage=state.stage, action=action.name, detail=detail
+        )
         await self.recorder.flush()
         log_file = LogFile(
             self.logs,
@@ -465,7 +467,7 @@ class Scheduler:
         provider = self._provider(action)
         configuration: Mapping[str, str] = action.configuration
         if state.node in self.plan.referencing:
-            lookup = self._lookup_for(state)
+            lookup = self._lookup
             configuration = resolve_value(configuration, lookup)
             provider = resolve_value(provider, lookup)
         outputs = {name: self.artifacts / name for name in action.outputs}
@@ -507,23 +509,20 @@ class Scheduler:
             raise ExecutionError(msg)
         return self.registry().build(action_type, action.configuration)
 
-    def _lookup_for(self, state: _ActionState) -> Callable[[Reference], str]:
-        def lookup(reference: Reference) -> str:
-            key = f"{reference.namespace}.{reference.name}"
-            value = self.values.get(key)
-            if value is not None:
-                return value
-            producer = self.namespaces.get(reference.namespace)
-            if producer is None:
-                msg = f"{reference.text} has no value in this run"
-            else:
-                msg = (
-                    f"{reference.text} has no value: {producer!r} (namespace "
-                    f"{reference.namespace!r}) did not set output variable {reference.name!r}"
-                )
-            raise _Missing(msg)
-
-        return lookup
+    def _lookup(self, reference: Reference) -> str:
+        key = f"{reference.namespace}.{reference.name}"
+        value = self.values.get(key)
+        if value is not None:
+            return value
+        producer = self.namespaces.get(reference.namespace)
+        if producer is None:
+            msg = f"{reference.text} has no value in this run"
+        else:
+            msg = (
+                f"{reference.text} has no value: {producer!r} (namespace "
+                f"{reference.namespace!r}) did not set output variable {reference.name!r}"
+            )
+        raise _Missing(msg)
 
     # -- the end -------------------------------------------------------------------------------
 

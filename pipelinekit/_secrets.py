@@ -31,7 +31,9 @@ class Masker:
         """Register a secret value; empty values are ignored."""
         pieces = {secret} if secret else set()
         if "\n" in secret:
-            pieces |= {line.strip() for line in secret.splitlines() if len(line.strip()) >= _MIN_LINE}
+            pieces |= {
+                line.strip() for line in secret.splitlines() if len(line.strip()) >= _MIN_LINE
+            }
         if pieces - self._secrets:
             self._secrets |= pieces
             # Longest first, so that a secret containing another is masked whole.

@@ -98,9 +98,12 @@ def well_formed_references(text: str) -> list[tuple[str, str]] | None:
     return found if text.count("#{") == len(found) else None
 
 
-def resolve_value(value: Any, lookup: Callable[[Reference], str]) -> Any:  # noqa: ANN401 - any declaration
-    """``value`` with references resolved in every string inside it (attrs objects, tuples,
-    lists, mappings), rebuilding only what changed; everything else is returned as it is."""
+def resolve_value(value: Any, lookup: Callable[[Reference], str]) -> Any:  # noqa: ANN401, PLR0911 - any declaration, one return per shape
+    """``value`` with references resolved in every string inside it.
+
+    Walks attrs objects, tuples, lists and mappings, rebuilding only what changed; everything
+    else is returned as it is.
+    """
     cls: type = type(value)
     kind = _kind(cls)
     if kind == _STRING:

@@ -38,5 +38,3 @@ def pipelines(draw, provider=None):
             )
         stages.append(pk.Stage(f"S{s}", actions, needs=needs))
     return pk.Pipeline("random", stages)
-
-

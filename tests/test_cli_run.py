@@ -23,7 +23,10 @@ import pipelinekit as pk
 
 pipeline = pk.Pipeline("demo", [
     pk.Stage("Build", [pk.Action("Compile", pk.shell("echo compiled"))]),
-    pk.Stage("Test", [pk.Action("Unit", pk.shell("echo '#{variables.outcome}'; test '#{variables.outcome}' = pass"))]),
+    pk.Stage("Test", [
+        pk.Action("Unit", pk.shell("echo $OUTCOME; test $OUTCOME = pass",
+                                   env={"OUTCOME": "#{variables.outcome}"})),
+    ]),
 ], variables=[pk.Variable("outcome", default="pass")])
 """
 

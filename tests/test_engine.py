@@ -149,7 +149,7 @@ async def test_failure_semantics(workdir):
     assert result.actions["Docs.Publish"].status is pk.Status.SUCCEEDED  # independent branch
     assert result.stages["Docs"].status is pk.Status.SUCCEEDED
     assert [a.name for a in result.failed_actions()] == ["Test.Unit"]
-    with pytest.raises(pk.ExecutionError, match="Test.Unit: 3 tests failed"):
+    with pytest.raises(pk.ExecutionError, match=r"Test\.Unit: 3 tests failed"):
         result.raise_for_status()
 
 

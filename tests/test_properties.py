@@ -9,9 +9,9 @@ import re
 import networkx as nx
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import pipelines
 
 import pipelinekit as pk
-from strategies import pipelines
 
 
 def expected_dependencies(pipeline: pk.Pipeline) -> dict[str, set[str]]:

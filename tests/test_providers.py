@@ -80,7 +80,11 @@ async def test_env_values_are_never_parsed_by_a_shell(workdir, tmp_path):
     hostile = f"$(touch {marker}); `touch {marker}`"
     action = pk.Action(
         "A",
-        pk.shell('printf "%s" "$VALUE" > value.txt', 'cp value.txt "$PK_OUTPUT_out/"', env={"VALUE": "#{variables.v}"}),
+        pk.shell(
+            'printf "%s" "$VALUE" > value.txt',
+            'cp value.txt "$PK_OUTPUT_out/"',
+            env={"VALUE": "#{variables.v}"},
+        ),
         outputs=["out"],
     )
     pipeline = one(action, variables=[pk.Variable("v", default="x")])
@@ -259,7 +263,11 @@ async def test_git_source_fails_clearly_for_a_missing_branch(workdir, repo):
 
 def test_git_source_refuses_option_like_values():
     with pytest.raises(pk.PipelineDefinitionError) as caught:
-        one(pk.Action("C", pk.GitSource("--upload-pack=evil", branch="-x", commit="zz"), outputs=["s"]))
+        one(
+            pk.Action(
+                "C", pk.GitSource("--upload-pack=evil", branch="-x", commit="zz"), outputs=["s"]
+            )
+        )
     fields = {p.field for p in caught.value.problems}
     assert fields == {"provider.url", "provider.branch", "provider.commit"}
 
@@ -270,7 +278,7 @@ def test_git_source_refuses_option_like_values():
 @pytest.fixture
 def server():
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - the stdlib's name
+        def do_GET(self):
             status = 500 if self.path == "/broken" else 200
             body = b'{"ok": true}'
             self.send_response(status)
@@ -279,7 +287,7 @@ def server():
             self.end_headers()
             self.wfile.write(body)
 
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             length = int(self.headers["Content-Length"])
             body = self.rfile.read(length) + b"|" + self.headers["X-Token"].encode()
             self.send_response(201)
@@ -338,7 +346,7 @@ async def test_wait_waits(workdir):
     assert result.actions["S.W"].duration.total_seconds() >= 0.01
 
 
-# -- the registry ------------------------------------------------------------------------------------
+# -- the registry ------------------------------------------------------------------------------
 
 
 @pk.provider("Custom", "Greeter", category=pk.Category.INVOKE)
@@ -379,7 +387,7 @@ def test_a_broken_plugin_is_reported(monkeypatch):
     entry = metadata.EntryPoint(
         name="broken", value="no_such_module:Thing", group=pk.providers.ENTRY_POINT_GROUP
     )
-    monkeypatch.setattr(metadata, "entry_points", lambda **kw: metadata.EntryPoints([entry]))
+    monkeypatch.setattr(metadata, "entry_points", lambda **_: metadata.EntryPoints([entry]))
     with pytest.raises(pk.ExecutionError, match="provider plugin 'broken'"):
         pk.ProviderRegistry.default()
 

@@ -63,7 +63,7 @@ def test_scheduler_invariants(pipeline, data):
                 assert succeeded_at[dependency] < first_start
         if action.status is pk.Status.FAILED:
             failed.add(node)
-            assert len(starts) == min(allowed, failures[node] if node in failures else 0)
+            assert len(starts) == min(allowed, failures.get(node, 0))
         elif action.status is pk.Status.SUCCEEDED:
             assert failures.get(node, 0) < allowed
     downstream = set()

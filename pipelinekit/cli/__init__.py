@@ -72,9 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where executions keep artifacts and logs (default: .pipelinekit)",
     )
-    run.add_argument(
-        "--plain", action="store_true", help="one line per event, even in a terminal"
-    )
+    run.add_argument("--plain", action="store_true", help="one line per event, even in a terminal")
     run.add_argument(
         "--verbose", action="store_true", help="show pipelinekit's structured log on stderr"
     )
@@ -136,12 +134,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run_command(args: argparse.Namespace, pipeline: Pipeline, out: TextIO, err: TextIO) -> int:
     from pipelinekit._engine import resolve_run_variables  # noqa: PLC0415 - only `run` needs the engine
-    from pipelinekit.cli._run import BadVariable, parse_variables, run_pipeline  # noqa: PLC0415
+    from pipelinekit.cli._run import BadVariableError, parse_variables, run_pipeline  # noqa: PLC0415
 
     try:
         variables = parse_variables(args.var)
         resolve_run_variables(pipeline, variables)
-    except (BadVariable, ExecutionError) as error:
+    except (BadVariableError, ExecutionError) as error:
         print(f"pipelinekit: error: {error}", file=err)
         return EXIT_BAD_INPUT
     return run_pipeline(

@@ -25,7 +25,7 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
-class BadVariable(ValueError):
+class BadVariableError(ValueError):
     """A ``--var`` that is not ``NAME=VALUE``."""
 
 
@@ -36,12 +36,12 @@ def parse_variables(items: Sequence[str]) -> dict[str, str]:
         name, equals, value = item.partition("=")
         if not equals or not name:
             msg = f"--var {item!r} is not NAME=VALUE"
-            raise BadVariable(msg)
+            raise BadVariableError(msg)
         values[name] = value
     return values
 
 
-def quiet_structlog(verbose: bool, err: TextIO) -> None:
+def quiet_structlog(err: TextIO, *, verbose: bool) -> None:
     """Send structlog to stderr, warnings and worse only unless ``verbose`` (the CLI owns it)."""
     level = logging.DEBUG if verbose else logging.WARNING
     structlog.configure(
@@ -59,9 +59,8 @@ def make_view(pipeline: Pipeline, out: TextIO, *, plain: bool) -> Any:  # noqa: 
         try:
             from rich.console import Console  # noqa: PLC0415
         except ImportError:  # pragma: no cover - the cli extra brings rich
-            print(
-                "pipelinekit: install rich (pip install 'pipelinekit[cli]') for live progress",
-                file=sys.stderr,
+            sys.stderr.write(
+                "pipelinekit: install rich (pip install 'pipelinekit[cli]') for live progress\n"
             )
         else:
             return LiveView(pipeline, Console(file=out))
@@ -124,7 +123,7 @@ def run_pipeline(
     err: TextIO,
 ) -> int:
     """Run ``pipeline`` with progress on ``out``; return the exit status."""
-    quiet_structlog(verbose, err)
+    quiet_structlog(err, verbose=verbose)
     view = make_view(pipeline, out, plain=plain)
     flags = {"interrupted": False}
     holder: list[Execution] = []
@@ -139,7 +138,9 @@ def run_pipeline(
             holder=holder,
         )
     )
-    view.finish(result, flags["interrupted"], holder[0].recorded if holder else ())
+    view.finish(
+        result, interrupted=flags["interrupted"], events=holder[0].recorded if holder else ()
+    )
     if flags["interrupted"]:
         return EXIT_INTERRUPTED
     if result is None:  # pragma: no cover - only when cancelled before the start was recorded

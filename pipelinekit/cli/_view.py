@@ -92,7 +92,7 @@ class PlainView:
         return f"{event.time.strftime('%H:%M:%S')} {event}"
 
     def finish(
-        self, result: RunResult | None, interrupted: bool, events: Sequence[Event] = ()
+        self, result: RunResult | None, *, interrupted: bool, events: Sequence[Event] = ()
     ) -> None:
         """Print the events not printed yet (a cancelled run's last), failures and a summary."""
         for event in events:
@@ -161,7 +161,9 @@ class LiveView:
         table.add_column(justify="right", style="dim")
         table.add_row(self._symbol("pipeline"), f"[bold]{self.title}[/]", self._elapsed("pipeline"))
         for stage in self.pipeline.stages:
-            table.add_row(self._symbol(stage.name), f"  [bold]{stage.name}[/]", self._elapsed(stage.name))
+            table.add_row(
+                self._symbol(stage.name), f"  [bold]{stage.name}[/]", self._elapsed(stage.name)
+            )
             for action in stage.actions:
                 node = f"{stage.name}.{action.name}"
                 label = f"    {action.name}"
@@ -179,7 +181,7 @@ class LiveView:
                 self._apply(event)
 
     def finish(
-        self, result: RunResult | None, interrupted: bool, events: Sequence[Event] = ()
+        self, result: RunResult | None, *, interrupted: bool, events: Sequence[Event] = ()
     ) -> None:
         """Print the failing actions' last log lines and a summary table."""
         del events  # the summary table shows the final state
@@ -210,4 +212,3 @@ class LiveView:
             self.console.print("[magenta]cancelled by Ctrl-C: running actions were stopped[/]")
         symbol, style = SYMBOLS.get(result.status, ("?", "white"))
         self.console.print(f"[{style}]{symbol}[/] {_summary_line(result)}", highlight=False)
-

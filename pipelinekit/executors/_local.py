@@ -11,8 +11,10 @@ __all__ = ["LocalExecutor"]
 
 
 class LocalExecutor:
-    """Run each action's provider in the event loop (commands as subprocesses, sync Python
-    functions in worker threads).
+    """Run each action's provider in this process.
+
+    Async code runs in the event loop, commands as subprocesses, sync Python functions in worker
+    threads.
 
     ``max_concurrency`` bounds how many actions run at once (``None``: no bound beyond the
     pipeline's own shape); the scheduler holds a slot from an action's start to its end, so

@@ -5,13 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import ClassVar
-
-import attrs
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import anyio
+import attrs
 
 from pipelinekit._frozendict import FrozenDict, to_frozendict, to_tuple
 from pipelinekit._model import ActionTypeId, Category, Owner
@@ -54,7 +51,9 @@ class Commands:
         default=timedelta(seconds=10), converter=_to_timedelta, kw_only=True
     )
     #: The shell that runs the commands: ``[*shell, script]``.
-    shell: tuple[str, ...] = attrs.field(default=("/bin/sh", "-c"), converter=to_tuple, kw_only=True)
+    shell: tuple[str, ...] = attrs.field(
+        default=("/bin/sh", "-c"), converter=to_tuple, kw_only=True
+    )
 
     async def run(self, ctx: ActionContext) -> None:
         """Run the commands in one shell session; stop at the first that fails."""
@@ -79,12 +78,12 @@ class Commands:
     def script(self) -> str:
         """The shell script: ``set -e``, the commands, then the export of output variables."""
         lines = ["set -e", *self.commands]
-        for name in self.output_variables:
-            # Names are checked to be environment variable names, so they are safe here.
-            lines.append(
-                f'if [ "${{{name}+set}}" = set ]; then '
-                f'printf "%s\\0" "{name}=${{{name}}}" >> "$PK_VARIABLES_FILE"; fi'
-            )
+        # Names are checked to be environment variable names, so they are safe here.
+        lines.extend(
+            f'if [ "${{{name}+set}}" = set ]; then '
+            f'printf "%s\\0" "{name}=${{{name}}}" >> "$PK_VARIABLES_FILE"; fi'
+            for name in self.output_variables
+        )
         return "\n".join(lines) + "\n"
 
     def problems(self) -> Iterable[tuple[str, str]]:

@@ -102,9 +102,7 @@ class HttpRequest:
 class Wait:
     """Wait for ``duration`` (a timedelta or seconds), then succeed."""
 
-    action_type: ClassVar[ActionTypeId] = ActionTypeId(
-        Category.INVOKE, Owner.CUSTOM, "Wait", "1"
-    )
+    action_type: ClassVar[ActionTypeId] = ActionTypeId(Category.INVOKE, Owner.CUSTOM, "Wait", "1")
     idempotent: ClassVar[bool] = True
     input_artifacts: ClassVar[tuple[int, int]] = (0, 0)
     output_artifacts: ClassVar[tuple[int, int]] = (0, 0)

@@ -46,8 +46,10 @@ ProviderFactory = Callable[[Mapping[str, str]], Any]
 
 
 class ProviderRegistry:
-    """Provider classes keyed by ``ActionTypeId``, for definitions that name a type, not an
-    object (such as imported CodePipeline JSON).
+    """Provider classes keyed by ``ActionTypeId``.
+
+    For definitions that name an action type rather than hold a provider object (such as
+    imported CodePipeline JSON).
 
     ``ProviderRegistry.default()`` holds pipelinekit's own providers plus those that installed
     packages declare under the ``pipelinekit.providers`` entry point group (each entry point
@@ -61,7 +63,7 @@ class ProviderRegistry:
 
     @classmethod
     def default(cls) -> ProviderRegistry:
-        """pipelinekit's providers and every installed plugin's."""
+        """A registry of the built-in providers and every installed plugin's."""
         registry = cls()
         for provider_class in BUILTIN:
             registry.register(provider_class)
@@ -81,8 +83,10 @@ class ProviderRegistry:
         return provider_class
 
     def discover(self) -> None:
-        """Register the provider classes of installed plugins (entry point group
-        ``pipelinekit.providers``)."""
+        """Register the provider classes of installed plugins.
+
+        Plugins declare them under the entry point group ``pipelinekit.providers``.
+        """
         for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
             try:
                 provider_class = entry_point.load()

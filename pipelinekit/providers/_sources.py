@@ -39,7 +39,7 @@ def content_hash(root: Path) -> str:
         relative = path.relative_to(root).as_posix()
         digest.update(relative.encode() + b"\0")
         if path.is_symlink():
-            digest.update(b"link:" + os.readlink(path).encode() + b"\0")
+            digest.update(b"link:" + str(path.readlink()).encode() + b"\0")
             continue
         digest.update(b"x" if os.access(path, os.X_OK) else b"-")
         with path.open("rb") as handle:
@@ -77,15 +77,15 @@ class LocalSource:
     async def run(self, ctx: ActionContext) -> None:
         """Copy the directory and hash it."""
         target = _single_output(ctx, "LocalSource")
-        source = Path(self.path).expanduser()
-        if not source.is_dir():
-            msg = f"LocalSource path {self.path!r} is not a directory"
-            raise ActionFailed(msg)
-        ctx.log.info("copying", source=str(source))
-        await anyio.to_thread.run_sync(self._copy, source, target)
+        ctx.log.info("copying", source=self.path)
+        await anyio.to_thread.run_sync(self._copy, Path(self.path), target)
         ctx.set_variable("ContentHash", await anyio.to_thread.run_sync(content_hash, target))
 
     def _copy(self, source: Path, target: Path) -> None:
+        source = source.expanduser()
+        if not source.is_dir():
+            msg = f"LocalSource path {self.path!r} is not a directory"
+            raise ActionFailed(msg)
         shutil.copytree(
             source,
             target,
@@ -106,8 +106,9 @@ _BRANCH_BAD = re.compile(r"^-|\.\.|[\x00-\x20~^:?*\[\\]|@\{|\.lock$|/$|^/")
 
 @attrs.frozen
 class GitSource:
-    """Clone a git repository (a local path or a ``file://``/``https://`` URL) at a branch or
-    commit, with the ``git`` command.
+    """Clone a git repository at a branch or commit, with the ``git`` command.
+
+    ``url`` is a local path or a ``file://`` or ``https://`` URL.
 
     Output variables, named as CodePipeline names them: ``CommitId``, ``BranchName``,
     ``AuthorDate``, ``CommitterDate``, ``CommitMessage``, ``RepositoryName``. The ``.git``
@@ -143,9 +144,7 @@ class GitSource:
         commit_id, author_date, committer_date, message = (shown.stdout or "").split("\0", 3)
         branch = self.branch
         if not branch:
-            head = await ctx.run_command(
-                [*git, "rev-parse", "--abbrev-ref", "HEAD"], capture=True
-            )
+            head = await ctx.run_command([*git, "rev-parse", "--abbrev-ref", "HEAD"], capture=True)
             branch = (head.stdout or "").strip()
         ctx.set_variable("CommitId", commit_id.strip())
         ctx.set_variable("BranchName", branch)

@@ -1,6 +1,6 @@
 """A small lint check for the example app: syntax, line length, whitespace, debugging leftovers.
 
-    python lint.py DIR        exits 1 and lists file:line: problem for each finding
+python lint.py DIR        exits 1 and lists file:line: problem for each finding
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ def lint(path: Path) -> list[str]:
             findings.append(f"{path}:{number}: trailing whitespace")
         if "\t" in line:
             findings.append(f"{path}:{number}: tab character")
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "breakpoint":
-            findings.append(f"{path}:{node.lineno}: breakpoint() left in")
+    findings.extend(
+        f"{path}:{node.lineno}: breakpoint() left in"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "breakpoint"
+    )
     return findings
 
 
