@@ -92,7 +92,7 @@ class HookError:
     error: str
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class RunResult:
     """The outcome of an execution.
 
@@ -116,6 +116,15 @@ class RunResult:
     def duration(self) -> timedelta:
         """How long the execution ran."""
         return self.finished_at - self.started_at
+
+    def __repr__(self) -> str:
+        # A summary: a full repr of thousands of actions is unreadable, and slow (asyncio itself
+        # reprs the result of a run's main task on Python 3.11).
+        return (
+            f"RunResult(pipeline={self.pipeline!r}, execution_id={self.execution_id!r}, "
+            f"status={self.status!s}, stages={len(self.stages)}, actions={len(self.actions)}, "
+            f"duration={self.duration.total_seconds():.3f}s)"
+        )
 
     @property
     def succeeded(self) -> bool:

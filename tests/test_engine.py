@@ -419,7 +419,8 @@ async def test_secrets_are_masked_in_logs_errors_events_and_results(workdir, mon
     assert "abcdefghijkl" not in text
     assert "BEGIN KEY" not in text
     assert "****" in text
-    everything = repr(await store.events(result.execution_id)) + repr(logs) + repr(result)
+    everything = repr(await store.events(result.execution_id)) + repr(logs)
+    everything += repr(dict(result.actions)) + repr(result.variables)
     assert "hunter2" not in everything
     assert "abcdefghijkl" not in everything
 
@@ -581,3 +582,10 @@ async def test_event_to_eventbridge_has_codepipelines_shape(workdir):
         "version": "1",
     }
     assert events[0].detail["triggered_by"] == "alice"
+
+
+async def test_a_result_repr_is_a_summary(workdir):
+    result = await run(pk.Pipeline("p", [pk.Stage("S", [python_action("A")])]), workdir)
+    text = repr(result)
+    assert text.startswith(f"RunResult(pipeline='p', execution_id='{result.execution_id}'")
+    assert "status=Succeeded, stages=1, actions=1" in text
