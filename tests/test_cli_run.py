@@ -145,3 +145,47 @@ def test_the_example_pipeline_runs_end_to_end(tmp_path, capsys):
         check=False,
     )
     assert '"status": "ok"' in checked.stdout
+
+
+def test_the_live_view_draws_the_tree_and_a_summary(tmp_path):
+    import anyio
+    from rich.console import Console
+
+    import pipelinekit as pk
+    from pipelinekit.cli._view import LiveView
+
+    async def failing(ctx):
+        raise pk.ActionFailed("nope")
+
+    pipeline = pk.Pipeline(
+        "demo",
+        [
+            pk.Stage("Build", [pk.Action("Compile", pk.shell("echo ok"))]),
+            pk.Stage("Test", [pk.Action("Unit", pk.python(failing))]),
+            pk.Stage("Deploy", [pk.Action("Ship", pk.shell("true"))]),
+        ],
+    )
+    console = Console(record=True, width=100, force_terminal=True, color_system=None)
+    view = LiveView(pipeline, console)
+
+    async def main():
+        async with pk.Engine(workdir=tmp_path / "wd") as engine:
+            execution = await engine.start(pipeline)
+            await view.follow(execution)
+            return await execution.wait()
+
+    result = anyio.run(main)
+    tree = Console(record=True, width=100, color_system=None)
+    tree.print(view)
+    drawn = tree.export_text()
+    assert "✔  pipeline demo" not in drawn  # the pipeline failed
+    assert "✖  pipeline demo" in drawn
+    assert "✔      Compile" in drawn
+    assert "✖      Unit" in drawn
+    assert "·      Ship" in drawn
+    view.finish(result, interrupted=False)
+    summary = console.export_text()
+    assert "Test.Unit failed: nope" in summary
+    assert "✖ Failed" in summary
+    assert "· NotStarted" in summary
+    assert "pipeline 'demo' Failed in" in summary
