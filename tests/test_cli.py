@@ -32,24 +32,17 @@ def write(tmp_path: Path, text: str, name: str = "pipeline.py") -> Path:
     return path
 
 
-def run(capsys, *args):
-    status = main(list(args))
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    return status, captured.out, captured.err
-
-
-def test_validate_a_good_pipeline(tmp_path, capsys):
-    status, out, err = run(capsys, "validate", str(write(tmp_path, GOOD)))
+def test_validate_a_good_pipeline(tmp_path, cli):
+    status, out, err = cli("validate", str(write(tmp_path, GOOD)))
     assert status == 0
     assert "ok: pipeline 'demo'" in out
     assert "2 stages, 2 actions in 2 parallel steps" in out
     assert err == ""
 
 
-def test_validate_reports_each_problem_on_its_own_line(tmp_path, capsys):
+def test_validate_reports_each_problem_on_its_own_line(tmp_path, cli):
     path = write(tmp_path, GOOD.replace('inputs=["dist"]', 'inputs=["dst"], run_order=0'))
-    status, out, err = run(capsys, "validate", str(path))
+    status, out, err = cli("validate", str(path))
     assert status == 2
     assert out == ""
     lines = err.strip().splitlines()
@@ -67,92 +60,92 @@ def test_validate_reports_each_problem_on_its_own_line(tmp_path, capsys):
         ("json", lambda text: json.loads(text)["order"] == [["Build.Compile"], ["Test.Unit"]]),
     ],
 )
-def test_graph_formats(tmp_path, capsys, form, check):
-    status, out, _ = run(capsys, "graph", str(write(tmp_path, GOOD)), "--format", form)
+def test_graph_formats(tmp_path, cli, form, check):
+    status, out, _ = cli("graph", str(write(tmp_path, GOOD)), "--format", form)
     assert status == 0
     assert check(out)
 
 
-def test_graph_defaults_to_mermaid(tmp_path, capsys):
-    status, out, _ = run(capsys, "graph", str(write(tmp_path, GOOD)))
+def test_graph_defaults_to_mermaid(tmp_path, cli):
+    status, out, _ = cli("graph", str(write(tmp_path, GOOD)))
     assert status == 0
     assert out.startswith("flowchart LR")
 
 
-def test_missing_file(tmp_path, capsys):
-    status, _, err = run(capsys, "validate", str(tmp_path / "nope.py"))
+def test_missing_file(tmp_path, cli):
+    status, _, err = cli("validate", str(tmp_path / "nope.py"))
     assert status == 2
     assert err == f"pipelinekit: error: {tmp_path / 'nope.py'}: no such file\n"
 
 
-def test_directory_and_non_python_file(tmp_path, capsys):
-    assert run(capsys, "validate", str(tmp_path))[2].endswith(
+def test_directory_and_non_python_file(tmp_path, cli):
+    assert cli("validate", str(tmp_path))[2].endswith(
         "is a directory; give the Python file that defines the pipeline\n"
     )
     text = tmp_path / "pipeline.yaml"
     text.write_text("stages: []")
-    assert "is not a Python file" in run(capsys, "validate", str(text))[2]
+    assert "is not a Python file" in cli("validate", str(text))[2]
 
 
-def test_syntax_error_names_the_line(tmp_path, capsys):
+def test_syntax_error_names_the_line(tmp_path, cli):
     path = write(tmp_path, "import pipelinekit as pk\n\npipeline = pk.Pipeline(\n")
-    status, _, err = run(capsys, "validate", str(path))
+    status, _, err = cli("validate", str(path))
     assert status == 2
     assert f"{path}:3: syntax error" in err
 
 
-def test_an_exception_while_loading_names_the_line(tmp_path, capsys):
+def test_an_exception_while_loading_names_the_line(tmp_path, cli):
     path = write(tmp_path, "x = 1\nraise RuntimeError('no credentials')\n")
-    status, _, err = run(capsys, "validate", str(path))
+    status, _, err = cli("validate", str(path))
     assert status == 2
     assert err.strip() == (
         f"pipelinekit: error: {path}:2: loading the file raised RuntimeError: no credentials"
     )
 
 
-def test_an_invalid_pipeline_at_import_is_reported_as_problems(tmp_path, capsys):
+def test_an_invalid_pipeline_at_import_is_reported_as_problems(tmp_path, cli):
     path = write(tmp_path, GOOD.replace('"Compile"', '"Com pile"'))
-    status, _, err = run(capsys, "validate", str(path))
+    status, _, err = cli("validate", str(path))
     assert status == 2
     assert "action name 'Com pile' contains ' '" in err
 
 
-def test_no_pipeline_in_the_file(tmp_path, capsys):
-    status, _, err = run(capsys, "validate", str(write(tmp_path, "x = 1\n")))
+def test_no_pipeline_in_the_file(tmp_path, cli):
+    status, _, err = cli("validate", str(write(tmp_path, "x = 1\n")))
     assert status == 2
     assert "defines no pk.Pipeline at module level" in err
 
 
-def test_several_pipelines_need_a_name(tmp_path, capsys):
+def test_several_pipelines_need_a_name(tmp_path, cli):
     two = GOOD + "\nrelease = pk.Pipeline('release', pipeline.stages)\nsame = pipeline\n"
     path = write(tmp_path, two)
-    status, _, err = run(capsys, "validate", str(path))
+    status, _, err = cli("validate", str(path))
     assert status == 2
     assert "defines 2 pipelines (pipeline, release); choose one with" in err
-    status, out, _ = run(capsys, "validate", f"{path}:release")
+    status, out, _ = cli("validate", f"{path}:release")
     assert status == 0
     assert "'release'" in out
 
 
-def test_name_may_be_the_pipeline_name(tmp_path, capsys):
-    status, out, _ = run(capsys, "validate", f"{write(tmp_path, GOOD)}:demo")
+def test_name_may_be_the_pipeline_name(tmp_path, cli):
+    status, out, _ = cli("validate", f"{write(tmp_path, GOOD)}:demo")
     assert status == 0
     assert "'demo'" in out
 
 
-def test_unknown_name_suggests_a_near_one(tmp_path, capsys):
-    status, _, err = run(capsys, "validate", f"{write(tmp_path, GOOD)}:pipline")
+def test_unknown_name_suggests_a_near_one(tmp_path, cli):
+    status, _, err = cli("validate", f"{write(tmp_path, GOOD)}:pipline")
     assert status == 2
     assert "defines no pipeline called 'pipline'; did you mean 'pipeline'?" in err
 
 
-def test_name_of_something_else(tmp_path, capsys):
-    status, _, err = run(capsys, "validate", f"{write(tmp_path, GOOD + 'helper = 3')}:helper")
+def test_name_of_something_else(tmp_path, cli):
+    status, _, err = cli("validate", f"{write(tmp_path, GOOD + 'helper = 3')}:helper")
     assert status == 2
     assert "'helper' is a int, not a pk.Pipeline" in err
 
 
-def test_the_file_can_import_its_neighbours(tmp_path, capsys):
+def test_the_file_can_import_its_neighbours(tmp_path, cli):
     write(tmp_path, "STAGES_NAME = 'Build'\n", name="settings_for_pipeline.py")
     path = write(
         tmp_path,
@@ -160,7 +153,7 @@ def test_the_file_can_import_its_neighbours(tmp_path, capsys):
             "import pipelinekit as pk", "import pipelinekit as pk\nimport settings_for_pipeline"
         ),
     )
-    status, out, _ = run(capsys, "validate", str(path))
+    status, out, _ = cli("validate", str(path))
     assert status == 0, out
 
 
@@ -171,8 +164,8 @@ def test_bad_arguments_exit_2(capsys):
     assert "invalid choice: 'png'" in capsys.readouterr().err
 
 
-def test_the_example_pipeline_validates(capsys):
-    status, out, _ = run(capsys, "validate", str(EXAMPLE))
+def test_the_example_pipeline_validates(cli):
+    status, out, _ = cli("validate", str(EXAMPLE))
     assert status == 0
     assert "'webapp'" in out
 

@@ -10,10 +10,14 @@ import textwrap
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 import structlog
+from rich.console import Console
 
+import pipelinekit as pk
 from pipelinekit.cli import main
+from pipelinekit.cli._view import LiveView
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "webapp" / "pipeline.py"
@@ -43,16 +47,9 @@ def write(tmp_path, text=PIPELINE):
     return path
 
 
-def run(capsys, *args):
-    status = main(list(args))
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    return status, captured.out, captured.err
-
-
-def test_a_successful_run_prints_one_line_per_event_and_exits_0(tmp_path, capsys):
+def test_a_successful_run_prints_one_line_per_event_and_exits_0(tmp_path, cli):
     path = write(tmp_path)
-    status, out, _ = run(capsys, "run", str(path), "--workdir", str(tmp_path / "wd"))
+    status, out, _ = cli("run", str(path), "--workdir", str(tmp_path / "wd"))
     assert status == 0
     lines = out.splitlines()
     assert lines[0].endswith("pipeline demo InProgress")
@@ -60,10 +57,10 @@ def test_a_successful_run_prints_one_line_per_event_and_exits_0(tmp_path, capsys
     assert lines[-1].startswith("pipeline 'demo' Succeeded in ")
 
 
-def test_a_failed_run_shows_the_failing_log_lines_and_exits_1(tmp_path, capsys):
+def test_a_failed_run_shows_the_failing_log_lines_and_exits_1(tmp_path, cli):
     path = write(tmp_path)
-    status, out, _ = run(
-        capsys, "run", str(path), "--var", "outcome=fail", "--workdir", str(tmp_path / "wd")
+    status, out, _ = cli(
+        "run", str(path), "--var", "outcome=fail", "--workdir", str(tmp_path / "wd")
     )
     assert status == 1
     assert "Test.Unit failed: command exited with status 1" in out
@@ -78,8 +75,8 @@ def test_a_failed_run_shows_the_failing_log_lines_and_exits_1(tmp_path, capsys):
         (["--var", "outcom=x"], "did you mean 'outcome'?"),
     ],
 )
-def test_bad_variables_exit_2(tmp_path, capsys, args, message):
-    status, _, err = run(capsys, "run", str(write(tmp_path)), *args)
+def test_bad_variables_exit_2(tmp_path, cli, args, message):
+    status, _, err = cli("run", str(write(tmp_path)), *args)
     assert status == 2
     assert message in err
 
@@ -124,10 +121,9 @@ def test_ctrl_c_cancels_cleanly(tmp_path):
         os.kill(pid, 0)
 
 
-def test_the_example_pipeline_runs_end_to_end(tmp_path, capsys):
+def test_the_example_pipeline_runs_end_to_end(tmp_path, cli):
     staging = tmp_path / "staging"
-    status, out, _ = run(
-        capsys,
+    status, out, _ = cli(
         "run",
         str(EXAMPLE),
         "--var",
@@ -148,12 +144,6 @@ def test_the_example_pipeline_runs_end_to_end(tmp_path, capsys):
 
 
 def test_the_live_view_draws_the_tree_and_a_summary(tmp_path):
-    import anyio
-    from rich.console import Console
-
-    import pipelinekit as pk
-    from pipelinekit.cli._view import LiveView
-
     async def failing(ctx):
         raise pk.ActionFailed("nope")
 

@@ -14,16 +14,6 @@ import pipelinekit as pk
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    return tmp_path / "wd"
-
-
 def python_action(name, fn=None, **options):
     async def noop(ctx):
         pass

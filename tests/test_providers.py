@@ -21,16 +21,6 @@ import pipelinekit as pk
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    return tmp_path / "wd"
-
-
 def one(action, **options):
     return pk.Pipeline("p", [pk.Stage("S", [action])], **options)
 

@@ -1,0 +1,35 @@
+"""Fixtures shared by the tests (pytest finds them; nothing is star-imported)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelinekit.cli import main
+
+
+@pytest.fixture
+def anyio_backend():
+    """pipelinekit runs on asyncio; anyio-marked tests use it."""
+    return "asyncio"
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """Where a test's executions keep artifacts, work folders and logs."""
+    return tmp_path / "wd"
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the command line in-process: ``status, out, err = cli("validate", path)``.
+
+    It also checks that no traceback ever reaches the person.
+    """
+
+    def run(*args):
+        status = main(list(args))
+        captured = capsys.readouterr()
+        assert "Traceback" not in captured.err
+        return status, captured.out, captured.err
+
+    return run
