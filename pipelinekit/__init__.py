@@ -52,6 +52,7 @@ from pipelinekit.providers import Commands as Commands
 from pipelinekit.providers import GitSource as GitSource
 from pipelinekit.providers import HttpRequest as HttpRequest
 from pipelinekit.providers import LocalSource as LocalSource
+from pipelinekit.providers import ManualApproval as ManualApproval
 from pipelinekit.providers import Provider as Provider
 from pipelinekit.providers import ProviderRegistry as ProviderRegistry
 from pipelinekit.providers import PythonFunction as PythonFunction
@@ -86,6 +87,7 @@ __all__ = [
     "HttpRequest",
     "LocalExecutor",
     "LocalSource",
+    "ManualApproval",
     "MemoryStore",
     "OnFailure",
     "OnSuccess",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -17,6 +17,8 @@ from typing import Any
 import anyio
 import structlog
 
+from pipelinekit._approvals import Approvals
+from pipelinekit._model import Status
 from pipelinekit._process import CommandResult, run_process
 from pipelinekit._secrets import Masker
 from pipelinekit.exceptions import ActionFailed
@@ -82,6 +84,27 @@ class LogFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")
+
+
+class MemoryLogFile(LogFile):
+    """A log kept in memory (``lines``), for runs that must not touch the disk."""
+
+    def __init__(
+        self, directory: Path, name: str, masker: Masker, header: str | None = None
+    ) -> None:
+        """Like ``LogFile``; nothing is ever written to ``path``."""
+        super().__init__(directory, name, masker, header)
+        self.lines: list[str] = []
+
+    async def write(self, lines: Sequence[str]) -> None:
+        """Keep ``lines`` (after anything queued)."""
+        batch = self._queued
+        self._queued = []
+        batch.extend(self._masker.mask(line) for line in lines)
+        if batch and self._header is not None:
+            batch.insert(0, self._header)
+            self._header = None
+        self.lines.extend(batch)
 
 
 class ActionLog:
@@ -153,8 +176,19 @@ class ActionContext:
         log_file: LogFile,
         masker: Masker,
         environment: Mapping[str, str] | None = None,
+        clock: Any = None,  # noqa: ANN401 - a Clock
+        approvals: Approvals | None = None,
+        triggered_by: str | None = None,
+        report: Callable[[Status, dict[str, Any]], Awaitable[None]] | None = None,
     ) -> None:
         """Built by the scheduler for each attempt; providers never build one."""
+        #: The run's clock (virtual in fake runs): use it for waits and timeouts.
+        self.clock = clock
+        #: The engine's waiting approvals (``ManualApproval`` uses it).
+        self.approvals = approvals if approvals is not None else Approvals()
+        #: Who started the execution, when known.
+        self.triggered_by = triggered_by
+        self._report = report
         self.execution_id = execution_id
         self.pipeline = pipeline
         self.stage = stage
@@ -216,6 +250,15 @@ class ActionContext:
         if total > _MAX_VARIABLE_VALUE:
             msg = f"output variables of this action exceed {_MAX_VARIABLE_VALUE} characters"
             raise ActionFailed(msg)
+
+    async def report_approval(self, state: Status, **detail: Any) -> None:  # noqa: ANN401 - any detail
+        """Record an approval state change (``WaitingForApproval``, then the decision).
+
+        It becomes an event of type ``"approval"`` for this action, written before the call
+        returns; while it waits, the action's status is ``WaitingForApproval``.
+        """
+        if self._report is not None:
+            await self._report(state, detail)
 
     def secret(self, name: str) -> str:
         """The secret ``name`` (from the environment), registered so it is masked everywhere."""

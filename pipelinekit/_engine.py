@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from functools import partial
@@ -20,6 +21,7 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from pipelinekit._approvals import Approvals
 from pipelinekit._events import Event
 from pipelinekit._model import Status
 from pipelinekit._names import did_you_mean
@@ -125,8 +127,13 @@ class Engine:
         registry: ProviderRegistry | None = None,
         hook_timeout: float = 10.0,
         clock: Clock | None = None,
+        rng: random.Random | None = None,
     ) -> None:
-        """Configure an engine; nothing runs until ``async with``."""
+        """Configure an engine; nothing runs until ``async with``.
+
+        ``clock`` and ``rng`` (retry jitter) are for tests that need time and chance under
+        control.
+        """
         self.store: Store = store if store is not None else MemoryStore()
         self.hooks = tuple(hooks)
         self.executor = executor if executor is not None else LocalExecutor()
@@ -136,8 +143,10 @@ class Engine:
         self._registry = registry
         self.hook_timeout = hook_timeout
         self.clock: Clock = clock if clock is not None else SystemClock()
+        self.rng = rng
         self._tasks: anyio.abc.TaskGroup | None = None
         self.executions: dict[str, Execution] = {}
+        self.approvals = Approvals()
 
     @property
     def registry(self) -> ProviderRegistry:
@@ -197,6 +206,18 @@ class Engine:
         await self._tasks.start(self._run, execution, values, trigger_detail)
         return execution
 
+    async def approve(self, execution_id: str, action: str, *, by: str, summary: str = "") -> None:
+        """Approve the ``ManualApproval`` waiting at ``action`` (``"Stage.Action"``)."""
+        self.approvals.decide(
+            execution_id, action, approved=True, by=by, summary=summary, now=self.clock.now()
+        )
+
+    async def reject(self, execution_id: str, action: str, *, by: str, summary: str = "") -> None:
+        """Reject the ``ManualApproval`` waiting at ``action``: the action and its stage fail."""
+        self.approvals.decide(
+            execution_id, action, approved=False, by=by, summary=summary, now=self.clock.now()
+        )
+
     async def _run(
         self,
         execution: Execution,
@@ -237,6 +258,8 @@ class Engine:
                         registry=lambda: self.registry,
                         clock=self.clock,
                         trigger=trigger,
+                        approvals=self.approvals,
+                        rng=self.rng,
                     )
                     result = await scheduler.run(started=mark_started)
                 finally:

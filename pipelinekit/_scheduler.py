@@ -18,25 +18,28 @@ written before its provider runs, so a crash can never hide an action that had s
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import stat
 import sys
+from functools import partial
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ContextManager, Protocol
 
 import anyio
 import attrs
 
+from pipelinekit._approvals import Approvals
 from pipelinekit._compile import GATE, Plan
-from pipelinekit._context import ActionContext, LogFile
+from pipelinekit._context import ActionContext, LogFile, MemoryLogFile
 from pipelinekit._events import Event, EventType
 from pipelinekit._model import Action, Status
 from pipelinekit._results import ActionResult, Attempt, RunResult, StageResult
 from pipelinekit._secrets import Masker
 from pipelinekit._variables import Reference, resolve_value
-from pipelinekit.exceptions import ActionFailed, ActionTimeout, ExecutionError
+from pipelinekit.exceptions import ActionFailed, ActionTimeout, ExecutionError, StoreError
 from pipelinekit.providers import ProviderRegistry
 from pipelinekit.stores import Store
 
@@ -44,7 +47,7 @@ __all__ = ["Clock", "Recorder", "Scheduler", "SystemClock"]
 
 
 class Clock(Protocol):
-    """Where the scheduler reads the time and sleeps (a test double can make time virtual)."""
+    """Where the scheduler reads the time, sleeps and times out (a test double makes it virtual)."""
 
     def now(self) -> datetime:
         """The current time, timezone-aware."""
@@ -52,6 +55,10 @@ class Clock(Protocol):
 
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds``."""
+        ...
+
+    def move_on_after(self, seconds: float) -> ContextManager[anyio.CancelScope]:
+        """A cancel scope that cancels itself ``seconds`` from now (``anyio.move_on_after``)."""
         ...
 
 
@@ -65,6 +72,10 @@ class SystemClock:
     async def sleep(self, seconds: float) -> None:
         """Sleep for real."""
         await anyio.sleep(seconds)
+
+    def move_on_after(self, seconds: float) -> ContextManager[anyio.CancelScope]:
+        """``anyio.move_on_after``."""
+        return anyio.move_on_after(seconds)
 
 
 class Recorder:
@@ -204,8 +215,11 @@ class Scheduler:
         registry: Callable[[], ProviderRegistry],
         clock: Clock,
         trigger: Mapping[str, Any],
+        approvals: Approvals | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         """Prepare a run; ``run()`` does it."""
+        self.rng = rng if rng is not None else random.Random()  # noqa: S311 - jitter, not secrets
         self.plan = plan
         self.pipeline = plan.pipeline.name
         self.execution_id = execution_id
@@ -219,6 +233,7 @@ class Scheduler:
         self.registry = registry
         self.clock = clock
         self.trigger = dict(trigger)
+        self.approvals = approvals if approvals is not None else Approvals()
         self.values: dict[str, str] = {f"variables.{k}": v for k, v in variables.items()}
         self.values["codepipeline.PipelineExecutionId"] = execution_id
         self.values["pipeline.execution_id"] = execution_id
@@ -238,6 +253,9 @@ class Scheduler:
         }
         self.artifact_paths: dict[str, Path] = {}
         self.started_at = clock.now()
+        # An executor that runs nothing for real (the fake) keeps the run off the disk.
+        self.uses_filesystem = getattr(executor, "uses_filesystem", True)
+        self.log_files: Callable[..., LogFile] = LogFile if self.uses_filesystem else MemoryLogFile
         max_concurrency = getattr(executor, "max_concurrency", None)
         self.limiter = anyio.CapacityLimiter(max_concurrency) if max_concurrency else None
         self._tasks: anyio.abc.TaskGroup | None = None
@@ -359,7 +377,7 @@ class Scheduler:
                 return True
             previous = _describe(error)
             if number < attempts and retry is not None and retry.retries(error):
-                await self.clock.sleep(retry.delay_before(number + 1).total_seconds())
+                await self.clock.sleep(retry.delay_before(number + 1, self.rng).total_seconds())
                 continue
             state.status = Status.FAILED
             state.error = previous = self.masker.mask(previous)
@@ -389,7 +407,7 @@ class Scheduler:
             "action", Status.IN_PROGRESS, stage=state.stage, action=action.name, detail=detail
         )
         await self.recorder.flush()
-        log_file = LogFile(
+        log_file = self.log_files(
             self.logs,
             f"{state.node}.log",
             self.masker,
@@ -403,7 +421,7 @@ class Scheduler:
                 await self.executor.execute(provider, ctx)
             else:
                 seconds = action.timeout.total_seconds()
-                with anyio.move_on_after(seconds) as scope:
+                with self.clock.move_on_after(seconds) as scope:
                     await self.executor.execute(provider, ctx)
                 if scope.cancelled_caught:
                     error = ActionTimeout(f"timed out after {_human(action.timeout)}")
@@ -419,6 +437,8 @@ class Scheduler:
                 await self._close_log(state, log_file)
                 self.emit("action", Status.ABANDONED, stage=state.stage, action=action.name)
             raise
+        except StoreError:
+            raise  # the run cannot go on without its record; never an action's failure
         except Exception as raised:  # noqa: BLE001 - any provider error fails the attempt
             error = raised
         finished = self.clock.now()
@@ -438,7 +458,7 @@ class Scheduler:
         if action.namespace:
             for name, value in ctx.output_variables.items():
                 self.values[f"{action.namespace}.{name}"] = value
-        if action.outputs:
+        if action.outputs and self.uses_filesystem:
             await anyio.to_thread.run_sync(self._seal_outputs, action)
         self.emit(
             "action",
@@ -472,7 +492,7 @@ class Scheduler:
             provider = resolve_value(provider, lookup)
         outputs = {name: self.artifacts / name for name in action.outputs}
         inputs = {name: self.artifact_paths[name] for name in action.inputs}
-        if outputs or number > 1:
+        if (outputs or number > 1) and self.uses_filesystem:
             workdir = self.work / state.node
             await anyio.to_thread.run_sync(self._fresh_dirs, list(outputs.values()), workdir)
         self.artifact_paths.update(outputs)
@@ -489,8 +509,23 @@ class Scheduler:
             variables=self.values,
             log_file=log_file,
             masker=self.masker,
+            clock=self.clock,
+            approvals=self.approvals,
+            triggered_by=self.trigger.get("triggered_by"),
+            report=partial(self._report_approval, state),
         )
         return ctx, provider
+
+    async def _report_approval(
+        self, state: _ActionState, status: Status, detail: dict[str, Any]
+    ) -> None:
+        state.status = (
+            Status.WAITING_FOR_APPROVAL
+            if status is Status.WAITING_FOR_APPROVAL
+            else Status.IN_PROGRESS
+        )
+        self.emit("approval", status, stage=state.stage, action=state.action.name, detail=detail)
+        await self.recorder.flush()
 
     @staticmethod
     def _fresh_dirs(outputs: list[Path], workdir: Path) -> None:

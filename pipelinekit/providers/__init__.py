@@ -6,6 +6,7 @@ action type. ``ProviderRegistry`` finds provider classes by action type, includi
 installed packages declare under the ``pipelinekit.providers`` entry point group.
 """
 
+from pipelinekit.providers._approval import ManualApproval as ManualApproval
 from pipelinekit.providers._commands import Commands as Commands
 from pipelinekit.providers._commands import shell as shell
 from pipelinekit.providers._declare import provider as provider
@@ -26,6 +27,7 @@ __all__ = [
     "GitSource",
     "HttpRequest",
     "LocalSource",
+    "ManualApproval",
     "Provider",
     "ProviderRegistry",
     "PythonFunction",

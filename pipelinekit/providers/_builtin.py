@@ -1,5 +1,6 @@
 """The provider classes pipelinekit ships, for the default registry."""
 
+from pipelinekit.providers._approval import ManualApproval
 from pipelinekit.providers._commands import Commands
 from pipelinekit.providers._http import HttpRequest, Wait
 from pipelinekit.providers._python import PythonFunction
@@ -7,4 +8,12 @@ from pipelinekit.providers._sources import GitSource, LocalSource
 
 __all__ = ["BUILTIN"]
 
-BUILTIN: tuple[type, ...] = (Commands, PythonFunction, LocalSource, GitSource, HttpRequest, Wait)
+BUILTIN: tuple[type, ...] = (
+    Commands,
+    PythonFunction,
+    LocalSource,
+    GitSource,
+    HttpRequest,
+    Wait,
+    ManualApproval,
+)

@@ -24,13 +24,16 @@ TERMINAL = frozenset(
 )
 
 
-def subject(event: Event) -> tuple[str, str | None, str | None]:
-    """What an event changes the state of: the execution, one stage or one action."""
+Subject = tuple[str, str | None, str | None, str]
+
+
+def subject(event: Event) -> Subject:
+    """What an event changes the state of: the execution, a stage, an action or its approval."""
     if event.type == "pipeline":
-        return (event.execution_id, None, None)
+        return (event.execution_id, None, None, "")
     if event.type == "stage":
-        return (event.execution_id, event.stage, None)
-    return (event.execution_id, event.stage, event.action)
+        return (event.execution_id, event.stage, None, "")
+    return (event.execution_id, event.stage, event.action, event.type)
 
 
 class MemoryStore:
@@ -39,18 +42,20 @@ class MemoryStore:
     def __init__(self) -> None:
         """An empty store."""
         self._events: dict[str, list[Event]] = {}
-        self._states: dict[tuple[str, str | None, str | None], Status] = {}
+        self._states: dict[Subject, Status] = {}
 
     async def record(self, events: Sequence[Event]) -> list[Event]:
         """Check and append ``events``; return them."""
         # Check the whole batch before keeping any of it, so a refused batch leaves no trace.
-        changes: dict[tuple[str, str | None, str | None], Status] = {}
+        changes: dict[Subject, Status] = {}
         next_sequence: dict[str, int] = {}
         for event in events:
             key = subject(event)
             current = changes.get(key, self._states.get(key))
             if current in TERMINAL:
-                what = "/".join(part for part in key[1:] if part) or "the execution"
+                what = "/".join(part for part in key[1:3] if part) or "the execution"
+                if key[3] == "approval":
+                    what += "'s approval"
                 msg = (
                     f"refusing {event}: {what} of execution {event.execution_id} already "
                     f"ended {current}"

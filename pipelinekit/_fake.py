@@ -1,0 +1,375 @@
+"""``FakeExecutor``: runs a pipeline through the real scheduler with scripted outcomes.
+
+Each action is answered by an outcome (``succeed()``, ``fail()``, ``hang()``, ``approve()``,
+``reject()``) instead of its provider. Time is virtual (``VirtualClock``): ``after=`` durations,
+retry backoff, timeouts and approval timeouts cost no real time, and results carry virtual
+timestamps. Nothing touches the disk: artifacts an outcome writes are kept in ``artifacts``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import anyio
+import anyio.lowlevel
+import attrs
+
+from pipelinekit._context import ActionContext
+from pipelinekit._engine import Engine, Execution
+from pipelinekit._events import Event
+from pipelinekit._frozendict import to_frozendict
+from pipelinekit._model import Status
+from pipelinekit._names import did_you_mean
+from pipelinekit._pipeline import Pipeline
+from pipelinekit._results import RunResult
+from pipelinekit._timeline import Verdict, never_ran, ran_before, ran_in_parallel
+from pipelinekit._virtual_clock import DEFAULT_START, StuckRunError, VirtualClock
+from pipelinekit.exceptions import ActionFailed, ExecutionError
+from pipelinekit.stores import MemoryStore
+
+__all__ = [
+    "Approve",
+    "Call",
+    "Fail",
+    "FakeExecutor",
+    "Hang",
+    "Reject",
+    "Succeed",
+    "approve",
+    "fail",
+    "hang",
+    "reject",
+    "succeed",
+]
+
+
+def _to_duration(value: object) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    msg = f"after= must be a timedelta or seconds (got {value!r})"
+    raise TypeError(msg)
+
+
+@attrs.frozen
+class Succeed:
+    """The action succeeds after ``after``, setting ``variables`` and writing ``outputs``."""
+
+    outputs: Mapping[str, Mapping[str, str | bytes]] = attrs.field(factory=dict)
+    variables: Mapping[str, str] = attrs.field(factory=dict, converter=to_frozendict)
+    after: timedelta = attrs.field(default=timedelta(0), converter=_to_duration)
+
+
+@attrs.frozen
+class Fail:
+    """The action fails with ``message`` after ``after``."""
+
+    message: str = "failed"
+    after: timedelta = attrs.field(default=timedelta(0), converter=_to_duration)
+
+
+@attrs.frozen
+class Hang:
+    """The action never finishes by itself (only a timeout, a stop or cancellation end it)."""
+
+
+@attrs.frozen
+class Approve:
+    """An approval: the action waits for approval, then ``by`` approves it after ``after``."""
+
+    by: str = "approver"
+    summary: str = ""
+    after: timedelta = attrs.field(default=timedelta(0), converter=_to_duration)
+
+
+@attrs.frozen
+class Reject:
+    """An approval that ``by`` rejects after ``after``: the action fails."""
+
+    by: str = "approver"
+    summary: str = ""
+    after: timedelta = attrs.field(default=timedelta(0), converter=_to_duration)
+
+
+Outcome: TypeAlias = Succeed | Fail | Hang | Approve | Reject
+#: What a key of ``FakeExecutor(outcomes)`` maps to: one outcome, one per attempt (the last
+#: repeats), or a function of the context returning an outcome.
+Script: TypeAlias = (
+    Outcome | Sequence[Outcome] | Callable[[ActionContext], Outcome | Awaitable[Outcome]]
+)
+
+
+def succeed(
+    *,
+    outputs: Mapping[str, Mapping[str, str | bytes]] | None = None,
+    variables: Mapping[str, str] | None = None,
+    after: timedelta | float = timedelta(0),
+) -> Succeed:
+    """Succeed after ``after`` (virtual time), with output ``variables`` and artifact files.
+
+    ``outputs={"dist": {"app.zip": b"..."}}`` "writes" files of the action's output artifacts;
+    the fake keeps them in ``FakeExecutor.artifacts``.
+    """
+    return Succeed(outputs or {}, variables or {}, after)  # type: ignore[arg-type]  # converted
+
+
+def fail(message: str = "failed", *, after: timedelta | float = timedelta(0)) -> Fail:
+    """Fail with ``message`` after ``after`` (virtual time)."""
+    return Fail(message, after)  # type: ignore[arg-type]  # converted
+
+
+def hang() -> Hang:
+    """Never finish: a timeout (or a stop) is the only way out."""
+    return Hang()
+
+
+def approve(
+    *, by: str = "approver", summary: str = "", after: timedelta | float = timedelta(0)
+) -> Approve:
+    """Wait for approval, then be approved by ``by`` after ``after`` (virtual time)."""
+    return Approve(by, summary, after)  # type: ignore[arg-type]  # converted
+
+
+def reject(
+    *, by: str = "approver", summary: str = "", after: timedelta | float = timedelta(0)
+) -> Reject:
+    """Wait for approval, then be rejected by ``by`` after ``after``: the action fails."""
+    return Reject(by, summary, after)  # type: ignore[arg-type]  # converted
+
+
+_OUTCOMES = (Succeed, Fail, Hang, Approve, Reject)
+
+
+class Call(str):
+    """An action the fake ran: compares equal to ``"Stage.Action"``; ``attempt`` says which try."""
+
+    attempt: int
+
+    def __new__(cls, node: str, attempt: int) -> Call:
+        """``Call("Build.Compile", 2)``."""
+        call = super().__new__(cls, node)
+        call.attempt = attempt
+        return call
+
+    def __repr__(self) -> str:
+        return f"Call({str(self)!r}, attempt={self.attempt})"
+
+
+class FakeExecutor:
+    """Run pipelines with scripted outcomes, in virtual time, through the real scheduler.
+
+    ``outcomes`` maps ``"Stage.Action"`` to a script; every other action gets ``default``
+    (``succeed()`` unless told otherwise). A key that names no action is an error listing the
+    real names. After a run: ``calls`` (actions in start order, with attempt numbers),
+    ``events`` (every state change), ``artifacts`` (files outcomes wrote) and ``result``.
+    """
+
+    #: Scripted outcomes run nothing for real: the scheduler keeps the run off the disk.
+    uses_filesystem = False
+
+    def __init__(
+        self,
+        outcomes: Mapping[str, Script] | None = None,
+        *,
+        default: Script | None = None,
+        max_concurrency: int | None = None,
+        start: datetime = DEFAULT_START,
+        hooks: Sequence[Any] = (),
+        seed: int = 0,
+        stuck_after: float = 2.0,
+    ) -> None:
+        """Script the actions; nothing runs until ``run`` or ``arun``.
+
+        ``start`` is where virtual time begins; ``seed`` makes retry jitter reproducible;
+        ``stuck_after`` is how long (real seconds) an idle run with nothing left to wake it
+        waits before it fails with ``StuckRunError``.
+        """
+        self.seed = seed
+        self.stuck_after = stuck_after
+        self.outcomes = dict(outcomes or {})
+        self.default: Script = default if default is not None else Succeed()
+        self.max_concurrency = max_concurrency
+        self.start = start
+        self.hooks = tuple(hooks)
+        self.calls: list[Call] = []
+        self.events: list[Event] = []
+        self.artifacts: dict[str, dict[str, bytes]] = {}
+        self.result: RunResult | None = None
+        self.engine: Engine | None = None
+        self._execution: Execution | None = None
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def check(self, pipeline: Pipeline) -> None:
+        """Refuse keys that name no action of ``pipeline`` (a typo must never do nothing)."""
+        nodes = [f"{stage.name}.{action.name}" for stage in pipeline.stages for action in stage.actions]
+        unknown = [key for key in self.outcomes if key not in nodes]
+        if unknown:
+            hints = "".join(did_you_mean(key, nodes) for key in unknown[:1])
+            msg = (
+                f"FakeExecutor outcomes name no action of pipeline {pipeline.name!r}: "
+                f"{', '.join(map(repr, unknown))}{hints} (actions: {', '.join(nodes)})"
+            )
+            raise ExecutionError(msg)
+
+    def run(
+        self,
+        pipeline: Pipeline,
+        *,
+        variables: Mapping[str, str] | None = None,
+        triggered_by: str | None = None,
+    ) -> RunResult:
+        """Run ``pipeline`` to its end (blocking; its own event loop); return the result."""
+        return anyio.run(
+            partial(self.arun, pipeline, variables=variables, triggered_by=triggered_by),
+            backend="asyncio",
+        )
+
+    async def arun(
+        self,
+        pipeline: Pipeline,
+        *,
+        variables: Mapping[str, str] | None = None,
+        triggered_by: str | None = None,
+    ) -> RunResult:
+        """Run ``pipeline`` to its end inside a running (asyncio) event loop."""
+        self.check(pipeline)
+        self.calls = []
+        self.events = []
+        self.artifacts = {}
+        self.result = None
+        clock = VirtualClock(self.start, stuck_after=self.stuck_after)
+        engine = Engine(
+            store=MemoryStore(),
+            executor=self,
+            clock=clock,
+            rng=random.Random(self.seed),  # noqa: S311 - jitter, not secrets
+            hooks=self.hooks,
+            workdir=Path("fake-run"),
+        )
+        self.engine = engine
+        result: RunResult | None = None
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(clock.drive, self._describe_stuck)
+                async with engine:
+                    self._execution = await engine.start(
+                        pipeline, variables=variables, triggered_by=triggered_by
+                    )
+                    result = await self._execution.wait()
+                tasks.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            stuck = group.subgroup(StuckRunError)
+            if stuck is not None:
+                raise stuck.exceptions[0] from None
+            raise
+        finally:
+            if self._execution is not None:
+                self.events = self._execution.recorded
+        assert result is not None  # noqa: S101 - wait() returned
+        self.result = result
+        return result
+
+    def _describe_stuck(self) -> str:
+        events = self._execution.recorded if self._execution else []
+        running: dict[str, Status] = {}
+        for event in events:
+            if event.node is not None and event.type in {"action", "approval"}:
+                running[event.node] = event.state
+        stuck = [
+            node
+            for node, state in running.items()
+            if state in {Status.IN_PROGRESS, Status.WAITING_FOR_APPROVAL}
+        ]
+        return (
+            "the fake run can never finish: "
+            + (", ".join(stuck) or "an action")
+            + " waits forever (hang(), or a wait nothing will end) and has no timeout; "
+            "give the action a timeout or script another outcome"
+        )
+
+    # -- the Executor protocol -------------------------------------------------------------------
+
+    async def execute(self, provider: Any, ctx: ActionContext) -> None:  # noqa: ANN401 - any provider
+        """Play the scripted outcome of this attempt instead of running ``provider``."""
+        node = f"{ctx.stage}.{ctx.action}"
+        self.calls.append(Call(node, ctx.attempt))
+        # Yield once, as real work would: every action of a group starts before any ends.
+        await anyio.lowlevel.checkpoint()
+        outcome = await self._outcome(node, ctx)
+        await self._play(outcome, node, ctx)
+
+    async def _outcome(self, node: str, ctx: ActionContext) -> Outcome:
+        script = self.outcomes.get(node, self.default)
+        if isinstance(script, _OUTCOMES):
+            return script
+        if isinstance(script, Sequence) and not isinstance(script, str):
+            if not script:
+                msg = f"the fake's outcome list for {node!r} is empty"
+                raise ExecutionError(msg)
+            chosen: object = script[min(ctx.attempt, len(script)) - 1]
+        elif callable(script):
+            chosen = script(ctx)
+            if inspect.isawaitable(chosen):
+                chosen = await chosen
+        else:
+            chosen = script
+        if not isinstance(chosen, _OUTCOMES):
+            msg = (
+                f"the fake's script for {node!r} gave {chosen!r}; use succeed(), fail(), "
+                "hang(), approve() or reject()"
+            )
+            raise ExecutionError(msg)
+        return chosen
+
+    async def _play(self, outcome: Outcome, node: str, ctx: ActionContext) -> None:
+        clock = ctx.clock
+        if isinstance(outcome, Hang):
+            await anyio.sleep_forever()
+        if isinstance(outcome, Approve | Reject):
+            await ctx.report_approval(Status.WAITING_FOR_APPROVAL)
+        if outcome.after > timedelta(0):  # type: ignore[union-attr]  # Hang returned above
+            await clock.sleep(outcome.after.total_seconds())  # type: ignore[union-attr]
+        if isinstance(outcome, Fail):
+            raise ActionFailed(outcome.message)
+        if isinstance(outcome, Reject):
+            await ctx.report_approval(Status.FAILED, by=outcome.by, summary=outcome.summary)
+            msg = f"rejected by {outcome.by}" + (f": {outcome.summary}" if outcome.summary else "")
+            raise ActionFailed(msg)
+        if isinstance(outcome, Approve):
+            await ctx.report_approval(Status.SUCCEEDED, by=outcome.by, summary=outcome.summary)
+            ctx.set_variable("ApprovedBy", outcome.by)
+            ctx.set_variable("Summary", outcome.summary)
+            return
+        assert isinstance(outcome, Succeed)  # noqa: S101 - every other kind returned or raised
+        for name, value in outcome.variables.items():
+            ctx.set_variable(name, value)
+        for artifact, files in outcome.outputs.items():
+            if artifact not in ctx.outputs:
+                msg = f"the fake's outcome writes artifact {artifact!r}, which {node!r} does not declare"
+                raise ExecutionError(msg)
+            self.artifacts[artifact] = {
+                path: content.encode() if isinstance(content, str) else bytes(content)
+                for path, content in files.items()
+            }
+
+    # -- questions about the last run --------------------------------------------------------------
+
+    def ran_before(self, first: str, then: str) -> Verdict:
+        """Whether ``first`` succeeded before ``then`` started (use with ``assert``)."""
+        return ran_before(self.events, first, then)
+
+    def ran_in_parallel(self, a: str, b: str) -> Verdict:
+        """Whether ``a`` and ``b`` were running at the same time (use with ``assert``)."""
+        return ran_in_parallel(self.events, a, b)
+
+    def never_ran(self, node: str) -> Verdict:
+        """Whether ``node`` never started (use with ``assert``)."""
+        return never_ran(self.events, node)

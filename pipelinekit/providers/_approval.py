@@ -1,0 +1,89 @@
+"""``ManualApproval``: wait until a person approves or rejects, or the approval times out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import TYPE_CHECKING, ClassVar
+
+import attrs
+
+from pipelinekit._frozendict import to_tuple
+from pipelinekit._model import ActionTypeId, Category, Owner, Status
+from pipelinekit.exceptions import ActionFailed
+
+if TYPE_CHECKING:
+    from pipelinekit._context import ActionContext
+
+__all__ = ["ManualApproval"]
+
+
+def _to_timedelta(value: object) -> object:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == value:  # noqa: PLR0124 - NaN stays for validation
+        return timedelta(seconds=value)
+    return value
+
+
+@attrs.frozen
+class ManualApproval:
+    """CodePipeline's manual approval (``Approval/AWS/Manual/1``).
+
+    The action waits (``WaitingForApproval``) until ``engine.approve(...)`` or
+    ``engine.reject(...)`` decides it, or fails when ``timeout`` (default 7 days) passes first.
+    ``approvers`` limits who may decide (anyone when empty); with ``allow_self_approval=False``
+    the person who started the execution may not approve it. ``custom_data`` and
+    ``external_entity_link`` are shown to the reviewer (in the approval event). Sets the output
+    variables ``ApprovedBy`` and ``Summary``.
+    """
+
+    action_type: ClassVar[ActionTypeId] = ActionTypeId(Category.APPROVAL, Owner.AWS, "Manual", "1")
+    idempotent: ClassVar[bool] = True
+    input_artifacts: ClassVar[tuple[int, int]] = (0, 0)
+    output_artifacts: ClassVar[tuple[int, int]] = (0, 0)
+
+    timeout: timedelta = attrs.field(
+        default=timedelta(days=7), converter=_to_timedelta, kw_only=True
+    )
+    approvers: tuple[str, ...] = attrs.field(default=(), converter=to_tuple, kw_only=True)
+    allow_self_approval: bool = attrs.field(default=True, kw_only=True)
+    custom_data: str = attrs.field(default="", kw_only=True)
+    external_entity_link: str = attrs.field(default="", kw_only=True)
+
+    async def run(self, ctx: ActionContext) -> None:
+        """Wait for the decision."""
+        node = f"{ctx.stage}.{ctx.action}"
+        barred = None if self.allow_self_approval else ctx.triggered_by
+        pending = ctx.approvals.open(
+            ctx.execution_id, node, approvers=self.approvers, barred=barred
+        )
+        try:
+            await ctx.report_approval(
+                Status.WAITING_FOR_APPROVAL,
+                custom_data=self.custom_data,
+                external_entity_link=self.external_entity_link,
+                expires=(ctx.clock.now() + self.timeout).isoformat(),
+            )
+            with ctx.clock.move_on_after(self.timeout.total_seconds()) as scope:
+                decision = await pending.wait()
+        finally:
+            ctx.approvals.close(ctx.execution_id, node)
+        if scope.cancelled_caught:
+            await ctx.report_approval(Status.FAILED, timed_out=True)
+            msg = f"approval timed out after {self.timeout}"
+            raise ActionFailed(msg)
+        state = Status.SUCCEEDED if decision.approved else Status.FAILED
+        await ctx.report_approval(state, by=decision.by, summary=decision.summary)
+        if not decision.approved:
+            msg = f"rejected by {decision.by}" + (
+                f": {decision.summary}" if decision.summary else ""
+            )
+            raise ActionFailed(msg)
+        ctx.set_variable("ApprovedBy", decision.by)
+        ctx.set_variable("Summary", decision.summary)
+
+    def problems(self) -> Iterable[tuple[str, str]]:
+        """Broken rules of this declaration, as (field, message) pairs."""
+        if not isinstance(self.timeout, timedelta) or self.timeout <= timedelta(0):
+            yield "timeout", "must be a positive duration"
+        if not all(isinstance(name, str) and name for name in self.approvers):
+            yield "approvers", "must be a list of names"
