@@ -188,6 +188,8 @@ class ActionContext:
         self.approvals = approvals if approvals is not None else Approvals()
         #: Who started the execution, when known.
         self.triggered_by = triggered_by
+        #: The provider this attempt runs, with its references resolved.
+        self.provider: Any = None
         self._report = report
         self.execution_id = execution_id
         self.pipeline = pipeline

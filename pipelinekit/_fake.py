@@ -114,6 +114,9 @@ def succeed(
 ) -> Succeed:
     """Succeed after ``after`` (virtual time), with output ``variables`` and artifact files.
 
+    Output variables the provider declares (``output_variables``) and the outcome does not set
+    get the value ``"fake-<name>"``.
+
     ``outputs={"dist": {"app.zip": b"..."}}`` "writes" files of the action's output artifacts;
     the fake keeps them in ``FakeExecutor.artifacts``.
     """
@@ -349,6 +352,11 @@ class FakeExecutor:
             ctx.set_variable("Summary", outcome.summary)
             return
         assert isinstance(outcome, Succeed)  # noqa: S101 - every other kind returned or raised
+        # As if the provider had run: the variables it declares get a placeholder value, so
+        # that later references resolve unless a test scripts real values.
+        for name in getattr(ctx.provider, "output_variables", ()):
+            if name not in outcome.variables:
+                ctx.set_variable(name, f"fake-{name}")
         for name, value in outcome.variables.items():
             ctx.set_variable(name, value)
         for artifact, files in outcome.outputs.items():

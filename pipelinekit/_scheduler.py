@@ -514,6 +514,7 @@ class Scheduler:
             triggered_by=self.trigger.get("triggered_by"),
             report=partial(self._report_approval, state),
         )
+        ctx.provider = provider
         return ctx, provider
 
     async def _report_approval(

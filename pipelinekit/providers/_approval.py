@@ -40,6 +40,8 @@ class ManualApproval:
     idempotent: ClassVar[bool] = True
     input_artifacts: ClassVar[tuple[int, int]] = (0, 0)
     output_artifacts: ClassVar[tuple[int, int]] = (0, 0)
+    #: The output variables it sets.
+    output_variables: ClassVar[tuple[str, ...]] = ("ApprovedBy", "Summary")
 
     timeout: timedelta = attrs.field(
         default=timedelta(days=7), converter=_to_timedelta, kw_only=True

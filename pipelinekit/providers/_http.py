@@ -44,6 +44,8 @@ class HttpRequest:
         Category.INVOKE, Owner.CUSTOM, "HttpRequest", "1"
     )
     input_artifacts: ClassVar[tuple[int, int]] = (0, 0)
+    #: The output variables it sets.
+    output_variables: ClassVar[tuple[str, ...]] = ("StatusCode", "ContentType", "Body")
 
     url: str
     method: str = attrs.field(default="GET", kw_only=True)

@@ -68,6 +68,8 @@ class LocalSource:
     idempotent: ClassVar[bool] = True
     input_artifacts: ClassVar[tuple[int, int]] = (0, 0)
     output_artifacts: ClassVar[tuple[int, int]] = (1, 1)
+    #: The output variables it sets.
+    output_variables: ClassVar[tuple[str, ...]] = ("ContentHash",)
 
     path: str = attrs.field(converter=_to_path_text)
     exclude: tuple[str, ...] = attrs.field(
@@ -121,6 +123,15 @@ class GitSource:
     idempotent: ClassVar[bool] = True
     input_artifacts: ClassVar[tuple[int, int]] = (0, 0)
     output_artifacts: ClassVar[tuple[int, int]] = (1, 1)
+    #: The output variables it sets.
+    output_variables: ClassVar[tuple[str, ...]] = (
+        "CommitId",
+        "BranchName",
+        "AuthorDate",
+        "CommitterDate",
+        "CommitMessage",
+        "RepositoryName",
+    )
 
     url: str = attrs.field(converter=_to_path_text)
     branch: str | None = attrs.field(default=None, kw_only=True)
