@@ -38,16 +38,23 @@ class LogFile:
     """
 
     def __init__(
-        self, directory: Path, name: str, masker: Masker, header: str | None = None
+        self,
+        directory: Path,
+        name: str,
+        masker: Masker,
+        header: str | Callable[[], str] | None = None,
     ) -> None:
-        """Log to ``directory/name`` (created on first write), masking with ``masker``."""
+        """Log to ``directory/name`` (created on first write), masking with ``masker``.
+
+        ``header`` may be a function: it is only called if a line is ever written.
+        """
         self._directory = directory
         self._name = name
         self.written = False
         self._masker = masker
         self._queued: list[str] = []
         self._header = header
-        self._lock = anyio.Lock()
+        self._lock: anyio.Lock | None = None
 
     @property
     def path(self) -> Path:
@@ -69,9 +76,9 @@ class LogFile:
         self._queued = []
         batch.extend(self._masker.mask(line) for line in lines)
         if batch:
-            if self._header is not None:
-                batch.insert(0, self._header)
-                self._header = None
+            self._take_header(batch)
+            if self._lock is None:
+                self._lock = anyio.Lock()
             async with self._lock:
                 await anyio.to_thread.run_sync(self._append, batch)
             self.written = True
@@ -79,6 +86,12 @@ class LogFile:
     async def flush(self) -> None:
         """Write whatever is queued."""
         await self.write(())
+
+    def _take_header(self, batch: list[str]) -> None:
+        header = self._header
+        if header is not None:
+            batch.insert(0, header() if callable(header) else header)
+            self._header = None
 
     def _append(self, lines: list[str]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +103,11 @@ class MemoryLogFile(LogFile):
     """A log kept in memory (``lines``), for runs that must not touch the disk."""
 
     def __init__(
-        self, directory: Path, name: str, masker: Masker, header: str | None = None
+        self,
+        directory: Path,
+        name: str,
+        masker: Masker,
+        header: str | Callable[[], str] | None = None,
     ) -> None:
         """Like ``LogFile``; nothing is ever written to ``path``."""
         super().__init__(directory, name, masker, header)
@@ -101,9 +118,8 @@ class MemoryLogFile(LogFile):
         batch = self._queued
         self._queued = []
         batch.extend(self._masker.mask(line) for line in lines)
-        if batch and self._header is not None:
-            batch.insert(0, self._header)
-            self._header = None
+        if batch:
+            self._take_header(batch)
         self.lines.extend(batch)
 
 

@@ -248,7 +248,7 @@ class Engine:
                     deliveries.start_soon(self._deliver, hook, receive, hook_errors)
                 try:
                     scheduler = Scheduler(
-                        plan=pipeline.compile(),
+                        plan=pipeline.shared_plan(),
                         execution_id=execution.id,
                         variables=values,
                         executor=self.executor,

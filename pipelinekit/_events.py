@@ -44,6 +44,9 @@ _EVENTBRIDGE_STATES = {
 
 
 def _freeze_detail(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    # The scheduler hands over a fresh dict each time; only foreign mappings are copied.
+    if type(value) is dict:
+        return value
     return dict(value) if value else {}
 
 

@@ -8,13 +8,14 @@ timestamps. Nothing touches the disk: artifacts an outcome writes are kept in ``
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, Self, TypeAlias
 
 import anyio
 import anyio.lowlevel
@@ -120,12 +121,12 @@ def succeed(
     ``outputs={"dist": {"app.zip": b"..."}}`` "writes" files of the action's output artifacts;
     the fake keeps them in ``FakeExecutor.artifacts``.
     """
-    return Succeed(outputs or {}, variables or {}, after)  # type: ignore[arg-type]  # converted
+    return Succeed(outputs or {}, variables or {}, after)
 
 
 def fail(message: str = "failed", *, after: timedelta | float = timedelta(0)) -> Fail:
     """Fail with ``message`` after ``after`` (virtual time)."""
-    return Fail(message, after)  # type: ignore[arg-type]  # converted
+    return Fail(message, after)
 
 
 def hang() -> Hang:
@@ -137,25 +138,25 @@ def approve(
     *, by: str = "approver", summary: str = "", after: timedelta | float = timedelta(0)
 ) -> Approve:
     """Wait for approval, then be approved by ``by`` after ``after`` (virtual time)."""
-    return Approve(by, summary, after)  # type: ignore[arg-type]  # converted
+    return Approve(by, summary, after)
 
 
 def reject(
     *, by: str = "approver", summary: str = "", after: timedelta | float = timedelta(0)
 ) -> Reject:
     """Wait for approval, then be rejected by ``by`` after ``after``: the action fails."""
-    return Reject(by, summary, after)  # type: ignore[arg-type]  # converted
+    return Reject(by, summary, after)
 
 
 _OUTCOMES = (Succeed, Fail, Hang, Approve, Reject)
 
 
-class Call(str):
+class Call(str):  # noqa: SLOT000 - instances carry an attempt number
     """An action the fake ran: compares equal to ``"Stage.Action"``; ``attempt`` says which try."""
 
     attempt: int
 
-    def __new__(cls, node: str, attempt: int) -> Call:
+    def __new__(cls, node: str, attempt: int) -> Self:
         """``Call("Build.Compile", 2)``."""
         call = super().__new__(cls, node)
         call.attempt = attempt
@@ -174,8 +175,9 @@ class FakeExecutor:
     ``events`` (every state change), ``artifacts`` (files outcomes wrote) and ``result``.
     """
 
-    #: Scripted outcomes run nothing for real: the scheduler keeps the run off the disk.
-    uses_filesystem = False
+    #: Scripted outcomes run nothing for real: the scheduler keeps the run off the disk, and
+    #: need not record an action's start before it runs (nothing real could be interrupted).
+    virtual = True
 
     def __init__(
         self,
@@ -207,12 +209,15 @@ class FakeExecutor:
         self.result: RunResult | None = None
         self.engine: Engine | None = None
         self._execution: Execution | None = None
+        self._running: set[str] = set()
 
     # -- running ---------------------------------------------------------------------------------
 
     def check(self, pipeline: Pipeline) -> None:
         """Refuse keys that name no action of ``pipeline`` (a typo must never do nothing)."""
-        nodes = [f"{stage.name}.{action.name}" for stage in pipeline.stages for action in stage.actions]
+        nodes = [
+            f"{stage.name}.{action.name}" for stage in pipeline.stages for action in stage.actions
+        ]
         unknown = [key for key in self.outcomes if key not in nodes]
         if unknown:
             hints = "".join(did_you_mean(key, nodes) for key in unknown[:1])
@@ -281,16 +286,7 @@ class FakeExecutor:
         return result
 
     def _describe_stuck(self) -> str:
-        events = self._execution.recorded if self._execution else []
-        running: dict[str, Status] = {}
-        for event in events:
-            if event.node is not None and event.type in {"action", "approval"}:
-                running[event.node] = event.state
-        stuck = [
-            node
-            for node, state in running.items()
-            if state in {Status.IN_PROGRESS, Status.WAITING_FOR_APPROVAL}
-        ]
+        stuck = sorted(self._running)
         return (
             "the fake run can never finish: "
             + (", ".join(stuck) or "an action")
@@ -300,24 +296,32 @@ class FakeExecutor:
 
     # -- the Executor protocol -------------------------------------------------------------------
 
-    async def execute(self, provider: Any, ctx: ActionContext) -> None:  # noqa: ANN401 - any provider
+    async def execute(self, provider: Any, ctx: ActionContext) -> None:  # noqa: ANN401, ARG002 - the protocol's signature; the provider is never run
         """Play the scripted outcome of this attempt instead of running ``provider``."""
         node = f"{ctx.stage}.{ctx.action}"
         self.calls.append(Call(node, ctx.attempt))
+        self._running.add(node)
+        try:
+            await self._execute(node, ctx)
+        finally:
+            self._running.discard(node)
+
+    async def _execute(self, node: str, ctx: ActionContext) -> None:
         # Yield once, as real work would: every action of a group starts before any ends.
-        await anyio.lowlevel.checkpoint()
-        outcome = await self._outcome(node, ctx)
+        await asyncio.sleep(0)
+        script = self.outcomes.get(node, self.default)
+        outcome = (
+            script if isinstance(script, _OUTCOMES) else await self._outcome(script, node, ctx)
+        )
         await self._play(outcome, node, ctx)
 
-    async def _outcome(self, node: str, ctx: ActionContext) -> Outcome:
-        script = self.outcomes.get(node, self.default)
-        if isinstance(script, _OUTCOMES):
-            return script
+    async def _outcome(self, script: Script, node: str, ctx: ActionContext) -> Outcome:
+        chosen: object
         if isinstance(script, Sequence) and not isinstance(script, str):
             if not script:
                 msg = f"the fake's outcome list for {node!r} is empty"
                 raise ExecutionError(msg)
-            chosen: object = script[min(ctx.attempt, len(script)) - 1]
+            chosen = script[min(ctx.attempt, len(script)) - 1]
         elif callable(script):
             chosen = script(ctx)
             if inspect.isawaitable(chosen):
@@ -333,6 +337,9 @@ class FakeExecutor:
         return chosen
 
     async def _play(self, outcome: Outcome, node: str, ctx: ActionContext) -> None:
+        if type(outcome) is Succeed and not outcome.after and not outcome.outputs:
+            self._succeed(outcome, ctx)  # the common case, without the general path below
+            return
         clock = ctx.clock
         if isinstance(outcome, Hang):
             await anyio.sleep_forever()
@@ -352,6 +359,21 @@ class FakeExecutor:
             ctx.set_variable("Summary", outcome.summary)
             return
         assert isinstance(outcome, Succeed)  # noqa: S101 - every other kind returned or raised
+        self._succeed(outcome, ctx)
+        for artifact, files in outcome.outputs.items():
+            if artifact not in ctx.outputs:
+                msg = (
+                    f"the fake's outcome writes artifact {artifact!r}, which {node!r} does not "
+                    "declare"
+                )
+                raise ExecutionError(msg)
+            self.artifacts[artifact] = {
+                path: content.encode() if isinstance(content, str) else bytes(content)
+                for path, content in files.items()
+            }
+
+    @staticmethod
+    def _succeed(outcome: Succeed, ctx: ActionContext) -> None:
         # As if the provider had run: the variables it declares get a placeholder value, so
         # that later references resolve unless a test scripts real values.
         for name in getattr(ctx.provider, "output_variables", ()):
@@ -359,14 +381,6 @@ class FakeExecutor:
                 ctx.set_variable(name, f"fake-{name}")
         for name, value in outcome.variables.items():
             ctx.set_variable(name, value)
-        for artifact, files in outcome.outputs.items():
-            if artifact not in ctx.outputs:
-                msg = f"the fake's outcome writes artifact {artifact!r}, which {node!r} does not declare"
-                raise ExecutionError(msg)
-            self.artifacts[artifact] = {
-                path: content.encode() if isinstance(content, str) else bytes(content)
-                for path, content in files.items()
-            }
 
     # -- questions about the last run --------------------------------------------------------------
 

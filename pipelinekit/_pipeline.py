@@ -48,6 +48,7 @@ class Pipeline:
     )
     role_arn: str | None = attrs.field(default=None, kw_only=True)
     _analysis: Analysis = attrs.field(init=False, eq=False, repr=False)
+    _plan: Plan | None = attrs.field(init=False, default=None, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         # Frozen: the analysis is computed once, here, and kept for compile().
@@ -61,5 +62,15 @@ class Pipeline:
         raise KeyError(name)
 
     def compile(self) -> Plan:
-        """The execution plan: a networkx DAG of actions, with run order and stage gates."""
+        """The execution plan: a networkx DAG of actions, with run order and stage gates.
+
+        Each call returns a new plan, yours to change.
+        """
         return compile_pipeline(self)
+
+    def shared_plan(self) -> Plan:
+        """The plan engines run, compiled once per pipeline; never change it."""
+        if self._plan is None:
+            object.__setattr__(self, "_plan", compile_pipeline(self))
+        assert self._plan is not None  # noqa: S101 - set above
+        return self._plan

@@ -111,34 +111,52 @@ def ran_before(source: Any, first: str, then: str) -> Verdict:  # noqa: ANN401 -
     done = _succeeded_at(events, first)
     span = _span(events, then)
     if done is None:
-        return Verdict(False, question, f"{first} never succeeded", timeline(events))
+        return Verdict(
+            ok=False,
+            question=question,
+            explanation=f"{first} never succeeded",
+            timeline=timeline(events),
+        )
     if span is None:
-        return Verdict(False, question, f"{then} never ran", timeline(events))
+        return Verdict(
+            ok=False, question=question, explanation=f"{then} never ran", timeline=timeline(events)
+        )
     if done < span[0]:
-        return Verdict(True, question)
+        return Verdict(ok=True, question=question)
     return Verdict(
-        False,
-        question,
-        f"{then} started (#{span[0]}) before {first} succeeded (#{done})",
-        timeline(events),
+        ok=False,
+        question=question,
+        explanation=f"{then} started (#{span[0]}) before {first} succeeded (#{done})",
+        timeline=timeline(events),
     )
 
 
 def ran_in_parallel(source: Any, a: str, b: str) -> Verdict:  # noqa: ANN401 - see _events
-    """Whether ``a`` and ``b`` were running at the same time (each started before the other
-    ended)."""
+    """Whether ``a`` and ``b`` were running at the same time.
+
+    That is: each started before the other ended.
+    """
     events = _events(source)
     question = f"{a} and {b} ran in parallel"
     first, second = _span(events, a), _span(events, b)
     for node, span in ((a, first), (b, second)):
         if span is None:
-            return Verdict(False, question, f"{node} never ran", timeline(events))
-    assert first is not None and second is not None  # noqa: S101 - checked above
+            return Verdict(
+                ok=False,
+                question=question,
+                explanation=f"{node} never ran",
+                timeline=timeline(events),
+            )
+    assert first is not None  # noqa: S101 - checked above
+    assert second is not None  # noqa: S101
     if first[0] < second[1] and second[0] < first[1]:
-        return Verdict(True, question)
+        return Verdict(ok=True, question=question)
     earlier, later = (a, b) if first[1] <= second[0] else (b, a)
     return Verdict(
-        False, question, f"{earlier} had ended before {later} started", timeline(events)
+        ok=False,
+        question=question,
+        explanation=f"{earlier} had ended before {later} started",
+        timeline=timeline(events),
     )
 
 
@@ -148,5 +166,10 @@ def never_ran(source: Any, node: str) -> Verdict:  # noqa: ANN401 - see _events
     span = _span(events, node)
     question = f"{node} never ran"
     if span is None:
-        return Verdict(True, question)
-    return Verdict(False, question, f"{node} started at #{span[0]}", timeline(events))
+        return Verdict(ok=True, question=question)
+    return Verdict(
+        ok=False,
+        question=question,
+        explanation=f"{node} started at #{span[0]}",
+        timeline=timeline(events),
+    )

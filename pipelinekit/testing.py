@@ -1,5 +1,7 @@
-"""Testing pipelines: a fake executor with scripted outcomes, virtual time, questions about what
-ran, a recording hook, and a conformance check for providers.
+"""Testing pipelines: scripted outcomes in virtual time, and checks for providers.
+
+A fake executor with scripted outcomes, virtual time, questions about what ran, a recording hook,
+and a conformance check for providers.
 
 ::
 
@@ -12,29 +14,33 @@ ran, a recording hook, and a conformance check for providers.
         assert fake.never_ran("Deploy.Ship")
 """
 
-from pipelinekit._conformance import check_provider as check_provider
-from pipelinekit._fake import Approve as Approve
-from pipelinekit._fake import Call as Call
-from pipelinekit._fake import Fail as Fail
-from pipelinekit._fake import FakeExecutor as FakeExecutor
-from pipelinekit._fake import Hang as Hang
-from pipelinekit._fake import Reject as Reject
-from pipelinekit._fake import Succeed as Succeed
-from pipelinekit._fake import approve as approve
-from pipelinekit._fake import fail as fail
-from pipelinekit._fake import hang as hang
-from pipelinekit._fake import reject as reject
-from pipelinekit._fake import succeed as succeed
-from pipelinekit._timeline import RecordingHook as RecordingHook
-from pipelinekit._timeline import Verdict as Verdict
-from pipelinekit._timeline import never_ran as never_ran
-from pipelinekit._timeline import ran_before as ran_before
-from pipelinekit._timeline import ran_in_parallel as ran_in_parallel
-from pipelinekit._timeline import timeline as timeline
-from pipelinekit._virtual_clock import StuckRunError as StuckRunError
-from pipelinekit._virtual_clock import VirtualClock as VirtualClock
+from pipelinekit._conformance import check_provider
+from pipelinekit._fake import (
+    Approve,
+    Call,
+    Fail,
+    FakeExecutor,
+    Hang,
+    Reject,
+    Succeed,
+    approve,
+    fail,
+    hang,
+    reject,
+    succeed,
+)
+from pipelinekit._timeline import (
+    RecordingHook,
+    Verdict,
+    never_ran,
+    ran_before,
+    ran_in_parallel,
+    timeline,
+)
+from pipelinekit._virtual_clock import DEFAULT_START, StuckRunError, VirtualClock
 
 __all__ = [
+    "DEFAULT_START",
     "Approve",
     "Call",
     "Fail",

@@ -8,7 +8,7 @@ import pipelinekit as pk
 
 
 @st.composite
-def pipelines(draw, provider=None):
+def pipelines(draw, provider=None, *, outputs=True):
     """Random valid pipelines: up to 7 stages with random needs and run orders."""
     stage_count = draw(st.integers(1, 7))
     stages = []
@@ -32,7 +32,7 @@ def pipelines(draw, provider=None):
                     f"A{a}",
                     provider if provider is not None else pk.shell("true"),
                     run_order=run_order,
-                    outputs=[f"s{s}a{a}"],
+                    outputs=[f"s{s}a{a}"] if outputs else [],
                     retry=pk.Retry(draw(st.integers(1, 3)), delay=0),
                 )
             )

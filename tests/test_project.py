@@ -35,7 +35,7 @@ def test_all_is_sorted_and_complete():
 
 
 def test_public_modules_have_sorted_all():
-    import pipelinekit.testing  # noqa: PLC0415 - imported on demand, like users do
+    import pipelinekit.testing  # noqa: F401, PLC0415 - imported on demand, like users do
 
     for module in (pk.exceptions, pk.providers, pk.hooks, pk.stores, pk.executors, pk.testing):
         assert module.__all__ == isort_style(module.__all__)

@@ -1,6 +1,7 @@
 """Unit tests of the example pipeline's logic, in virtual time: no command runs, nothing sleeps.
 
-Run with the project's tests (``nox -s tests``), or alone: ``pytest examples/webapp/test_pipeline.py``.
+Run with the project's tests (``nox -s tests``), or alone:
+``pytest examples/webapp/test_pipeline.py``.
 """
 
 from datetime import timedelta
