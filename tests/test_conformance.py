@@ -132,3 +132,32 @@ def test_the_kit_catches_a_leaked_secret():
 
     with pytest.raises(AssertionError, match="'masks secrets': the secret reached"):
         check_provider(lambda: pk.python(ok), leak=raw_leak)
+
+
+def test_http_request_conforms():
+    import http.server  # noqa: PLC0415 - only this test serves HTTP
+    import threading  # noqa: PLC0415
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(404 if self.path == "/missing" else 200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        report = check_provider(
+            lambda: pk.HttpRequest(f"{base}/health"),
+            fail=lambda: pk.HttpRequest(f"{base}/missing"),
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert report.passed == ("succeeds", "succeeds in an engine", "reports failure as ActionFailed")
