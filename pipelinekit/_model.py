@@ -139,7 +139,7 @@ def _to_version(value: object) -> object:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-def _to_optional_timedelta(value: object) -> object:
+def to_duration(value: object) -> object:
     """Seconds as a number become a timedelta; anything else is kept for validation to judge."""
     if isinstance(value, bool):
         return value
@@ -203,10 +203,10 @@ class Retry:
     attempts: int = 3
     backoff: float = attrs.field(default=2.0, kw_only=True)
     delay: timedelta = attrs.field(
-        default=timedelta(seconds=1), converter=_to_optional_timedelta, kw_only=True
+        default=timedelta(seconds=1), converter=to_duration, kw_only=True
     )
     max_delay: timedelta = attrs.field(
-        default=timedelta(minutes=5), converter=_to_optional_timedelta, kw_only=True
+        default=timedelta(minutes=5), converter=to_duration, kw_only=True
     )
     jitter: float = attrs.field(default=0.1, kw_only=True)
     retry_on: tuple[type[BaseException], ...] = attrs.field(
@@ -243,9 +243,7 @@ class Action:
     outputs: tuple[str, ...] = attrs.field(default=(), converter=to_tuple, kw_only=True)
     namespace: str | None = attrs.field(default=None, kw_only=True)
     run_order: int = attrs.field(default=1, kw_only=True)
-    timeout: timedelta | None = attrs.field(
-        default=None, converter=_to_optional_timedelta, kw_only=True
-    )
+    timeout: timedelta | None = attrs.field(default=None, converter=to_duration, kw_only=True)
     retry: Retry | None = attrs.field(default=None, kw_only=True)
     cache: bool = attrs.field(default=False, kw_only=True)
     configuration: FrozenDict = attrs.field(
@@ -284,9 +282,7 @@ class Rule:
     inputs: tuple[str, ...] = attrs.field(default=(), converter=to_tuple, kw_only=True)
     region: str | None = attrs.field(default=None, kw_only=True)
     role_arn: str | None = attrs.field(default=None, kw_only=True)
-    timeout: timedelta | None = attrs.field(
-        default=None, converter=_to_optional_timedelta, kw_only=True
-    )
+    timeout: timedelta | None = attrs.field(default=None, converter=to_duration, kw_only=True)
 
 
 @attrs.frozen

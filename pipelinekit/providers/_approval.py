@@ -9,19 +9,13 @@ from typing import TYPE_CHECKING, ClassVar
 import attrs
 
 from pipelinekit._frozendict import to_tuple
-from pipelinekit._model import ActionTypeId, Category, Owner, Status
+from pipelinekit._model import ActionTypeId, Category, Owner, Status, to_duration
 from pipelinekit.exceptions import ActionFailed
 
 if TYPE_CHECKING:
     from pipelinekit._context import ActionContext
 
 __all__ = ["ManualApproval"]
-
-
-def _to_timedelta(value: object) -> object:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value == value:  # noqa: PLR0124 - NaN stays for validation
-        return timedelta(seconds=value)
-    return value
 
 
 @attrs.frozen
@@ -43,9 +37,7 @@ class ManualApproval:
     #: The output variables it sets.
     output_variables: ClassVar[tuple[str, ...]] = ("ApprovedBy", "Summary")
 
-    timeout: timedelta = attrs.field(
-        default=timedelta(days=7), converter=_to_timedelta, kw_only=True
-    )
+    timeout: timedelta = attrs.field(default=timedelta(days=7), converter=to_duration, kw_only=True)
     approvers: tuple[str, ...] = attrs.field(default=(), converter=to_tuple, kw_only=True)
     allow_self_approval: bool = attrs.field(default=True, kw_only=True)
     custom_data: str = attrs.field(default="", kw_only=True)

@@ -11,7 +11,7 @@ import anyio
 import attrs
 
 from pipelinekit._frozendict import FrozenDict, to_frozendict, to_tuple
-from pipelinekit._model import ActionTypeId, Category, Owner
+from pipelinekit._model import ActionTypeId, Category, Owner, to_duration
 
 if TYPE_CHECKING:
     from pipelinekit._context import ActionContext
@@ -19,12 +19,6 @@ if TYPE_CHECKING:
 __all__ = ["Commands", "shell"]
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
-
-
-def _to_timedelta(value: object) -> object:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value == value:  # noqa: PLR0124 - NaN stays for validation
-        return timedelta(seconds=value)
-    return value
 
 
 @attrs.frozen
@@ -48,7 +42,7 @@ class Commands:
     output_variables: tuple[str, ...] = attrs.field(default=(), converter=to_tuple, kw_only=True)
     env: FrozenDict = attrs.field(factory=FrozenDict, converter=to_frozendict, kw_only=True)
     grace_period: timedelta = attrs.field(
-        default=timedelta(seconds=10), converter=_to_timedelta, kw_only=True
+        default=timedelta(seconds=10), converter=to_duration, kw_only=True
     )
     #: The shell that runs the commands: ``[*shell, script]``.
     shell: tuple[str, ...] = attrs.field(

@@ -11,7 +11,7 @@ import attrs
 import httpx
 
 from pipelinekit._frozendict import FrozenDict, to_frozendict, to_tuple
-from pipelinekit._model import ActionTypeId, Category, Owner
+from pipelinekit._model import ActionTypeId, Category, Owner, to_duration
 from pipelinekit.exceptions import ActionFailed
 
 if TYPE_CHECKING:
@@ -22,12 +22,6 @@ __all__ = ["HttpRequest", "Wait"]
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 #: The longest response body kept as the ``Body`` variable.
 BODY_LIMIT = 10_000
-
-
-def _to_timedelta(value: object) -> object:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    return value
 
 
 @attrs.frozen
@@ -53,7 +47,7 @@ class HttpRequest:
     body: str | None = attrs.field(default=None, kw_only=True)
     expected_status: tuple[int, ...] = attrs.field(default=(), converter=to_tuple, kw_only=True)
     request_timeout: timedelta = attrs.field(
-        default=timedelta(seconds=30), converter=_to_timedelta, kw_only=True
+        default=timedelta(seconds=30), converter=to_duration, kw_only=True
     )
 
     @property
@@ -109,7 +103,7 @@ class Wait:
     input_artifacts: ClassVar[tuple[int, int]] = (0, 0)
     output_artifacts: ClassVar[tuple[int, int]] = (0, 0)
 
-    duration: timedelta = attrs.field(converter=_to_timedelta)
+    duration: timedelta = attrs.field(converter=to_duration)
 
     async def run(self, ctx: ActionContext) -> None:
         """Sleep for the duration."""
