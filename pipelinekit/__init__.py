@@ -61,7 +61,9 @@ from pipelinekit.providers import action as action
 from pipelinekit.providers import provider as provider
 from pipelinekit.providers import python as python
 from pipelinekit.providers import shell as shell
+from pipelinekit.stores import ExecutionSummary as ExecutionSummary
 from pipelinekit.stores import MemoryStore as MemoryStore
+from pipelinekit.stores import SQLiteStore as SQLiteStore
 from pipelinekit.stores import Store as Store
 
 __all__ = [
@@ -81,6 +83,7 @@ __all__ = [
     "Execution",
     "ExecutionError",
     "ExecutionMode",
+    "ExecutionSummary",
     "Executor",
     "GitSource",
     "HookError",
@@ -105,6 +108,7 @@ __all__ = [
     "RetryMode",
     "Rule",
     "RunResult",
+    "SQLiteStore",
     "Stage",
     "StageResult",
     "Status",

@@ -32,7 +32,7 @@ from pipelinekit._secrets import Masker
 from pipelinekit.exceptions import ExecutionError
 from pipelinekit.executors import LocalExecutor
 from pipelinekit.providers import ProviderRegistry
-from pipelinekit.stores import MemoryStore, Store
+from pipelinekit.stores import SQLiteStore, Store
 
 __all__ = ["Engine", "Execution", "arun", "run"]
 
@@ -110,7 +110,7 @@ class Execution:
 class Engine:
     """Runs pipelines: ``async with pk.Engine() as engine: execution = await engine.start(p)``.
 
-    ``store`` keeps state (default: a new ``MemoryStore``); ``hooks`` hear about every event of
+    ``store`` keeps state (default: ``SQLiteStore`` at ``<workdir>/state.db``); ``hooks`` hear about every event of
     every execution (besides the pipeline's own hooks); ``executor`` runs the actions (default:
     ``LocalExecutor()``); ``workdir`` holds executions' artifacts, work folders and logs
     (default ``.pipelinekit``, or ``$PIPELINEKIT_HOME``); ``hook_timeout`` bounds one hook call
@@ -134,11 +134,11 @@ class Engine:
         ``clock`` and ``rng`` (retry jitter) are for tests that need time and chance under
         control.
         """
-        self.store: Store = store if store is not None else MemoryStore()
         self.hooks = tuple(hooks)
         self.executor = executor if executor is not None else LocalExecutor()
         # Absolute, because commands run in their own work folders and get paths from it.
         self.workdir = (Path(workdir) if workdir is not None else default_workdir()).absolute()
+        self.store: Store = store if store is not None else SQLiteStore(self.workdir / "state.db")
         # Built when first needed: discovering plugins reads every installed package's metadata.
         self._registry = registry
         self.hook_timeout = hook_timeout
@@ -156,7 +156,8 @@ class Engine:
         return self._registry
 
     async def __aenter__(self) -> Self:
-        """Open the engine's task group."""
+        """Open the engine's task group (and make the working folder)."""
+        await anyio.to_thread.run_sync(partial(self.workdir.mkdir, parents=True, exist_ok=True))
         self._tasks = anyio.create_task_group()
         await self._tasks.__aenter__()
         return self

@@ -1,14 +1,22 @@
-"""``MemoryStore``: the state of executions in memory, for tests and runs that keep no history."""
+"""``MemoryStore``: the state of executions in memory, for tests and runs that keep no history.
+
+It follows exactly the rules of ``SQLiteStore`` (a hypothesis state machine drives both with the
+same operations), so a test on one says something about the other.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import NoReturn
+
+import attrs
 
 from pipelinekit._events import Event
 from pipelinekit._model import Status
 from pipelinekit.exceptions import StoreError
 
-__all__ = ["TERMINAL", "MemoryStore"]
+__all__ = ["TERMINAL", "ExecutionSummary", "MemoryStore", "refuse_gap", "refuse_terminal"]
 
 #: States after which an execution, stage or action never changes again.
 TERMINAL = frozenset(
@@ -24,16 +32,62 @@ TERMINAL = frozenset(
 )
 
 
-Subject = tuple[str, str | None, str | None, str]
+@attrs.frozen
+class ExecutionSummary:
+    """One line of history: an execution, its status, trigger and times."""
+
+    id: str
+    pipeline: str
+    status: Status
+    started_at: datetime
+    finished_at: datetime | None = None
+    trigger: str | None = None
+    triggered_by: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end (``None`` while it runs)."""
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+Subject = tuple[str, str, str, str]
 
 
 def subject(event: Event) -> Subject:
     """What an event changes the state of: the execution, a stage, an action or its approval."""
     if event.type == "pipeline":
-        return (event.execution_id, None, None, "")
+        return (event.execution_id, "", "", "")
     if event.type == "stage":
-        return (event.execution_id, event.stage, None, "")
-    return (event.execution_id, event.stage, event.action, event.type)
+        return (event.execution_id, event.stage or "", "", "")
+    kind = "approval" if event.type == "approval" else ""
+    return (event.execution_id, event.stage or "", event.action or "", kind)
+
+
+def refuse_terminal(event: Event, current: Status) -> NoReturn:
+    """Raise the ``StoreError`` for a change after a terminal state."""
+    _, stage, action, kind = subject(event)
+    what = "/".join(part for part in (stage, action) if part) or "the execution"
+    if kind == "approval":
+        what += "'s approval"
+    msg = f"refusing {event}: {what} of execution {event.execution_id} already ended {current}"
+    raise StoreError(msg)
+
+
+def refuse_gap(event: Event, expected: int) -> NoReturn:
+    """Raise the ``StoreError`` for an event that does not continue its execution's sequence."""
+    if expected == 1 and not (event.type == "pipeline" and event.state is Status.IN_PROGRESS):
+        msg = (
+            f"refusing {event}: execution {event.execution_id} is unknown; its first event "
+            "must be the pipeline's start"
+        )
+        raise StoreError(msg)
+    msg = (
+        f"refusing {event}: execution {event.execution_id} expects event number {expected}, "
+        f"got {event.sequence} (another writer got there first?)"
+    )
+    raise StoreError(msg)
 
 
 class MemoryStore:
@@ -43,44 +97,65 @@ class MemoryStore:
         """An empty store."""
         self._events: dict[str, list[Event]] = {}
         self._states: dict[Subject, Status] = {}
+        self._summaries: dict[str, ExecutionSummary] = {}
 
     async def record(self, events: Sequence[Event]) -> list[Event]:
-        """Check and append ``events``; return them."""
+        """Check and append ``events``, all or none; return them."""
         # Check the whole batch before keeping any of it, so a refused batch leaves no trace.
         changes: dict[Subject, Status] = {}
         next_sequence: dict[str, int] = {}
         for event in events:
-            key = subject(event)
-            current = changes.get(key, self._states.get(key))
-            if current in TERMINAL:
-                what = "/".join(part for part in key[1:3] if part) or "the execution"
-                if key[3] == "approval":
-                    what += "'s approval"
-                msg = (
-                    f"refusing {event}: {what} of execution {event.execution_id} already "
-                    f"ended {current}"
-                )
-                raise StoreError(msg)
             expected = next_sequence.get(
                 event.execution_id, len(self._events.get(event.execution_id, ())) + 1
             )
-            if event.sequence != expected:
-                msg = (
-                    f"refusing {event}: execution {event.execution_id} expects event number "
-                    f"{expected}, got {event.sequence} (another writer got there first?)"
-                )
-                raise StoreError(msg)
+            if event.sequence != expected or (
+                expected == 1
+                and not (event.type == "pipeline" and event.state is Status.IN_PROGRESS)
+            ):
+                refuse_gap(event, expected)
+            key = subject(event)
+            current = changes.get(key, self._states.get(key))
+            if current in TERMINAL:
+                refuse_terminal(event, current)  # type: ignore[arg-type]  # in TERMINAL: a Status
             next_sequence[event.execution_id] = expected + 1
             changes[key] = event.state
         self._states.update(changes)
         for event in events:
             self._events.setdefault(event.execution_id, []).append(event)
+            if event.type == "pipeline":
+                self._summarise(event)
         return list(events)
+
+    def _summarise(self, event: Event) -> None:
+        known = self._summaries.get(event.execution_id)
+        if known is None:
+            self._summaries[event.execution_id] = ExecutionSummary(
+                id=event.execution_id,
+                pipeline=event.pipeline,
+                status=event.state,
+                started_at=event.time,
+                trigger=event.detail.get("trigger"),
+                triggered_by=event.detail.get("triggered_by"),
+            )
+        else:
+            self._summaries[event.execution_id] = attrs.evolve(
+                known,
+                status=event.state,
+                finished_at=event.time if event.state in TERMINAL else None,
+            )
 
     async def events(self, execution_id: str) -> list[Event]:
         """Every event of ``execution_id``, oldest first."""
         return list(self._events.get(execution_id, ()))
 
-    def executions(self) -> list[str]:
-        """The ids of every execution recorded, oldest first."""
-        return list(self._events)
+    async def executions(
+        self, pipeline: str | None = None, *, limit: int = 20, offset: int = 0
+    ) -> list[ExecutionSummary]:
+        """Executions, newest first (of one pipeline, or of all), a page at a time."""
+        found = [
+            summary
+            for summary in reversed(self._summaries.values())
+            if pipeline is None or summary.pipeline == pipeline
+        ]
+        found.sort(key=lambda summary: summary.started_at, reverse=True)
+        return found[offset : offset + limit]

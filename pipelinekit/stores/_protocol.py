@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from pipelinekit._events import Event
+from pipelinekit.stores._memory import ExecutionSummary
 
 __all__ = ["Store"]
 
@@ -20,7 +21,8 @@ class Store(Protocol):
     ``StoreError``, and so is a state change after a terminal state (``Succeeded``, ``Failed``,
     ``Stopped``, ...) of the same execution, stage or action: a stale writer can never rewrite
     history. The engine announces an event to hooks and readers only after ``record`` returned
-    it. ``events`` returns what was recorded for one execution, oldest first.
+    it. ``events`` returns what was recorded for one execution, oldest first; ``executions``
+    the history.
     """
 
     async def record(self, events: Sequence[Event]) -> list[Event]:
@@ -29,4 +31,10 @@ class Store(Protocol):
 
     async def events(self, execution_id: str) -> list[Event]:
         """Every event recorded for ``execution_id``, oldest first."""
+        ...
+
+    async def executions(
+        self, pipeline: str | None = None, *, limit: int = 20, offset: int = 0
+    ) -> list[ExecutionSummary]:
+        """Executions, newest first (of one pipeline, or of all), a page at a time."""
         ...

@@ -1,0 +1,378 @@
+"""``SQLiteStore``: executions kept in an SQLite file, the default store.
+
+The standard library's ``sqlite3`` runs in worker threads (never on the event loop), on one
+connection guarded by a lock. The database uses WAL, so readers never block the writer and
+several processes can share the file; every write is one ``BEGIN IMMEDIATE`` transaction (the
+write lock is taken up front, so two writers never deadlock upgrading a read lock); a busy
+database is waited for (``busy_timeout``) rather than failing with "database is locked".
+
+``synchronous=NORMAL``: in WAL mode a committed transaction survives the process being killed at
+any point (the crash pipelinekit must survive); only a power loss or an OS crash can lose the
+last transactions, which is the trade-off SQLite recommends for WAL. Set ``synchronous="FULL"``
+to be safe against those too, at the cost of an fsync per transaction.
+
+The schema carries a version; older databases are migrated forward when opened, and a database
+written by a newer pipelinekit is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import anyio
+import attrs
+
+from pipelinekit._events import Event
+from pipelinekit._model import Status
+from pipelinekit.exceptions import StoreError
+from pipelinekit.stores._memory import TERMINAL, ExecutionSummary, refuse_gap, refuse_terminal
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+T = TypeVar("T")
+
+#: The schema this pipelinekit writes. Each entry of ``_MIGRATIONS`` moves a database one version
+#: forward.
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE executions (
+            id TEXT PRIMARY KEY,
+            pipeline TEXT NOT NULL,
+            status TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            trigger TEXT,
+            triggered_by TEXT,
+            variables TEXT NOT NULL DEFAULT '{}',
+            last_sequence INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX executions_by_pipeline ON executions (pipeline, started_at DESC);
+        CREATE TABLE events (
+            execution_id TEXT NOT NULL REFERENCES executions (id),
+            sequence INTEGER NOT NULL,
+            type TEXT NOT NULL,
+            state TEXT NOT NULL,
+            stage TEXT,
+            action TEXT,
+            time TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            PRIMARY KEY (execution_id, sequence)
+        );
+        CREATE TABLE subjects (
+            execution_id TEXT NOT NULL REFERENCES executions (id),
+            stage TEXT NOT NULL,
+            action TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL,
+            PRIMARY KEY (execution_id, stage, action, kind)
+        );
+    """,
+}
+
+
+def _key(event: Event) -> tuple[str, str, str]:
+    """The subject an event changes, as stored (empty strings rather than NULL in the key)."""
+    if event.type == "pipeline":
+        return ("", "", "")
+    if event.type == "stage":
+        return (event.stage or "", "", "")
+    kind = "approval" if event.type == "approval" else ""
+    return (event.stage or "", event.action or "", kind)
+
+
+def _json(value: Any) -> str:  # noqa: ANN401 - details hold plain values
+    return json.dumps(value, default=str, separators=(",", ":"))
+
+
+@attrs.define
+class _Connection:
+    connection: sqlite3.Connection
+    lock: threading.Lock
+
+
+class SQLiteStore:
+    """Keeps executions in an SQLite file (default ``.pipelinekit/state.db``).
+
+    The file is created with mode 0600 (only its owner can read the history). A path that
+    cannot hold a database (a missing folder, a read-only place, a file that is not SQLite)
+    raises ``StoreError`` naming the path and the reason, on first use.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = ".pipelinekit/state.db",
+        *,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        busy_timeout: float = 30.0,
+    ) -> None:
+        """Use the database at ``path`` (opened, and created if need be, on first use)."""
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self.busy_timeout = busy_timeout
+        self._opened: _Connection | None = None
+        self._opening = threading.Lock()
+
+    # -- connection ------------------------------------------------------------------------------
+
+    def _connection(self) -> _Connection:
+        with self._opening:
+            if self._opened is None:
+                self._opened = _Connection(self._open(), threading.Lock())
+            return self._opened
+
+    def _fail(self, reason: str) -> StoreError:
+        return StoreError(f"cannot use {str(self.path)!r} as a pipelinekit store: {reason}")
+
+    def _open(self) -> sqlite3.Connection:
+        path = self.path
+        if not path.parent.is_dir():
+            msg = f"its folder {str(path.parent)!r} does not exist; create it first"
+            raise self._fail(msg)
+        if path.is_dir():
+            msg = "it is a directory"
+            raise self._fail(msg)
+        if not path.exists():
+            try:
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            except FileExistsError:
+                pass  # another process created it first
+            except OSError as error:
+                raise self._fail(error.strerror or str(error)) from error
+        try:
+            connection = sqlite3.connect(
+                path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                connection.close()
+                msg = f"SQLite could not switch it to WAL (journal mode {mode!r})"
+                raise self._fail(msg)
+            connection.execute(f"PRAGMA synchronous = {self.synchronous}")
+            connection.execute("PRAGMA foreign_keys = ON")
+            self._migrate(connection)
+        except sqlite3.DatabaseError as error:
+            reason = str(error)
+            if "file is not a database" in reason:
+                reason = "it is not an SQLite database"
+            elif "readonly" in reason or "read-only" in reason:
+                reason = "it is read-only"
+            raise self._fail(reason) from error
+        return connection
+
+    def _migrate(self, connection: sqlite3.Connection) -> None:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            has_meta = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+            ).fetchone()
+            version = 0
+            if has_meta:
+                row = connection.execute(
+                    "SELECT value FROM meta WHERE key = 'schema_version'"
+                ).fetchone()
+                version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                msg = (
+                    f"it was written by a newer pipelinekit (schema {version}; this one knows "
+                    f"up to {SCHEMA_VERSION}); upgrade pipelinekit to read it"
+                )
+                raise self._fail(msg)
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+            if version < SCHEMA_VERSION:
+                connection.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def in_thread() -> T:
+            opened = self._connection()
+            with opened.lock:
+                return work(opened.connection)
+
+        return await anyio.to_thread.run_sync(in_thread)
+
+    def close(self) -> None:
+        """Close the connection (the store opens it again if used)."""
+        with self._opening:
+            if self._opened is not None:
+                self._opened.connection.close()
+                self._opened = None
+
+    # -- the Store protocol ------------------------------------------------------------------------
+
+    async def record(self, events: Sequence[Event]) -> list[Event]:
+        """Write ``events`` in one transaction, or none of them."""
+        batch = list(events)
+        if batch:
+            await self._run(lambda connection: self._record(connection, batch))
+        return batch
+
+    def _record(self, connection: sqlite3.Connection, events: list[Event]) -> None:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            last: dict[str, int] = {}
+            for event in events:
+                self._record_one(connection, event, last)
+            for execution_id, sequence in last.items():
+                connection.execute(
+                    "UPDATE executions SET last_sequence = ? WHERE id = ?",
+                    (sequence, execution_id),
+                )
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+    def _record_one(
+        self, connection: sqlite3.Connection, event: Event, last: dict[str, int]
+    ) -> None:
+        execution_id = event.execution_id
+        if execution_id not in last:
+            row = connection.execute(
+                "SELECT last_sequence FROM executions WHERE id = ?", (execution_id,)
+            ).fetchone()
+            if row is None:
+                if not (event.type == "pipeline" and event.state is Status.IN_PROGRESS):
+                    refuse_gap(event, 1)
+                detail = event.detail
+                connection.execute(
+                    "INSERT INTO executions (id, pipeline, status, started_at, trigger, "
+                    "triggered_by, variables) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        execution_id,
+                        event.pipeline,
+                        str(event.state),
+                        event.time.isoformat(),
+                        detail.get("trigger"),
+                        detail.get("triggered_by"),
+                        _json(detail.get("variables", {})),
+                    ),
+                )
+                last[execution_id] = 0
+            else:
+                last[execution_id] = int(row[0])
+        if event.sequence != last[execution_id] + 1:
+            refuse_gap(event, last[execution_id] + 1)
+        stage, action, kind = _key(event)
+        row = connection.execute(
+            "SELECT status FROM subjects WHERE execution_id = ? AND stage = ? AND action = ? "
+            "AND kind = ?",
+            (execution_id, stage, action, kind),
+        ).fetchone()
+        if row is not None and Status(row[0]) in TERMINAL:
+            refuse_terminal(event, Status(row[0]))
+        connection.execute(
+            "INSERT INTO events (execution_id, sequence, type, state, stage, action, time, "
+            "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                execution_id,
+                event.sequence,
+                event.type,
+                str(event.state),
+                event.stage,
+                event.action,
+                event.time.isoformat(),
+                _json(dict(event.detail)),
+            ),
+        )
+        connection.execute(
+            "INSERT INTO subjects (execution_id, stage, action, kind, status) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (execution_id, stage, action, kind) "
+            "DO UPDATE SET status = excluded.status",
+            (execution_id, stage, action, kind, str(event.state)),
+        )
+        if event.type == "pipeline":
+            finished = event.time.isoformat() if event.state in TERMINAL else None
+            connection.execute(
+                "UPDATE executions SET status = ?, finished_at = ? WHERE id = ?",
+                (str(event.state), finished, execution_id),
+            )
+        last[execution_id] = event.sequence
+
+    async def events(self, execution_id: str) -> list[Event]:
+        """Every event of ``execution_id``, oldest first."""
+        rows = await self._run(
+            lambda connection: connection.execute(
+                "SELECT type, state, stage, action, time, detail, sequence FROM events "
+                "WHERE execution_id = ? ORDER BY sequence",
+                (execution_id,),
+            ).fetchall()
+        )
+        pipeline = await self._pipeline_of(execution_id) if rows else ""
+        return [
+            Event(
+                kind,
+                Status(state),
+                pipeline,
+                execution_id,
+                datetime.fromisoformat(time),
+                stage,
+                action,
+                json.loads(detail),
+                sequence,
+            )
+            for kind, state, stage, action, time, detail, sequence in rows
+        ]
+
+    async def _pipeline_of(self, execution_id: str) -> str:
+        row = await self._run(
+            lambda connection: connection.execute(
+                "SELECT pipeline FROM executions WHERE id = ?", (execution_id,)
+            ).fetchone()
+        )
+        return str(row[0]) if row else ""
+
+    async def executions(
+        self, pipeline: str | None = None, *, limit: int = 20, offset: int = 0
+    ) -> list[ExecutionSummary]:
+        """Executions, newest first (of one pipeline, or of all), a page at a time."""
+        query = (
+            "SELECT id, pipeline, status, started_at, finished_at, trigger, triggered_by "
+            "FROM executions"
+        )
+        parameters: tuple[Any, ...] = ()
+        if pipeline is not None:
+            query += " WHERE pipeline = ?"
+            parameters = (pipeline,)
+        query += " ORDER BY started_at DESC, rowid DESC LIMIT ? OFFSET ?"
+        rows = await self._run(
+            lambda connection: connection.execute(query, (*parameters, limit, offset)).fetchall()
+        )
+        return [
+            ExecutionSummary(
+                id=row[0],
+                pipeline=row[1],
+                status=Status(row[2]),
+                started_at=datetime.fromisoformat(row[3]),
+                finished_at=datetime.fromisoformat(row[4]) if row[4] else None,
+                trigger=row[5],
+                triggered_by=row[6],
+            )
+            for row in rows
+        ]
+
+    async def integrity_check(self) -> str:
+        """SQLite's ``PRAGMA integrity_check`` answer (``"ok"`` when all is well)."""
+        row = await self._run(
+            lambda connection: connection.execute("PRAGMA integrity_check").fetchone()
+        )
+        return str(row[0])
