@@ -110,8 +110,9 @@ class Execution:
 class Engine:
     """Runs pipelines: ``async with pk.Engine() as engine: execution = await engine.start(p)``.
 
-    ``store`` keeps state (default: ``SQLiteStore`` at ``<workdir>/state.db``); ``hooks`` hear about every event of
-    every execution (besides the pipeline's own hooks); ``executor`` runs the actions (default:
+    ``store`` keeps state (default: ``SQLiteStore`` at ``<workdir>/state.db``); ``hooks`` hear
+    about every event of every execution (besides the pipeline's own hooks); ``executor`` runs
+    the actions (default:
     ``LocalExecutor()``); ``workdir`` holds executions' artifacts, work folders and logs
     (default ``.pipelinekit``, or ``$PIPELINEKIT_HOME``); ``hook_timeout`` bounds one hook call
     (seconds) and how long a finished execution waits for its hooks.

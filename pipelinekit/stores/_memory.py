@@ -116,7 +116,7 @@ class MemoryStore:
             key = subject(event)
             current = changes.get(key, self._states.get(key))
             if current in TERMINAL:
-                refuse_terminal(event, current)  # type: ignore[arg-type]  # in TERMINAL: a Status
+                refuse_terminal(event, current)
             next_sequence[event.execution_id] = expected + 1
             changes[key] = event.state
         self._states.update(changes)

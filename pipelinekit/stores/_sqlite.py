@@ -187,7 +187,7 @@ class SQLiteStore:
                     f"it was written by a newer pipelinekit (schema {version}; this one knows "
                     f"up to {SCHEMA_VERSION}); upgrade pipelinekit to read it"
                 )
-                raise self._fail(msg)
+                raise self._fail(msg)  # noqa: TRY301 - inside the transaction it rolls back
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in _MIGRATIONS[step].split(";"):
                     if statement.strip():
