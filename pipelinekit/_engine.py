@@ -32,7 +32,7 @@ from pipelinekit._secrets import Masker
 from pipelinekit.exceptions import ExecutionError
 from pipelinekit.executors import LocalExecutor
 from pipelinekit.providers import ProviderRegistry
-from pipelinekit.stores import SQLiteStore, Store
+from pipelinekit.stores import ExecutionSummary, SQLiteStore, Store
 
 __all__ = ["Engine", "Execution", "arun", "run"]
 
@@ -207,6 +207,13 @@ class Engine:
         trigger_detail = {"trigger": trigger, "triggered_by": triggered_by}
         await self._tasks.start(self._run, execution, values, trigger_detail)
         return execution
+
+    async def history(
+        self, pipeline: Pipeline | str | None = None, *, limit: int = 20, offset: int = 0
+    ) -> list[ExecutionSummary]:
+        """Past executions (of ``pipeline``, or of all), newest first, ``limit`` at a time."""
+        name = pipeline.name if isinstance(pipeline, Pipeline) else pipeline
+        return await self.store.executions(name, limit=limit, offset=offset)
 
     async def approve(self, execution_id: str, action: str, *, by: str, summary: str = "") -> None:
         """Approve the ``ManualApproval`` waiting at ``action`` (``"Stage.Action"``)."""

@@ -308,7 +308,15 @@ class Scheduler:
         self.emit(
             "pipeline",
             Status.IN_PROGRESS,
-            detail={**self.trigger, "variables": self.run_variables},
+            detail={
+                **self.trigger,
+                "variables": self.run_variables,
+                # The shape of the pipeline, so history can show what never started.
+                "stages": {
+                    stage.name: [action.name for action in stage.actions]
+                    for stage in self.plan.pipeline.stages
+                },
+            },
         )
         await self.recorder.flush()
         if started is not None:
@@ -397,7 +405,11 @@ class Scheduler:
                 Status.FAILED,
                 stage=state.stage,
                 action=action.name,
-                detail={"attempt": number, "error": previous},
+                detail={
+                    "attempt": number,
+                    "error": previous,
+                    "log_path": str(state.log_path) if state.log_path else None,
+                },
             )
             return False
         return False  # pragma: no cover - the loop always returns
@@ -476,7 +488,11 @@ class Scheduler:
             Status.SUCCEEDED,
             stage=state.stage,
             action=action.name,
-            detail={"attempt": number, "variables": state.variables},
+            detail={
+                "attempt": number,
+                "variables": state.variables,
+                "log_path": str(state.log_path) if state.log_path else None,
+            },
         )
         return None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -76,7 +77,47 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--verbose", action="store_true", help="show pipelinekit's structured log on stderr"
     )
+    store_help = "the store (default: $PIPELINEKIT_HOME/state.db or .pipelinekit/state.db)"
+    history = commands.add_parser("history", help="list past executions, newest first")
+    history.add_argument("pipeline", nargs="?", metavar="PIPELINE", help="only this pipeline")
+    history.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="per page")
+    history.add_argument("--page", type=_positive_int, default=1, metavar="K", help="page K")
+    history.add_argument("--store", default=None, metavar="PATH", help=store_help)
+    status = commands.add_parser("status", help="show an execution's stages and actions")
+    status.add_argument("execution", metavar="ID")
+    status.add_argument("--json", action="store_true", help="GetPipelineState-like JSON")
+    status.add_argument("--store", default=None, metavar="PATH", help=store_help)
+    logs = commands.add_parser("logs", help="print an action's log")
+    logs.add_argument("execution", metavar="ID")
+    logs.add_argument("action", metavar="STAGE.ACTION")
+    logs.add_argument("--store", default=None, metavar="PATH", help=store_help)
     return parser
+
+
+def _store_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from pipelinekit._scheduler import default_workdir  # noqa: PLC0415 - only store commands
+    from pipelinekit.cli import _history  # noqa: PLC0415
+    from pipelinekit.exceptions import StoreError  # noqa: PLC0415
+    from pipelinekit.stores import SQLiteStore  # noqa: PLC0415
+
+    path = Path(args.store) if args.store else default_workdir() / "state.db"
+    if not path.exists():
+        print(f"pipelinekit: error: no store at {str(path)!r}; run a pipeline first", file=err)
+        return EXIT_BAD_INPUT
+    store = SQLiteStore(path)
+    try:
+        if args.command == "history":
+            _history.history(store, args.pipeline, args.limit, args.page, out)
+        elif args.command == "status":
+            _history.status(store, args.execution, args.json, out)
+        else:
+            _history.logs(store, args.execution, args.action, out)
+    except (StoreError, _history.NotFoundError) as error:
+        print(f"pipelinekit: error: {error}", file=err)
+        return EXIT_BAD_INPUT
+    finally:
+        store.close()
+    return EXIT_OK
 
 
 def _positive_int(text: str) -> int:
@@ -95,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out: TextIO = sys.stdout
     err: TextIO = sys.stderr
+    if args.command in {"history", "status", "logs"}:
+        return _store_command(args, out, err)
     try:
         pipeline, path = load_pipeline(args.target)
         plan = pipeline.compile()
