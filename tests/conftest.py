@@ -27,6 +27,7 @@ def cli(capsys):
     """
 
     def run(*args):
+        capsys.readouterr()  # what ran before (structlog prints to stdout by default) is not ours
         status = main(list(args))
         captured = capsys.readouterr()
         assert "Traceback" not in captured.err

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 from pipelinekit._pipeline import Pipeline
@@ -109,7 +109,7 @@ def _store_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.command == "history":
             _history.history(store, args.pipeline, args.limit, args.page, out)
         elif args.command == "status":
-            _history.status(store, args.execution, args.json, out)
+            _history.status(store, args.execution, out, as_json=args.json)
         else:
             _history.logs(store, args.execution, args.action, out)
     except (StoreError, _history.NotFoundError) as error:

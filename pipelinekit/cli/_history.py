@@ -58,11 +58,12 @@ def history(store: SQLiteStore, pipeline: str | None, limit: int, page: int, out
             )
         )
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    for line in table:
-        out.write(
-            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-            + "\n"
-        )
+
+    def render(line: tuple[str, ...]) -> str:
+        cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+        return "  ".join(cells).rstrip() + "\n"
+
+    out.writelines(render(line) for line in table)
     out.write(f"page {page} ({len(rows)} shown); --page {page + 1} for older ones\n")
 
 
@@ -134,7 +135,7 @@ def execution_state(events: Sequence[Event]) -> dict[str, Any]:
     }
 
 
-def status(store: SQLiteStore, execution_id: str, as_json: bool, out: TextIO) -> None:
+def status(store: SQLiteStore, execution_id: str, out: TextIO, *, as_json: bool) -> None:
     """Print an execution's stage and action tree (or its JSON)."""
     state = execution_state(_events(store, execution_id))
     if as_json:

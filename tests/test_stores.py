@@ -1,0 +1,298 @@
+"""The stores: SQLite's settings and failure modes, identical behaviour of both stores (a
+hypothesis state machine), concurrent writers, and history through the engine and the CLI."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import stat
+import threading
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+import pipelinekit as pk
+from pipelinekit.stores import SQLiteStore
+from pipelinekit.stores._sqlite import SCHEMA_VERSION
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def event(  # noqa: PLR0917 - positional for short tests
+    execution,
+    sequence,
+    kind="pipeline",
+    state=pk.Status.IN_PROGRESS,
+    stage=None,
+    action=None,
+    **detail,
+):
+    return pk.Event(
+        kind,
+        state,
+        "p",
+        execution,
+        T0 + timedelta(seconds=sequence),
+        stage,
+        action,
+        detail,
+        sequence,
+    )
+
+
+def record(store, *events):
+    return anyio.run(store.record, list(events))
+
+
+def read(store, execution):
+    return anyio.run(store.events, execution)
+
+
+# -- SQLite itself ---------------------------------------------------------------------------------
+
+
+def test_sqlite_settings_and_file_mode(tmp_path):
+    path = tmp_path / "state.db"
+    store = SQLiteStore(path)
+    record(store, event("e1", 1))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    connection = store._connection().connection
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert connection.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert connection.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+    version = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+    assert int(version.fetchone()[0]) == SCHEMA_VERSION
+    assert anyio.run(store.integrity_check) == "ok"
+
+
+def test_events_survive_reopening(tmp_path):
+    path = tmp_path / "state.db"
+    first = SQLiteStore(path)
+    written = [event("e1", 1, triggered_by="alice"), event("e1", 2, "stage", stage="Build")]
+    record(first, *written)
+    first.close()
+    again = SQLiteStore(path)
+    assert read(again, "e1") == written
+    history = anyio.run(again.executions)
+    assert [(h.id, h.pipeline, h.status, h.triggered_by) for h in history] == [
+        ("e1", "p", pk.Status.IN_PROGRESS, "alice")
+    ]
+
+
+def test_a_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "state.db"
+    record(SQLiteStore(path), event("e1", 1))
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(pk.StoreError, match="written by a newer pipelinekit \\(schema 99"):
+        record(SQLiteStore(path), event("e2", 1))
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda tmp: tmp / "missing" / "state.db", "does not exist; create it first"),
+        (lambda tmp: tmp, "it is a directory"),
+        (
+            lambda tmp: (tmp / "x.db").write_text("hello, not a database" * 100) and tmp / "x.db",
+            "it is not an SQLite database",
+        ),
+    ],
+)
+def test_paths_that_cannot_hold_a_database(tmp_path, make, reason):
+    path = make(tmp_path)
+    with pytest.raises(pk.StoreError) as caught:
+        record(SQLiteStore(path), event("e1", 1))
+    assert str(path) in str(caught.value)
+    assert reason in str(caught.value)
+
+
+def test_an_engine_keeps_history_in_sqlite_by_default(tmp_path, cli):
+    pipeline = pk.Pipeline("p", [pk.Stage("S", [pk.Action("W", pk.Wait(0))])])
+    results = [pk.run(pipeline, workdir=tmp_path) for _ in range(3)]
+    store = SQLiteStore(tmp_path / "state.db")
+    history = anyio.run(store.executions)
+    assert [h.id for h in history] == [r.execution_id for r in reversed(results)]
+
+    async def through_the_engine():
+        async with pk.Engine(workdir=tmp_path) as engine:
+            return await engine.history(pipeline, limit=2, offset=1)
+
+    assert [h.id for h in anyio.run(through_the_engine)] == [
+        results[1].execution_id,
+        results[0].execution_id,
+    ]
+    status, out, _ = cli("history", "--store", str(tmp_path / "state.db"), "--limit", "2")
+    assert status == 0
+    assert results[2].execution_id in out
+    assert results[0].execution_id not in out
+    status, out, _ = cli("status", results[0].execution_id, "--store", str(tmp_path / "state.db"))
+    assert status == 0
+    assert "✔ W Succeeded" in out
+    status, _, err = cli("status", "nope", "--store", str(tmp_path / "state.db"))
+    assert status == 2
+    assert "has no execution 'nope'" in err
+
+
+def test_status_json_and_logs(tmp_path, cli):
+    pipeline = pk.Pipeline(
+        "p",
+        [
+            pk.Stage("Build", [pk.Action("Make", pk.shell("echo compiling; exit 4"))]),
+            pk.Stage("Ship", [pk.Action("Go", pk.shell("true"))]),
+        ],
+    )
+    result = pk.run(pipeline, workdir=tmp_path)
+    store = str(tmp_path / "state.db")
+    status, out, _ = cli("status", result.execution_id, "--json", "--store", store)
+    assert status == 0
+    import json  # noqa: PLC0415
+
+    state = json.loads(out)
+    assert state["pipelineName"] == "p"
+    assert state["status"] == "Failed"
+    build, ship = state["stageStates"]
+    assert build["latestExecution"]["status"] == "Failed"
+    make = build["actionStates"][0]["latestExecution"]
+    assert make["errorDetails"]["message"].startswith("command exited with status 4")
+    assert ship["actionStates"][0]["latestExecution"]["status"] == "NotStarted"
+    status, out, _ = cli("logs", result.execution_id, "Build.Make", "--store", store)
+    assert status == 0
+    assert "compiling" in out
+    status, _, err = cli("logs", result.execution_id, "Ship.Go", "--store", store)
+    assert status == 2
+    assert "has no action 'Ship.Go' that ran (actions: Build.Make)" in err
+
+
+# -- both stores behave the same ---------------------------------------------------------------
+
+
+SUBJECTS = [
+    ("pipeline", None, None),
+    ("stage", "S", None),
+    ("stage", "T", None),
+    ("action", "S", "A"),
+    ("action", "S", "B"),
+    ("approval", "S", "A"),
+]
+STATES = [
+    pk.Status.IN_PROGRESS,
+    pk.Status.SUCCEEDED,
+    pk.Status.FAILED,
+    pk.Status.WAITING_FOR_APPROVAL,
+]
+
+
+class BothStores(RuleBasedStateMachine):
+    """Drive MemoryStore and SQLiteStore with the same operations; every answer must agree."""
+
+    @initialize()
+    def open(self):
+        self.tmp = tempfile_dir()
+        self.memory = pk.MemoryStore()
+        self.sqlite = SQLiteStore(self.tmp / "state.db")
+        self.next = {}
+
+    def both(self, events):
+        outcomes = []
+        for store in (self.memory, self.sqlite):
+            try:
+                record(store, *events)
+                outcomes.append("ok")
+            except pk.StoreError as error:
+                outcomes.append(type(error).__name__)
+        assert outcomes[0] == outcomes[1], (events, outcomes)
+        return outcomes[0] == "ok"
+
+    @rule(
+        execution=st.sampled_from(["e1", "e2", "e3"]),
+        count=st.integers(1, 3),
+        picks=st.lists(
+            st.tuples(st.sampled_from(SUBJECTS), st.sampled_from(STATES)), min_size=1, max_size=3
+        ),
+    )
+    def append(self, execution, count, picks):
+        start = self.next.get(execution, 1)
+        events = []
+        for offset, ((kind, stage, action), state) in enumerate(picks[:count]):
+            events.append(event(execution, start + offset, kind, state, stage, action))
+        if self.both(events):
+            self.next[execution] = start + len(events)
+
+    @rule(execution=st.sampled_from(["e1", "e2"]), skip=st.integers(-1, 2))
+    def out_of_sequence(self, execution, skip):
+        sequence = self.next.get(execution, 1) + skip
+        if sequence == self.next.get(execution, 1):
+            return
+        self.both([event(execution, sequence, "stage", pk.Status.IN_PROGRESS, "S")])
+
+    @invariant()
+    def same_reads(self):
+        for execution in ("e1", "e2", "e3"):
+            assert read(self.memory, execution) == read(self.sqlite, execution)
+        memory = anyio.run(self.memory.executions)
+        sqlite = anyio.run(self.sqlite.executions)
+        assert memory == sqlite
+
+    def teardown(self):
+        self.sqlite.close()
+
+
+def tempfile_dir():
+    import tempfile  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    return Path(tempfile.mkdtemp(prefix="pk-stores-"))
+
+
+TestBothStores = BothStores.TestCase
+TestBothStores.settings = settings(max_examples=40, stateful_step_count=15, deadline=None)
+
+
+# -- concurrent writers -------------------------------------------------------------------------
+
+
+def write_executions(path, prefix, executions, events_each):
+    store = SQLiteStore(path, busy_timeout=60)
+    for number in range(executions):
+        execution = f"{prefix}-{number}"
+        record(store, event(execution, 1))
+        for sequence in range(2, events_each + 1):
+            record(
+                store, event(execution, sequence, "stage", pk.Status.IN_PROGRESS, f"S{sequence}")
+            )
+    store.close()
+
+
+def test_threads_and_processes_write_one_database_without_losing_anything(tmp_path):
+    path = tmp_path / "state.db"
+    record(SQLiteStore(path), event("seed", 1))  # create the schema once
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=write_executions, args=(path, f"process{i}", 5, 20))
+        for i in range(2)
+    ]
+    threads = [
+        threading.Thread(target=write_executions, args=(path, f"thread{i}", 5, 20))
+        for i in range(3)
+    ]
+    for worker in [*processes, *threads]:
+        worker.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    for process in processes:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+    store = SQLiteStore(path)
+    history = anyio.run(lambda: store.executions(limit=100))
+    assert len(history) == 1 + 5 * 5
+    for summary in history:
+        if summary.id == "seed":
+            continue
+        assert [e.sequence for e in read(store, summary.id)] == list(range(1, 21))
+    assert anyio.run(store.integrity_check) == "ok"
