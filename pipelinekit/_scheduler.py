@@ -83,8 +83,9 @@ class Recorder:
     """Numbers events, writes them to the store in order and in batches, then announces them.
 
     ``emit`` only queues (it never waits), so the scheduler can change state synchronously;
-    ``flush`` writes what is queued. Only one flush writes at a time; a flush that finds another
-    one writing waits for it, since that writer takes every event queued before it finishes.
+    ``flush`` returns once everything emitted before it was called is written. Only one flush
+    writes at a time and it takes every event queued meanwhile, so concurrent flushes share
+    transactions instead of queueing one each behind the other.
     """
 
     def __init__(
@@ -95,8 +96,10 @@ class Recorder:
         self._announce = announce
         self._pending: list[Event] = []
         self._sequence = last_sequence
+        self._recorded = last_sequence
         self._writing = False
         self._written: anyio.Event | None = None
+        self._flush_scheduled = False
 
     def number(self) -> int:
         """The sequence number of the next event."""
@@ -107,25 +110,40 @@ class Recorder:
         """Queue an event numbered by ``number()``; it is written by the next ``flush``."""
         self._pending.append(event)
 
+    def flush_soon(self, tasks: anyio.abc.TaskGroup) -> None:
+        """Have what is queued written by a task of ``tasks``, without waiting for it.
+
+        One such task at a time: actions that end together share it (and its transaction).
+        """
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            tasks.start_soon(self._background_flush, name="pipelinekit recorder")
+
+    async def _background_flush(self) -> None:
+        self._flush_scheduled = False
+        await self.flush()
+
     async def flush(self) -> None:
-        """Write everything queued so far, then announce it."""
-        while self._writing:
-            if self._written is None:
-                self._written = anyio.Event()
-            await self._written.wait()
-        if not self._pending:
-            return
-        self._writing = True
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                for event in await self._store.record(batch):
-                    self._announce(event)
-        finally:
-            self._writing = False
-            if self._written is not None:
-                self._written.set()
-                self._written = None
+        """Return once every event emitted so far is written (and announced)."""
+        target = self._sequence
+        while self._recorded < target:
+            if self._writing:
+                if self._written is None:
+                    self._written = anyio.Event()
+                await self._written.wait()
+                continue
+            self._writing = True
+            try:
+                while self._pending:
+                    batch, self._pending = self._pending, []
+                    for event in await self._store.record(batch):
+                        self._announce(event)
+                    self._recorded = batch[-1].sequence
+            finally:
+                self._writing = False
+                if self._written is not None:
+                    self._written.set()
+                    self._written = None
 
 
 @attrs.define
@@ -378,7 +396,10 @@ class Scheduler:
             stage.status = Status.FAILED
             stage.finished_at = self.clock.now()
             self.emit("stage", Status.FAILED, stage=stage.name)
-        await self.recorder.flush()
+        # Not awaited: the actions this one made ready write these events together with their
+        # own start, in one transaction; a background flush announces them meanwhile.
+        assert self._tasks is not None  # noqa: S101 - set before any action runs
+        self.recorder.flush_soon(self._tasks)
 
     async def _attempts(self, state: _ActionState) -> bool:
         action = state.action

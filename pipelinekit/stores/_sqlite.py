@@ -121,6 +121,7 @@ class SQLiteStore:
         self.busy_timeout = busy_timeout
         self._opened: _Connection | None = None
         self._opening = threading.Lock()
+        self._states: dict[str, tuple[int, dict[tuple[str, str, str], Status]]] = {}
 
     # -- connection ------------------------------------------------------------------------------
 
@@ -229,22 +230,70 @@ class SQLiteStore:
     def _record(self, connection: sqlite3.Connection, events: list[Event]) -> None:
         connection.execute("BEGIN IMMEDIATE")
         try:
+            rows: list[tuple[Any, ...]] = []
+            subjects: dict[tuple[str, str, str, str], str] = {}
             last: dict[str, int] = {}
             for event in events:
-                self._record_one(connection, event, last)
-            for execution_id, sequence in last.items():
-                connection.execute(
-                    "UPDATE executions SET last_sequence = ? WHERE id = ?",
-                    (sequence, execution_id),
+                self._check(connection, event, last)
+                stage, action, kind = _key(event)
+                subjects[(event.execution_id, stage, action, kind)] = str(event.state)
+                rows.append(
+                    (
+                        event.execution_id,
+                        event.sequence,
+                        event.type,
+                        str(event.state),
+                        event.stage,
+                        event.action,
+                        event.time.isoformat(),
+                        _json(dict(event.detail)),
+                    )
                 )
+                if event.type == "pipeline":
+                    finished = event.time.isoformat() if event.state in TERMINAL else None
+                    connection.execute(
+                        "UPDATE executions SET status = ?, finished_at = ? WHERE id = ?",
+                        (str(event.state), finished, event.execution_id),
+                    )
+            connection.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            connection.executemany(
+                "INSERT INTO subjects (execution_id, stage, action, kind, status) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (execution_id, stage, action, kind) "
+                "DO UPDATE SET status = excluded.status",
+                [(*key, value) for key, value in subjects.items()],
+            )
+            connection.executemany(
+                "UPDATE executions SET last_sequence = ? WHERE id = ?",
+                [(sequence, execution_id) for execution_id, sequence in last.items()],
+            )
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
+            self._states.clear()  # the cache may hold what was rolled back
             raise
 
-    def _record_one(
-        self, connection: sqlite3.Connection, event: Event, last: dict[str, int]
-    ) -> None:
+    def _states_of(
+        self, connection: sqlite3.Connection, execution_id: str, last_sequence: int
+    ) -> dict[tuple[str, str, str], Status]:
+        """The current state of each subject of an execution.
+
+        Cached between batches; the cache is trusted only while nobody else wrote to the
+        execution (its last sequence number is the one this store wrote).
+        """
+        cached = self._states.get(execution_id)
+        if cached is not None and cached[0] == last_sequence:
+            return cached[1]
+        states = {
+            (stage, action, kind): Status(status)
+            for stage, action, kind, status in connection.execute(
+                "SELECT stage, action, kind, status FROM subjects WHERE execution_id = ?",
+                (execution_id,),
+            )
+        }
+        self._states[execution_id] = (last_sequence, states)
+        return states
+
+    def _check(self, connection: sqlite3.Connection, event: Event, last: dict[str, int]) -> None:
         execution_id = event.execution_id
         if execution_id not in last:
             row = connection.execute(
@@ -272,41 +321,14 @@ class SQLiteStore:
                 last[execution_id] = int(row[0])
         if event.sequence != last[execution_id] + 1:
             refuse_gap(event, last[execution_id] + 1)
-        stage, action, kind = _key(event)
-        row = connection.execute(
-            "SELECT status FROM subjects WHERE execution_id = ? AND stage = ? AND action = ? "
-            "AND kind = ?",
-            (execution_id, stage, action, kind),
-        ).fetchone()
-        if row is not None and Status(row[0]) in TERMINAL:
-            refuse_terminal(event, Status(row[0]))
-        connection.execute(
-            "INSERT INTO events (execution_id, sequence, type, state, stage, action, time, "
-            "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                execution_id,
-                event.sequence,
-                event.type,
-                str(event.state),
-                event.stage,
-                event.action,
-                event.time.isoformat(),
-                _json(dict(event.detail)),
-            ),
-        )
-        connection.execute(
-            "INSERT INTO subjects (execution_id, stage, action, kind, status) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (execution_id, stage, action, kind) "
-            "DO UPDATE SET status = excluded.status",
-            (execution_id, stage, action, kind, str(event.state)),
-        )
-        if event.type == "pipeline":
-            finished = event.time.isoformat() if event.state in TERMINAL else None
-            connection.execute(
-                "UPDATE executions SET status = ?, finished_at = ? WHERE id = ?",
-                (str(event.state), finished, execution_id),
-            )
+        states = self._states_of(connection, execution_id, last[execution_id])
+        key = _key(event)
+        current = states.get(key)
+        if current is not None and current in TERMINAL:
+            refuse_terminal(event, current)
+        states[key] = event.state
         last[execution_id] = event.sequence
+        self._states[execution_id] = (event.sequence, states)
 
     async def events(self, execution_id: str) -> list[Event]:
         """Every event of ``execution_id``, oldest first."""
