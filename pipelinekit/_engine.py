@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import random
+import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from functools import partial
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -23,6 +27,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from pipelinekit._approvals import Approvals
 from pipelinekit._events import Event
+from pipelinekit._loader import load_pipeline
 from pipelinekit._model import Status
 from pipelinekit._names import did_you_mean
 from pipelinekit._pipeline import Pipeline
@@ -33,6 +38,7 @@ from pipelinekit.exceptions import ExecutionError
 from pipelinekit.executors import LocalExecutor
 from pipelinekit.providers import ProviderRegistry
 from pipelinekit.stores import ExecutionSummary, SQLiteStore, Store
+from pipelinekit.stores._memory import TERMINAL
 
 __all__ = ["Engine", "Execution", "arun", "run"]
 
@@ -129,8 +135,12 @@ class Engine:
         hook_timeout: float = 10.0,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        lease_seconds: float = 30.0,
     ) -> None:
         """Configure an engine; nothing runs until ``async with``.
+
+        An execution this engine runs is leased to it for ``lease_seconds`` at a time, renewed
+        while it runs: another engine can resume it only once the lease has expired.
 
         ``clock`` and ``rng`` (retry jitter) are for tests that need time and chance under
         control.
@@ -148,6 +158,9 @@ class Engine:
         self._tasks: anyio.abc.TaskGroup | None = None
         self.executions: dict[str, Execution] = {}
         self.approvals = Approvals()
+        #: Who this engine is, in leases: host, process and a random part.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = lease_seconds
 
     @property
     def registry(self) -> ProviderRegistry:
@@ -189,6 +202,7 @@ class Engine:
         variables: Mapping[str, str] | None = None,
         triggered_by: str | None = None,
         trigger: str = "StartPipelineExecution",
+        source: str | None = None,
     ) -> Execution:
         """Start an execution of ``pipeline``; return its handle once it is recorded.
 
@@ -205,6 +219,9 @@ class Engine:
         execution = Execution(str(uuid.uuid4()), pipeline)
         self.executions[execution.id] = execution
         trigger_detail = {"trigger": trigger, "triggered_by": triggered_by}
+        if source is not None:
+            # Where the pipeline is defined (FILE:NAME), so a resume can load it again.
+            trigger_detail["source"] = source
         await self._tasks.start(self._run, execution, values, trigger_detail)
         return execution
 
@@ -227,12 +244,76 @@ class Engine:
             execution_id, action, approved=False, by=by, summary=summary, now=self.clock.now()
         )
 
-    async def _run(
+    async def resume(self, execution_id: str, *, pipeline: Pipeline | None = None) -> Execution:
+        """Take up an execution its process left unfinished (a crash, a kill, a reboot).
+
+        What succeeded is not run again; an action that was running is run again if its
+        provider is idempotent, and otherwise fails as interrupted (retry its stage to run it).
+        Without ``pipeline`` the engine loads it from the file it was run from, if that was
+        recorded. An execution still owned by a live process is refused, naming the owner and
+        until when it holds the execution.
+        """
+        if self._tasks is None:
+            msg = "the engine is not running: use 'async with pk.Engine(...) as engine:'"
+            raise ExecutionError(msg)
+        events = await self.store.events(execution_id)
+        if not events:
+            msg = f"the store has no execution {execution_id!r}"
+            raise ExecutionError(msg)
+        first = events[0]
+        status = [event for event in events if event.type == "pipeline"][-1].state
+        if status in TERMINAL:
+            msg = (
+                f"execution {execution_id} already ended {status}; nothing to resume "
+                "(retry a stage to run parts of it again)"
+            )
+            raise ExecutionError(msg)
+        pipeline = pipeline if pipeline is not None else _load_recorded(first)
+        if pipeline.name != first.pipeline:
+            msg = f"execution {execution_id} ran pipeline {first.pipeline!r}, not {pipeline.name!r}"
+            raise ExecutionError(msg)
+        shape = {stage.name: [a.name for a in stage.actions] for stage in pipeline.stages}
+        if first.detail.get("stages") not in (None, shape):
+            msg = (
+                f"pipeline {pipeline.name!r} changed since execution {execution_id} started "
+                "(its stages or actions differ); resume it with the definition it ran with"
+            )
+            raise ExecutionError(msg)
+        await self._lease(execution_id)
+        execution = Execution(execution_id, pipeline)
+        self.executions[execution_id] = execution
+        values = {k: str(v) for k, v in dict(first.detail.get("variables") or {}).items()}
+        trigger = {k: first.detail.get(k) for k in ("trigger", "triggered_by", "source")}
+        await self._tasks.start(partial(self._run, execution, values, trigger, recovered=events))
+        return execution
+
+    async def _lease(self, execution_id: str) -> None:
+        """Take the execution's lease for this engine, or say who holds it."""
+        now = time.time()
+        holder, until = await self.store.acquire(
+            execution_id, self.owner, until=now + self.lease_seconds, now=now
+        )
+        if holder != self.owner:
+            when = datetime.fromtimestamp(until, UTC).isoformat(timespec="seconds")
+            msg = (
+                f"execution {execution_id} is run by {holder} (its lease lasts until {when}); "
+                "stop it there, or wait for the lease to expire if that process died"
+            )
+            raise ExecutionError(msg)
+
+    async def _heartbeat(self, execution_id: str) -> None:
+        """Renew the lease while the execution runs, so others know its owner is alive."""
+        while True:
+            await anyio.sleep(self.lease_seconds / 3)
+            await self._lease(execution_id)
+
+    async def _run(  # noqa: C901 - the whole life of an execution, in order
         self,
         execution: Execution,
         values: dict[str, str],
         trigger: dict[str, Any],
         *,
+        recovered: list[Event] | None = None,
         task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         pipeline = execution.pipeline
@@ -261,7 +342,11 @@ class Engine:
                         execution_id=execution.id,
                         variables=values,
                         executor=self.executor,
-                        recorder=Recorder(self.store, execution._announce),  # noqa: SLF001
+                        recorder=Recorder(
+                            self.store,
+                            execution._announce,  # noqa: SLF001
+                            last_sequence=recovered[-1].sequence if recovered else 0,
+                        ),
                         workdir=self.workdir / "executions" / execution.id,
                         masker=masker,
                         registry=lambda: self.registry,
@@ -269,13 +354,28 @@ class Engine:
                         trigger=trigger,
                         approvals=self.approvals,
                         rng=self.rng,
+                        recovered=recovered,
                     )
-                    result = await scheduler.run(started=mark_started)
+
+                    heartbeat = anyio.CancelScope()
+
+                    async def beat() -> None:
+                        with heartbeat:
+                            await self._heartbeat(execution.id)
+
+                    async def take_lease() -> None:
+                        await self._lease(execution.id)
+                        deliveries.start_soon(beat)
+
+                    result = await scheduler.run(started=mark_started, recorded=take_lease)
                 finally:
                     for send in execution._senders:  # noqa: SLF001
                         send.close()
+                    heartbeat.cancel()
                     # Hooks get a bounded time to catch up; the result does not wait longer.
                     deliveries.cancel_scope.deadline = anyio.current_time() + self.hook_timeout
+                    with anyio.CancelScope(shield=True):
+                        await self.store.release(execution.id, self.owner)
         except Exception as failure:
             if not started:
                 raise  # start() raises it: nothing was recorded
@@ -422,3 +522,16 @@ def run(
             triggered_by=triggered_by,
         )
     )
+
+
+def _load_recorded(first: Event) -> Pipeline:
+    """The pipeline an execution recorded it was run from (``FILE:NAME``)."""
+    source = first.detail.get("source")
+    if not source:
+        msg = (
+            f"execution {first.execution_id} did not record where pipeline {first.pipeline!r} "
+            "is defined; pass it: engine.resume(id, pipeline=...) or pipelinekit resume ID FILE"
+        )
+        raise ExecutionError(msg)
+    pipeline, _ = load_pipeline(str(source))
+    return pipeline

@@ -22,7 +22,7 @@ import random
 import shutil
 import stat
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -237,8 +237,14 @@ class Scheduler:
         trigger: Mapping[str, Any],
         approvals: Approvals | None = None,
         rng: random.Random | None = None,
+        recovered: list[Event] | None = None,
     ) -> None:
-        """Prepare a run; ``run()`` does it."""
+        """Prepare a run; ``run()`` does it.
+
+        With ``recovered`` (the events of an interrupted execution) the run takes it up where
+        it stopped.
+        """
+        self.recovered = recovered
         self.rng = rng if rng is not None else random.Random()  # noqa: S311 - jitter, not secrets
         self.plan = plan
         self.pipeline = plan.pipeline.name
@@ -318,25 +324,22 @@ class Scheduler:
 
     # -- the run -------------------------------------------------------------------------------
 
-    async def run(self, started: Callable[[], None] | None = None) -> RunResult:
+    async def run(
+        self,
+        started: Callable[[], None] | None = None,
+        recorded: Callable[[], Awaitable[None]] | None = None,
+    ) -> RunResult:
         """Run every action that can run; return the result.
 
-        ``started`` is called once the execution's start is recorded.
+        ``recorded`` is awaited once the execution's start is written (to take its lease),
+        ``started`` called after it.
         """
-        self.emit(
-            "pipeline",
-            Status.IN_PROGRESS,
-            detail={
-                **self.trigger,
-                "variables": self.run_variables,
-                # The shape of the pipeline, so history can show what never started.
-                "stages": {
-                    stage.name: [action.name for action in stage.actions]
-                    for stage in self.plan.pipeline.stages
-                },
-            },
-        )
-        await self.recorder.flush()
+        if self.recovered is not None:
+            await self._resume()
+        else:
+            await self._begin()
+        if recorded is not None:
+            await recorded()
         if started is not None:
             started()
         try:
@@ -352,27 +355,139 @@ class Scheduler:
         self.result = await self._finish(stopped=False)
         return self.result
 
+    async def _begin(self) -> None:
+        self.emit(
+            "pipeline",
+            Status.IN_PROGRESS,
+            detail={
+                **self.trigger,
+                "variables": self.run_variables,
+                # The shape of the pipeline, so history can show what never started.
+                "stages": {
+                    stage.name: [action.name for action in stage.actions]
+                    for stage in self.plan.pipeline.stages
+                },
+            },
+        )
+        await self.recorder.flush()
+
+    async def _resume(self) -> None:
+        """Take up a recorded execution: what succeeded stays done, what was running is run
+        again if its provider is idempotent and failed as interrupted otherwise."""
+        events = self.recovered or []
+        for event in events:
+            self._recover(event)
+        self.emit("pipeline", Status.IN_PROGRESS, detail={"resumed": True})
+        for state in self.actions.values():
+            if state.status not in {Status.IN_PROGRESS, Status.WAITING_FOR_APPROVAL}:
+                continue
+            if getattr(self._provider(state.action), "idempotent", False) is True:
+                state.status = Status.NOT_STARTED  # runs again, as a new attempt
+                continue
+            message = (
+                "interrupted: the process running it stopped; it is not idempotent, so it was "
+                "not run again (retry its stage to run it)"
+            )
+            now = self.clock.now()
+            state.status = Status.FAILED
+            state.error = message
+            state.finished_at = now
+            if state.attempts:
+                last = state.attempts[-1]
+                state.attempts[-1] = attrs.evolve(
+                    last, status=Status.FAILED, finished_at=now, error=message
+                )
+            self.stages[state.stage].failed = True
+            self.emit(
+                "action",
+                Status.FAILED,
+                stage=state.stage,
+                action=state.action.name,
+                detail={"attempt": len(state.attempts), "error": message, "interrupted": True},
+            )
+        await self.recorder.flush()
+
+    def _recover(self, event: Event) -> None:
+        if event.type == "stage" and event.stage in self.stages:
+            stage = self.stages[event.stage]
+            stage.status = event.state
+            if event.state is Status.IN_PROGRESS:
+                stage.started_at = stage.started_at or event.time
+            else:
+                stage.finished_at = event.time
+                stage.failed = event.state is Status.FAILED
+            return
+        if event.type != "action" or event.node not in self.actions:
+            return
+        state = self.actions[event.node]
+        state.status = event.state
+        number = int(event.detail.get("attempt", len(state.attempts) or 1))
+        if event.state is Status.IN_PROGRESS:
+            state.started_at = state.started_at or event.time
+            state.attempts.append(Attempt(number, Status.IN_PROGRESS, event.time))
+            return
+        state.finished_at = event.time
+        state.error = event.detail.get("error")
+        if state.attempts:
+            state.attempts[-1] = attrs.evolve(
+                state.attempts[-1], status=event.state, finished_at=event.time, error=state.error
+            )
+        if event.state is Status.SUCCEEDED:
+            state.variables = dict(event.detail.get("variables") or {})
+            if event.detail.get("log_path"):
+                state.log_path = Path(event.detail["log_path"])
+            namespace = state.action.namespace
+            for name, value in state.variables.items():
+                if namespace:
+                    self.values[f"{namespace}.{name}"] = value
+            for name in state.action.outputs:
+                self.artifact_paths[name] = self.artifacts / name
+        elif event.state is Status.FAILED:
+            self.stages[state.stage].failed = True
+
     def _start(self, node: str) -> None:
         assert self._tasks is not None  # noqa: S101 - set before any node starts
-        self._tasks.start_soon(self._run_action, node, name=f"pipelinekit action {node}")
+        # A worklist, not recursion: a resumed run may pass through thousands of actions that
+        # had already succeeded.
+        waiting = [node]
+        while waiting:
+            current = waiting.pop()
+            status = self.actions[current].status
+            if status is Status.SUCCEEDED:  # recovered: done before the crash
+                waiting.extend(self._made_ready(current))
+            elif status is not Status.FAILED:  # a recovered failure stays one
+                self._tasks.start_soon(
+                    self._run_action, current, name=f"pipelinekit action {current}"
+                )
 
     def _complete(self, node: str) -> None:
-        for successor in self.plan.graph.successors(node):
-            self.remaining[successor] -= 1
-            if self.remaining[successor] == 0:
-                if self.kinds[successor] == GATE:
-                    self._gate_passed(successor)
-                else:
-                    self._start(successor)
+        for ready in self._made_ready(node):
+            self._start(ready)
+
+    def _made_ready(self, node: str) -> list[str]:
+        """The actions that can start now that ``node`` succeeded (gates pass on the spot)."""
+        ready: list[str] = []
+        finished = [node]
+        while finished:
+            current = finished.pop()
+            for successor in self.plan.graph.successors(current):
+                self.remaining[successor] -= 1
+                if self.remaining[successor] == 0:
+                    if self.kinds[successor] == GATE:
+                        self._gate_passed(successor)
+                        finished.append(successor)
+                    else:
+                        ready.append(successor)
+        return ready
 
     def _gate_passed(self, gate: str) -> None:
         stage_name = self.exit_gates.get(gate)
         if stage_name is not None:
             stage = self.stages[stage_name]
-            stage.status = Status.SUCCEEDED
-            stage.finished_at = self.clock.now()
-            self.emit("stage", Status.SUCCEEDED, stage=stage_name)
-        self._complete(gate)
+            if stage.status is not Status.SUCCEEDED:  # a resumed run may find it done
+                stage.status = Status.SUCCEEDED
+                stage.finished_at = self.clock.now()
+                self.emit("stage", Status.SUCCEEDED, stage=stage_name)
 
     async def _run_action(self, node: str) -> None:
         state = self.actions[node]
@@ -406,7 +521,10 @@ class Scheduler:
         retry = action.retry
         attempts = retry.attempts if retry else 1
         previous: str | None = None
-        for number in range(1, attempts + 1):
+        # A resumed action goes on counting from the attempts it made before the crash.
+        first = len(state.attempts) + 1
+        last = first + attempts - 1
+        for number in range(first, last + 1):
             if self.limiter is None:
                 error = await self._attempt(state, number, previous)
             else:
@@ -415,7 +533,7 @@ class Scheduler:
             if error is None:
                 return True
             previous = _describe(error)
-            if number < attempts and retry is not None and retry.retries(error):
+            if number < last and retry is not None and retry.retries(error):
                 await self.clock.sleep(retry.delay_before(number + 1, self.rng).total_seconds())
                 continue
             state.status = Status.FAILED

@@ -15,7 +15,7 @@ from typing import TextIO
 
 from pipelinekit._pipeline import Pipeline
 from pipelinekit._version import __version__
-from pipelinekit.cli._load import LoadError, load_pipeline
+from pipelinekit._loader import LoadError, load_pipeline, source_of
 from pipelinekit.exceptions import ExecutionError, PipelineDefinitionError
 
 __all__ = ["main"]
@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_INTERNAL
     if args.command == "run":
-        return _run_command(args, pipeline, out, err)
+        return _run_command(args, pipeline, source_of(pipeline, path), out, err)
     if args.command == "validate":
         groups = plan.order()
         print(
@@ -175,7 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
-def _run_command(args: argparse.Namespace, pipeline: Pipeline, out: TextIO, err: TextIO) -> int:
+def _run_command(
+    args: argparse.Namespace, pipeline: Pipeline, source: str, out: TextIO, err: TextIO
+) -> int:
     from pipelinekit._engine import resolve_run_variables  # noqa: PLC0415 - only `run` needs the engine
     from pipelinekit.cli._run import BadVariableError, parse_variables, run_pipeline  # noqa: PLC0415
 
@@ -187,6 +189,7 @@ def _run_command(args: argparse.Namespace, pipeline: Pipeline, out: TextIO, err:
         return EXIT_BAD_INPUT
     return run_pipeline(
         pipeline,
+        source=source,
         variables=variables,
         max_concurrency=args.max_concurrency,
         workdir=args.workdir,

@@ -86,6 +86,7 @@ async def _run(
     workdir: str | None,
     flags: dict[str, bool],
     holder: list[Execution],
+    source: str | None,
 ) -> RunResult | None:
     execution: Execution | None = None
     async with anyio.create_task_group() as tasks:
@@ -93,7 +94,9 @@ async def _run(
         tasks.start_soon(_watch_interrupt, tasks.cancel_scope, watcher, flags)
         engine = Engine(executor=LocalExecutor(max_concurrency), workdir=workdir)
         async with engine:
-            execution = await engine.start(pipeline, variables=variables, triggered_by=_user())
+            execution = await engine.start(
+                pipeline, variables=variables, triggered_by=_user(), source=source
+            )
             holder.append(execution)
             # The view ends by itself with the execution's last event.
             tasks.start_soon(view.follow, execution)
@@ -114,6 +117,7 @@ def _user() -> str | None:
 def run_pipeline(
     pipeline: Pipeline,
     *,
+    source: str | None = None,
     variables: dict[str, str],
     max_concurrency: int | None,
     workdir: str | None,
@@ -136,6 +140,7 @@ def run_pipeline(
             workdir=workdir,
             flags=flags,
             holder=holder,
+            source=source,
         )
     )
     view.finish(

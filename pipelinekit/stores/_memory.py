@@ -98,6 +98,7 @@ class MemoryStore:
         self._events: dict[str, list[Event]] = {}
         self._states: dict[Subject, Status] = {}
         self._summaries: dict[str, ExecutionSummary] = {}
+        self._leases: dict[str, tuple[str, float]] = {}
 
     async def record(self, events: Sequence[Event]) -> list[Event]:
         """Check and append ``events``, all or none; return them."""
@@ -143,6 +144,24 @@ class MemoryStore:
                 status=event.state,
                 finished_at=event.time if event.state in TERMINAL else None,
             )
+
+    async def acquire(
+        self, execution_id: str, owner: str, *, until: float, now: float
+    ) -> tuple[str, float]:
+        """Take or renew the lease on an execution; return its holder and expiry after."""
+        held = self._leases.get(execution_id)
+        if held is not None and held[0] != owner and held[1] > now:
+            return held
+        if execution_id not in self._events:
+            msg = f"cannot lease execution {execution_id}: it is unknown"
+            raise StoreError(msg)
+        self._leases[execution_id] = (owner, until)
+        return owner, until
+
+    async def release(self, execution_id: str, owner: str) -> None:
+        """Give up ``owner``'s lease on an execution (nothing if another owner holds it)."""
+        if self._leases.get(execution_id, ("",))[0] == owner:
+            del self._leases[execution_id]
 
     async def events(self, execution_id: str) -> list[Event]:
         """Every event of ``execution_id``, oldest first."""

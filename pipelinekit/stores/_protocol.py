@@ -33,6 +33,20 @@ class Store(Protocol):
         """Every event recorded for ``execution_id``, oldest first."""
         ...
 
+    async def acquire(
+        self, execution_id: str, owner: str, *, until: float, now: float
+    ) -> tuple[str, float]:
+        """Take or renew the lease on an execution unless another owner holds a live one.
+
+        Returns the holder and its expiry (epoch seconds) after the call: ``owner`` when it got
+        the lease.
+        """
+        ...
+
+    async def release(self, execution_id: str, owner: str) -> None:
+        """Give up ``owner``'s lease on an execution."""
+        ...
+
     async def executions(
         self, pipeline: str | None = None, *, limit: int = 20, offset: int = 0
     ) -> list[ExecutionSummary]:

@@ -40,7 +40,7 @@ T = TypeVar("T")
 
 #: The schema this pipelinekit writes. Each entry of ``_MIGRATIONS`` moves a database one version
 #: forward.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -75,6 +75,13 @@ _MIGRATIONS: dict[int, str] = {
             kind TEXT NOT NULL,
             status TEXT NOT NULL,
             PRIMARY KEY (execution_id, stage, action, kind)
+        );
+    """,
+    2: """
+        CREATE TABLE leases (
+            execution_id TEXT PRIMARY KEY REFERENCES executions (id),
+            owner TEXT NOT NULL,
+            until REAL NOT NULL
         );
     """,
 }
@@ -391,6 +398,50 @@ class SQLiteStore:
             )
             for row in rows
         ]
+
+    async def acquire(
+        self, execution_id: str, owner: str, *, until: float, now: float
+    ) -> tuple[str, float]:
+        """Take or renew the lease on an execution; return its holder and expiry after.
+
+        The lease goes to ``owner`` (until ``until``, epoch seconds) unless another owner holds
+        one that has not expired at ``now``; then that owner and its expiry are returned.
+        """
+
+        def work(connection: sqlite3.Connection) -> tuple[str, float]:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                row = connection.execute(
+                    "SELECT owner, until FROM leases WHERE execution_id = ?", (execution_id,)
+                ).fetchone()
+                if row is not None and row[0] != owner and float(row[1]) > now:
+                    connection.execute("COMMIT")
+                    return str(row[0]), float(row[1])
+                connection.execute(
+                    "INSERT INTO leases (execution_id, owner, until) VALUES (?, ?, ?) "
+                    "ON CONFLICT (execution_id) DO UPDATE SET owner = excluded.owner, "
+                    "until = excluded.until",
+                    (execution_id, owner, until),
+                )
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            return owner, until
+
+        return await self._run(work)
+
+    async def release(self, execution_id: str, owner: str) -> None:
+        """Give up ``owner``'s lease on an execution (nothing if another owner holds it)."""
+
+        def work(connection: sqlite3.Connection) -> None:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute(
+                "DELETE FROM leases WHERE execution_id = ? AND owner = ?", (execution_id, owner)
+            )
+            connection.execute("COMMIT")
+
+        await self._run(work)
 
     async def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check`` answer (``"ok"`` when all is well)."""

@@ -14,7 +14,7 @@ from pipelinekit._names import did_you_mean
 from pipelinekit._pipeline import Pipeline
 from pipelinekit.exceptions import PipelineDefinitionError, PipelineKitError
 
-__all__ = ["LoadError", "load_pipeline", "split_target"]
+__all__ = ["LoadError", "load_pipeline", "source_of", "split_target"]
 
 _ATTRIBUTE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -33,7 +33,7 @@ def split_target(target: str) -> tuple[Path, str | None]:
 
 
 def load_pipeline(target: str) -> tuple[Pipeline, Path]:
-    """The pipeline ``target`` names, and the file it came from.
+    """The pipeline ``target`` names, and the file it came from (see ``source_of``).
 
     Without ``:NAME`` the file must define exactly one ``Pipeline`` at module level. Raises
     ``LoadError`` for a missing file, a syntax error, an exception while loading or a missing
@@ -85,7 +85,7 @@ def _load_module(path: Path) -> ModuleType:
         msg = f"{path}: is not a Python file (.py)"
         raise LoadError(msg)
     resolved = path.resolve()
-    module_name = "_pipelinekit_user_" + hashlib.sha256(str(resolved).encode()).hexdigest()[:16]
+    module_name = _module_name(resolved)
     spec = importlib.util.spec_from_file_location(module_name, resolved)
     if spec is None or spec.loader is None:  # pragma: no cover - only for odd files
         msg = f"{path}: cannot be loaded as a Python module"
@@ -119,3 +119,16 @@ def _line_in(error: BaseException, path: Path) -> int | None:
         if Path(frame.filename) == path:
             line = frame.lineno
     return line
+
+
+def source_of(pipeline: Pipeline, path: Path) -> str:
+    """``"/abs/path/file.py:name"``: where ``pipeline`` can be loaded from again."""
+    module = sys.modules.get(_module_name(path.resolve()))
+    for attribute, value in vars(module).items() if module else ():
+        if value is pipeline and not attribute.startswith("_"):
+            return f"{path.resolve()}:{attribute}"
+    return str(path.resolve())
+
+
+def _module_name(resolved: Path) -> str:
+    return "_pipelinekit_user_" + hashlib.sha256(str(resolved).encode()).hexdigest()[:16]
