@@ -15,8 +15,8 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from functools import partial
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -135,12 +135,13 @@ class Engine:
         hook_timeout: float = 10.0,
         clock: Clock | None = None,
         rng: random.Random | None = None,
-        lease_seconds: float = 30.0,
+        lease_seconds: float | None = None,
     ) -> None:
         """Configure an engine; nothing runs until ``async with``.
 
-        An execution this engine runs is leased to it for ``lease_seconds`` at a time, renewed
-        while it runs: another engine can resume it only once the lease has expired.
+        An execution this engine runs is leased to it for ``lease_seconds`` at a time (default
+        30, or ``$PIPELINEKIT_LEASE_SECONDS``), renewed while it runs: another engine can resume
+        it only once the lease has expired.
 
         ``clock`` and ``rng`` (retry jitter) are for tests that need time and chance under
         control.
@@ -160,7 +161,11 @@ class Engine:
         self.approvals = Approvals()
         #: Who this engine is, in leases: host, process and a random part.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.lease_seconds = lease_seconds
+        self.lease_seconds = (
+            lease_seconds
+            if lease_seconds is not None
+            else float(os.environ.get("PIPELINEKIT_LEASE_SECONDS", "30"))
+        )
 
     @property
     def registry(self) -> ProviderRegistry:
@@ -307,7 +312,7 @@ class Engine:
             await anyio.sleep(self.lease_seconds / 3)
             await self._lease(execution_id)
 
-    async def _run(  # noqa: C901 - the whole life of an execution, in order
+    async def _run(
         self,
         execution: Execution,
         values: dict[str, str],

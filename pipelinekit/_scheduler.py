@@ -345,9 +345,10 @@ class Scheduler:
         try:
             async with anyio.create_task_group() as tasks:
                 self._tasks = tasks
-                for node, count in self.remaining.items():
-                    if count == 0:
-                        self._start(node)
+                # The roots first, all of them: starting a recovered one changes the counts.
+                roots = [node for node, count in self.remaining.items() if count == 0]
+                for node in roots:
+                    self._start(node)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 self.result = await self._finish(stopped=True)
@@ -372,8 +373,11 @@ class Scheduler:
         await self.recorder.flush()
 
     async def _resume(self) -> None:
-        """Take up a recorded execution: what succeeded stays done, what was running is run
-        again if its provider is idempotent and failed as interrupted otherwise."""
+        """Take up a recorded execution where it stopped.
+
+        What succeeded stays done; what was running is run again if its provider is
+        idempotent, and fails as interrupted otherwise.
+        """
         events = self.recovered or []
         for event in events:
             self._recover(event)

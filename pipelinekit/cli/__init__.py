@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from pipelinekit._loader import LoadError, load_pipeline, source_of
 from pipelinekit._pipeline import Pipeline
 from pipelinekit._version import __version__
-from pipelinekit._loader import LoadError, load_pipeline, source_of
 from pipelinekit.exceptions import ExecutionError, PipelineDefinitionError
 
 __all__ = ["main"]
@@ -87,6 +87,16 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("execution", metavar="ID")
     status.add_argument("--json", action="store_true", help="GetPipelineState-like JSON")
     status.add_argument("--store", default=None, metavar="PATH", help=store_help)
+    resume = commands.add_parser("resume", help="take up an execution its process left unfinished")
+    resume.add_argument("execution", metavar="ID")
+    resume.add_argument(
+        "target",
+        nargs="?",
+        metavar="FILE[:NAME]",
+        help="the pipeline's file, when the execution did not record it",
+    )
+    resume.add_argument("--store", default=None, metavar="PATH", help=store_help)
+    resume.add_argument("--plain", action="store_true", help="one line per event")
     logs = commands.add_parser("logs", help="print an action's log")
     logs.add_argument("execution", metavar="ID")
     logs.add_argument("action", metavar="STAGE.ACTION")
@@ -120,6 +130,28 @@ def _store_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _resume_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from pipelinekit._scheduler import default_workdir  # noqa: PLC0415 - only resume needs these
+    from pipelinekit.cli._run import resume_execution  # noqa: PLC0415
+
+    path = Path(args.store) if args.store else default_workdir() / "state.db"
+    if not path.exists():
+        print(f"pipelinekit: error: no store at {str(path)!r}", file=err)
+        return EXIT_BAD_INPUT
+    pipeline = None
+    if args.target:
+        try:
+            pipeline, _ = load_pipeline(args.target)
+        except (LoadError, PipelineDefinitionError) as error:
+            print(f"pipelinekit: error: {error}", file=err)
+            return EXIT_BAD_INPUT
+    try:
+        return resume_execution(args.execution, path, pipeline, plain=args.plain, out=out, err=err)
+    except (ExecutionError, LoadError, PipelineDefinitionError) as error:
+        print(f"pipelinekit: error: {error}", file=err)
+        return EXIT_BAD_INPUT
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -131,13 +163,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit per outcome
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     args = _parser().parse_args(argv)
     out: TextIO = sys.stdout
     err: TextIO = sys.stderr
     if args.command in {"history", "status", "logs"}:
         return _store_command(args, out, err)
+    if args.command == "resume":
+        return _resume_command(args, out, err)
     try:
         pipeline, path = load_pipeline(args.target)
         plan = pipeline.compile()

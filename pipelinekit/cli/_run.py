@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
@@ -15,7 +16,9 @@ import structlog
 from pipelinekit._engine import Engine, Execution
 from pipelinekit._pipeline import Pipeline
 from pipelinekit._results import RunResult
+from pipelinekit.exceptions import ExecutionError
 from pipelinekit.executors import LocalExecutor
+from pipelinekit.stores import SQLiteStore
 
 __all__ = ["parse_variables", "run_pipeline"]
 
@@ -150,4 +153,41 @@ def run_pipeline(
         return EXIT_INTERRUPTED
     if result is None:  # pragma: no cover - only when cancelled before the start was recorded
         return EXIT_FAILED
+    return EXIT_OK if result.succeeded else EXIT_FAILED
+
+
+def resume_execution(
+    execution_id: str,
+    store_path: Path,
+    pipeline: Pipeline | None,
+    *,
+    plain: bool,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """Resume ``execution_id`` from the store at ``store_path``; return the exit status."""
+    quiet_structlog(err, verbose=False)
+    store = SQLiteStore(store_path)
+
+    async def main() -> tuple[Any, RunResult]:
+        # The executions' folders sit beside the store, as the engine that ran them left them.
+        engine = Engine(store=store, workdir=store_path.parent)
+        async with engine:
+            execution = await engine.resume(execution_id, pipeline=pipeline)
+            view = make_view(execution.pipeline, out, plain=plain)
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(view.follow, execution)
+                result = await execution.wait()
+            return view, result
+
+    try:
+        view, result = anyio.run(main)
+    except BaseExceptionGroup as group:
+        errors = group.subgroup(ExecutionError)
+        if errors is not None:
+            raise errors.exceptions[0] from None
+        raise
+    finally:
+        store.close()
+    view.finish(result, interrupted=False)
     return EXIT_OK if result.succeeded else EXIT_FAILED

@@ -1,0 +1,184 @@
+"""Durability for real: a process killed with SIGKILL mid-run, its execution resumed; leases
+that keep two processes from running one execution."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+import pipelinekit as pk
+
+PIPELINE = """
+import time
+from pathlib import Path
+
+import pipelinekit as pk
+
+HERE = Path(__file__).parent
+LEDGER = HERE / "ledger.txt"
+
+
+def record(name):
+    with LEDGER.open("a") as ledger:
+        ledger.write(name + "\\n")
+
+
+def quick(name):
+    def body(ctx):
+        record(name)
+    return body
+
+
+def blocking(name, release):
+    def body(ctx):
+        record(name)
+        (HERE / f"started-{name}").touch()
+        while not (HERE / release).exists():
+            time.sleep(0.02)
+    return body
+
+
+IDEM = pk.python(blocking("Two.Idem", "release"), idempotent=True)
+ONCE = pk.python(blocking("Branch.Once", "release"))
+pipeline = pk.Pipeline("durable", [
+    pk.Stage("One", [pk.Action("A", pk.python(quick("One.A"))),
+                     pk.Action("B", pk.python(quick("One.B")))]),
+    pk.Stage("Two", [pk.Action("Idem", IDEM)]),
+    pk.Stage("Branch", [pk.Action("Once", ONCE)], needs=["One"]),
+    pk.Stage("Three", [pk.Action("C", pk.python(quick("Three.C")))], needs=["Two"]),
+    pk.Stage("Four", [pk.Action("D", pk.python(quick("Four.D")))]),
+    pk.Stage("Five", [pk.Action("E", pk.python(quick("Five.E")))]),
+])
+"""
+
+
+def wait_for(path: Path, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.02)
+
+
+def start_and_kill(tmp_path: Path) -> str:
+    (tmp_path / "pipeline.py").write_text(textwrap.dedent(PIPELINE))
+    env = {**os.environ, "PIPELINEKIT_LEASE_SECONDS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelinekit", "run", str(tmp_path / "pipeline.py"),
+         "--workdir", str(tmp_path / "wd"), "--plain"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )  # fmt: skip
+    wait_for(tmp_path / "started-Two.Idem")
+    wait_for(tmp_path / "started-Branch.Once")
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    store = pk.SQLiteStore(tmp_path / "wd" / "state.db")
+    (summary,) = anyio.run(store.executions)
+    store.close()
+    assert summary.status is pk.Status.IN_PROGRESS  # the killed run never ended it
+    return summary.id
+
+
+def ledger(tmp_path: Path) -> list[str]:
+    return (tmp_path / "ledger.txt").read_text().split()
+
+
+def test_a_killed_run_is_resumed_without_running_anything_twice_by_surprise(tmp_path):
+    execution_id = start_and_kill(tmp_path)
+    (tmp_path / "release").touch()  # the re-run of the idempotent action must not block
+    time.sleep(1.1)  # the dead owner's lease expires
+
+    async def resume():
+        store = pk.SQLiteStore(tmp_path / "wd" / "state.db")
+        async with pk.Engine(store=store, workdir=tmp_path / "wd") as engine:
+            execution = await engine.resume(execution_id)  # the pipeline's source was recorded
+            result = await execution.wait()
+        return result, await store.events(execution_id), await store.integrity_check()
+
+    result, events, integrity = anyio.run(resume)
+    runs = ledger(tmp_path)
+    assert runs.count("One.A") == runs.count("One.B") == 1  # completed: never again
+    assert runs.count("Two.Idem") == 2  # in flight and idempotent: run again
+    assert runs.count("Branch.Once") == 1  # in flight, not idempotent: not run again
+    assert runs.count("Three.C") == runs.count("Four.D") == runs.count("Five.E") == 1
+    once = result.actions["Branch.Once"]
+    assert once.status is pk.Status.FAILED
+    assert once.error.startswith("interrupted: the process running it stopped")
+    assert result.actions["Two.Idem"].status is pk.Status.SUCCEEDED
+    assert [a.number for a in result.actions["Two.Idem"].attempts] == [1, 2]
+    assert result.stages["Five"].status is pk.Status.SUCCEEDED
+    assert result.status is pk.Status.FAILED  # because of the interrupted branch
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].type == "pipeline"
+    assert events[-1].state is pk.Status.FAILED
+    assert integrity == "ok"
+
+
+def test_two_processes_resuming_one_execution_one_wins(tmp_path):
+    execution_id = start_and_kill(tmp_path)
+    time.sleep(1.1)
+    command = [sys.executable, "-m", "pipelinekit", "resume", execution_id,
+               "--store", str(tmp_path / "wd" / "state.db"), "--plain"]  # fmt: skip
+    env = {**os.environ, "PIPELINEKIT_LEASE_SECONDS": "30"}
+    first = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    wait_for(tmp_path / "started-Two.Idem")  # already there; wait for the re-run instead
+    deadline = time.monotonic() + 30
+    while ledger(tmp_path).count("Two.Idem") < 2:
+        assert time.monotonic() < deadline, "the resumed run never re-ran Two.Idem"
+        time.sleep(0.02)
+    second = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert second.returncode == 2
+    assert f"execution {execution_id} is run by " in second.stderr
+    assert "lease lasts until" in second.stderr
+    (tmp_path / "release").touch()
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 1, err  # finished; failed only by the interrupted branch
+    assert out.splitlines()[-1].startswith("pipeline 'durable' Failed in ")
+
+
+def test_resume_refuses_what_cannot_be_resumed(tmp_path):
+    pipeline = pk.Pipeline("p", [pk.Stage("S", [pk.Action("W", pk.Wait(0))])])
+    done = pk.run(pipeline, workdir=tmp_path)
+
+    async def resume(execution_id, **options):
+        async with pk.Engine(workdir=tmp_path) as engine:
+            await engine.resume(execution_id, **options)
+
+    with pytest.raises(pk.ExecutionError, match="already ended Succeeded"):
+        anyio.run(resume, done.execution_id)
+    with pytest.raises(pk.ExecutionError, match="has no execution 'nope'"):
+        anyio.run(resume, "nope")
+
+
+def test_a_newer_schema_number_migrates_forward(tmp_path):
+    path = tmp_path / "state.db"
+    connection = sqlite3.connect(path)
+    from pipelinekit.stores._sqlite import _MIGRATIONS  # noqa: PLC0415 - a schema-1 database
+
+    connection.executescript(_MIGRATIONS[1])
+    connection.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    connection.commit()
+    connection.close()
+    result = pk.run(
+        pk.Pipeline("p", [pk.Stage("S", [pk.Action("W", pk.Wait(0))])]),
+        store=pk.SQLiteStore(path),
+        workdir=tmp_path,
+    )
+    assert result.succeeded
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT value FROM meta").fetchone() == ("2",)
+        assert connection.execute("SELECT count(*) FROM leases").fetchone() == (0,)
