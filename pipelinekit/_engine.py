@@ -56,6 +56,7 @@ class Execution:
         self._result: RunResult | None = None
         self._error: BaseException | None = None
         self._senders: list[MemoryObjectSendStream[Event]] = []
+        self._scheduler: Scheduler | None = None
         self.status: Status = Status.IN_PROGRESS
 
     def _announce(self, event: Event) -> None:
@@ -306,11 +307,51 @@ class Engine:
             )
             raise ExecutionError(msg)
 
-    async def _heartbeat(self, execution_id: str) -> None:
-        """Renew the lease while the execution runs, so others know its owner is alive."""
+    async def _heartbeat(self, execution_id: str, scheduler: Scheduler) -> None:
+        """Renew the lease while the execution runs, and pick up stop requests.
+
+        The lease tells other processes the owner is alive; stop requests come from other
+        processes through the store.
+        """
+        interval = min(self.lease_seconds / 3, 1.0)
+        renewed = time.monotonic()
         while True:
-            await anyio.sleep(self.lease_seconds / 3)
-            await self._lease(execution_id)
+            await anyio.sleep(interval)
+            if time.monotonic() - renewed >= self.lease_seconds / 3:
+                await self._lease(execution_id)
+                renewed = time.monotonic()
+            request = await self.store.stop_request(execution_id)
+            if request is not None:
+                abandon, reason = request
+                scheduler.request_stop(abandon=abandon, reason=reason)
+
+    async def stop(self, execution_id: str, *, abandon: bool = False, reason: str = "") -> None:
+        """Stop an execution; it ends ``Stopped``.
+
+        Nothing new starts; running actions finish (``abandon=False``) or are cancelled and end
+        ``Abandoned``. It reaches an execution run by another process through the store (that
+        process picks it up within a second). Stopping an execution that has ended is an
+        ``ExecutionError``.
+        """
+        events = await self.store.events(execution_id)
+        if not events:
+            msg = f"the store has no execution {execution_id!r}"
+            raise ExecutionError(msg)
+        status = [event for event in events if event.type == "pipeline"][-1].state
+        if status in TERMINAL:
+            msg = f"execution {execution_id} already ended {status}; there is nothing to stop"
+            raise ExecutionError(msg)
+        earlier = await self.store.stop_request(execution_id)
+        if earlier is not None and not abandon and not earlier[0]:
+            msg = (
+                f"execution {execution_id} is already stopping; stop it with abandon=True to "
+                "cancel the actions still running"
+            )
+            raise ExecutionError(msg)
+        await self.store.request_stop(execution_id, abandon=abandon, reason=reason)
+        local = self.executions.get(execution_id)
+        if local is not None and local._scheduler is not None and not local.done:  # noqa: SLF001
+            local._scheduler.request_stop(abandon=abandon, reason=reason)  # noqa: SLF001
 
     async def _run(
         self,
@@ -364,9 +405,11 @@ class Engine:
 
                     heartbeat = anyio.CancelScope()
 
+                    execution._scheduler = scheduler  # noqa: SLF001
+
                     async def beat() -> None:
                         with heartbeat:
-                            await self._heartbeat(execution.id)
+                            await self._heartbeat(execution.id, scheduler)
 
                     async def take_lease() -> None:
                         await self._lease(execution.id)

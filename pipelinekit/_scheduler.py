@@ -293,6 +293,10 @@ class Scheduler:
         max_concurrency = getattr(executor, "max_concurrency", None)
         self.limiter = anyio.CapacityLimiter(max_concurrency) if max_concurrency else None
         self._tasks: anyio.abc.TaskGroup | None = None
+        self._running: dict[str, anyio.CancelScope] = {}
+        #: Set by a stop: nothing new starts, and the execution ends Stopped.
+        self.stopping = False
+        self.abandoning = False
         #: The result, once the run ended (also when it was cancelled).
         self.result: RunResult | None = None
 
@@ -353,8 +357,28 @@ class Scheduler:
             with anyio.CancelScope(shield=True):
                 self.result = await self._finish(stopped=True)
             raise
-        self.result = await self._finish(stopped=False)
+        self.result = await self._finish(stopped=self.stopping)
         return self.result
+
+    def request_stop(self, *, abandon: bool, reason: str = "") -> None:
+        """Stop the execution: nothing new starts.
+
+        With ``abandon`` running actions are cancelled (and end ``Abandoned``); otherwise they
+        finish first.
+        """
+        if not self.stopping or (abandon and not self.abandoning):
+            self.emit(
+                "pipeline",
+                Status.STOPPING,
+                detail={"abandon": abandon, "stop-execution-comments": reason},
+            )
+        self.stopping = True
+        if abandon and not self.abandoning:
+            self.abandoning = True
+            for scope in list(self._running.values()):
+                scope.cancel()
+        if self._tasks is not None:
+            self.recorder.flush_soon(self._tasks)
 
     async def _begin(self) -> None:
         self.emit(
@@ -459,7 +483,7 @@ class Scheduler:
             status = self.actions[current].status
             if status is Status.SUCCEEDED:  # recovered: done before the crash
                 waiting.extend(self._made_ready(current))
-            elif status is not Status.FAILED:  # a recovered failure stays one
+            elif status is not Status.FAILED and not self.stopping:  # failures stay failed
                 self._tasks.start_soon(
                     self._run_action, current, name=f"pipelinekit action {current}"
                 )
@@ -501,14 +525,22 @@ class Scheduler:
             stage.status = Status.IN_PROGRESS
             self.emit("stage", Status.IN_PROGRESS, stage=stage.name)
         stage.running += 1
+        succeeded = False
         try:
-            succeeded = await self._attempts(state)
+            # Its own scope, so that a stop with abandon can cancel just the running actions.
+            with anyio.CancelScope() as scope:
+                self._running[node] = scope
+                succeeded = await self._attempts(state)
         except anyio.get_cancelled_exc_class():
             stage.running -= 1
             raise
+        finally:
+            self._running.pop(node, None)
         stage.running -= 1
         if succeeded:
             self._complete(node)
+        elif state.status is Status.ABANDONED:
+            pass  # abandoned by a stop: the stage ends Stopped with the execution
         else:
             stage.failed = True
         if stage.failed and stage.running == 0 and stage.status is Status.IN_PROGRESS:
@@ -537,8 +569,16 @@ class Scheduler:
             if error is None:
                 return True
             previous = _describe(error)
-            if number < last and retry is not None and retry.retries(error):
-                await self.clock.sleep(retry.delay_before(number + 1, self.rng).total_seconds())
+            if number < last and retry is not None and retry.retries(error) and not self.stopping:
+                try:
+                    await self.clock.sleep(retry.delay_before(number + 1, self.rng).total_seconds())
+                except anyio.get_cancelled_exc_class():
+                    # Stopped (or cancelled) between attempts: the action ends here.
+                    state.status = Status.ABANDONED
+                    state.error = "abandoned between attempts: the execution was stopped"
+                    state.finished_at = self.clock.now()
+                    self.emit("action", Status.ABANDONED, stage=state.stage, action=action.name)
+                    raise
                 continue
             state.status = Status.FAILED
             state.error = previous = self.masker.mask(previous)
@@ -599,7 +639,11 @@ class Scheduler:
                 )
                 state.status = Status.ABANDONED
                 state.finished_at = finished
-                state.error = "abandoned: the execution was cancelled"
+                state.error = (
+                    "abandoned: the execution was stopped"
+                    if self.abandoning
+                    else "abandoned: the execution was cancelled"
+                )
                 await self._close_log(state, log_file)
                 self.emit("action", Status.ABANDONED, stage=state.stage, action=action.name)
             raise

@@ -97,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     resume.add_argument("--store", default=None, metavar="PATH", help=store_help)
     resume.add_argument("--plain", action="store_true", help="one line per event")
+    stop = commands.add_parser("stop", help="stop an execution (here or in another process)")
+    stop.add_argument("execution", metavar="ID")
+    stop.add_argument("--abandon", action="store_true", help="cancel the running actions too")
+    stop.add_argument("--reason", default="", help="why (kept with the execution)")
+    stop.add_argument("--store", default=None, metavar="PATH", help=store_help)
     logs = commands.add_parser("logs", help="print an action's log")
     logs.add_argument("execution", metavar="ID")
     logs.add_argument("action", metavar="STAGE.ACTION")
@@ -120,9 +125,11 @@ def _store_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             _history.history(store, args.pipeline, args.limit, args.page, out)
         elif args.command == "status":
             _history.status(store, args.execution, out, as_json=args.json)
+        elif args.command == "stop":
+            _history.stop(store, args.execution, out, abandon=args.abandon, reason=args.reason)
         else:
             _history.logs(store, args.execution, args.action, out)
-    except (StoreError, _history.NotFoundError) as error:
+    except (StoreError, ExecutionError, _history.NotFoundError) as error:
         print(f"pipelinekit: error: {error}", file=err)
         return EXIT_BAD_INPUT
     finally:
@@ -168,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit 
     args = _parser().parse_args(argv)
     out: TextIO = sys.stdout
     err: TextIO = sys.stderr
-    if args.command in {"history", "status", "logs"}:
+    if args.command in {"history", "status", "logs", "stop"}:
         return _store_command(args, out, err)
     if args.command == "resume":
         return _resume_command(args, out, err)

@@ -15,7 +15,7 @@ from pipelinekit.cli._view import SYMBOLS, render_duration
 from pipelinekit.exceptions import PipelineKitError
 from pipelinekit.stores import ExecutionSummary, SQLiteStore
 
-__all__ = ["NotFoundError", "execution_state", "history", "logs", "status"]
+__all__ = ["NotFoundError", "execution_state", "history", "logs", "status", "stop"]
 
 
 class NotFoundError(PipelineKitError):
@@ -183,3 +183,16 @@ def logs(store: SQLiteStore, execution_id: str, node: str, out: TextIO) -> None:
         msg = f"the log of {node} is gone: {path}"
         raise NotFoundError(msg)
     out.write(path.read_text(encoding="utf-8", errors="replace"))
+
+
+def stop(store: SQLiteStore, execution_id: str, out: TextIO, *, abandon: bool, reason: str) -> None:
+    """Ask the process running ``execution_id`` to stop it."""
+    from pipelinekit._engine import Engine  # noqa: PLC0415 - the other store commands need no engine
+
+    async def request() -> None:
+        async with Engine(store=store, workdir=store.path.parent) as engine:
+            await engine.stop(execution_id, abandon=abandon, reason=reason)
+
+    anyio.run(request)
+    how = "abandoning its running actions" if abandon else "letting running actions finish"
+    out.write(f"stop requested for execution {execution_id} ({how})\n")

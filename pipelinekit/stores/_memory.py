@@ -99,6 +99,7 @@ class MemoryStore:
         self._states: dict[Subject, Status] = {}
         self._summaries: dict[str, ExecutionSummary] = {}
         self._leases: dict[str, tuple[str, float]] = {}
+        self._stops: dict[str, tuple[bool, str]] = {}
 
     async def record(self, events: Sequence[Event]) -> list[Event]:
         """Check and append ``events``, all or none; return them."""
@@ -162,6 +163,18 @@ class MemoryStore:
         """Give up ``owner``'s lease on an execution (nothing if another owner holds it)."""
         if self._leases.get(execution_id, ("",))[0] == owner:
             del self._leases[execution_id]
+
+    async def request_stop(self, execution_id: str, *, abandon: bool, reason: str) -> None:
+        """Record that ``execution_id`` should stop (an abandon request replaces a plain one)."""
+        if execution_id not in self._events:
+            msg = f"cannot stop execution {execution_id}: it is unknown"
+            raise StoreError(msg)
+        earlier = self._stops.get(execution_id, (False, ""))[0]
+        self._stops[execution_id] = (earlier or abandon, reason)
+
+    async def stop_request(self, execution_id: str) -> tuple[bool, str] | None:
+        """``(abandon, reason)`` if a stop was requested for ``execution_id``, else ``None``."""
+        return self._stops.get(execution_id)
 
     async def events(self, execution_id: str) -> list[Event]:
         """Every event of ``execution_id``, oldest first."""

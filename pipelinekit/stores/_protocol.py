@@ -47,6 +47,14 @@ class Store(Protocol):
         """Give up ``owner``'s lease on an execution."""
         ...
 
+    async def request_stop(self, execution_id: str, *, abandon: bool, reason: str) -> None:
+        """Record that an execution should stop; the process running it reads it."""
+        ...
+
+    async def stop_request(self, execution_id: str) -> tuple[bool, str] | None:
+        """``(abandon, reason)`` if a stop was requested, else ``None``."""
+        ...
+
     async def executions(
         self, pipeline: str | None = None, *, limit: int = 20, offset: int = 0
     ) -> list[ExecutionSummary]:

@@ -40,7 +40,7 @@ T = TypeVar("T")
 
 #: The schema this pipelinekit writes. Each entry of ``_MIGRATIONS`` moves a database one version
 #: forward.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -82,6 +82,13 @@ _MIGRATIONS: dict[int, str] = {
             execution_id TEXT PRIMARY KEY REFERENCES executions (id),
             owner TEXT NOT NULL,
             until REAL NOT NULL
+        );
+    """,
+    3: """
+        CREATE TABLE stop_requests (
+            execution_id TEXT PRIMARY KEY REFERENCES executions (id),
+            abandon INTEGER NOT NULL,
+            reason TEXT NOT NULL
         );
     """,
 }
@@ -442,6 +449,39 @@ class SQLiteStore:
             connection.execute("COMMIT")
 
         await self._run(work)
+
+    async def request_stop(self, execution_id: str, *, abandon: bool, reason: str) -> None:
+        """Record that ``execution_id`` should stop (an abandon request replaces a plain one)."""
+
+        def work(connection: sqlite3.Connection) -> None:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.execute(
+                    "INSERT INTO stop_requests (execution_id, abandon, reason) VALUES (?, ?, ?) "
+                    "ON CONFLICT (execution_id) DO UPDATE SET "
+                    "abandon = max(abandon, excluded.abandon), reason = excluded.reason",
+                    (execution_id, int(abandon), reason),
+                )
+                connection.execute("COMMIT")
+            except sqlite3.IntegrityError as error:
+                connection.execute("ROLLBACK")
+                msg = f"cannot stop execution {execution_id}: it is unknown"
+                raise StoreError(msg) from error
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+
+        await self._run(work)
+
+    async def stop_request(self, execution_id: str) -> tuple[bool, str] | None:
+        """``(abandon, reason)`` if a stop was requested for ``execution_id``, else ``None``."""
+        row = await self._run(
+            lambda connection: connection.execute(
+                "SELECT abandon, reason FROM stop_requests WHERE execution_id = ?",
+                (execution_id,),
+            ).fetchone()
+        )
+        return (bool(row[0]), str(row[1])) if row else None
 
     async def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check`` answer (``"ok"`` when all is well)."""
