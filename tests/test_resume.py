@@ -164,10 +164,10 @@ def test_resume_refuses_what_cannot_be_resumed(tmp_path):
         anyio.run(resume, "nope")
 
 
-def test_a_newer_schema_number_migrates_forward(tmp_path):
+def test_an_older_database_migrates_forward(tmp_path):
     path = tmp_path / "state.db"
     connection = sqlite3.connect(path)
-    from pipelinekit.stores._sqlite import _MIGRATIONS  # noqa: PLC0415 - a schema-1 database
+    from pipelinekit.stores._sqlite import _MIGRATIONS, SCHEMA_VERSION  # noqa: PLC0415
 
     connection.executescript(_MIGRATIONS[1])
     connection.execute("INSERT INTO meta VALUES ('schema_version', '1')")
@@ -180,5 +180,6 @@ def test_a_newer_schema_number_migrates_forward(tmp_path):
     )
     assert result.succeeded
     with sqlite3.connect(path) as connection:
-        assert connection.execute("SELECT value FROM meta").fetchone() == ("2",)
+        assert connection.execute("SELECT value FROM meta").fetchone() == (str(SCHEMA_VERSION),)
         assert connection.execute("SELECT count(*) FROM leases").fetchone() == (0,)
+        assert connection.execute("SELECT count(*) FROM stop_requests").fetchone() == (0,)
