@@ -293,6 +293,67 @@ class Engine:
         await self._tasks.start(partial(self._run, execution, values, trigger, recovered=events))
         return execution
 
+    async def retry_stage(
+        self,
+        execution_id: str,
+        stage: str,
+        *,
+        failed_only: bool = True,
+        pipeline: Pipeline | None = None,
+    ) -> Execution:
+        """Run a failed (or stopped) stage of an ended execution again.
+
+        It is a new attempt of the same execution. ``failed_only`` runs only the actions that
+        did not succeed (CodePipeline's ``FAILED_ACTIONS``); otherwise every action of the stage
+        runs again (``ALL_ACTIONS``).
+        Stages after it run as they would have. The earlier attempt stays in the history.
+        """
+        if self._tasks is None:
+            msg = "the engine is not running: use 'async with pk.Engine(...) as engine:'"
+            raise ExecutionError(msg)
+        events = await self.store.events(execution_id)
+        if not events:
+            msg = f"the store has no execution {execution_id!r}"
+            raise ExecutionError(msg)
+        first = events[0]
+        status = [event for event in events if event.type == "pipeline"][-1].state
+        if status not in {Status.FAILED, Status.STOPPED}:
+            if status is Status.SUCCEEDED:
+                why = "it succeeded; there is nothing to retry"
+            else:
+                why = f"it is {status}; stop it or wait for it to end first"
+            msg = f"cannot retry a stage of execution {execution_id}: {why}"
+            raise ExecutionError(msg)
+        pipeline = pipeline if pipeline is not None else _load_recorded(first)
+        names = [s.name for s in pipeline.stages]
+        if stage not in names:
+            hint = did_you_mean(stage, names)
+            msg = f"pipeline {pipeline.name!r} has no stage {stage!r}{hint}"
+            raise ExecutionError(msg)
+        ended = [e.state for e in events if e.type == "stage" and e.stage == stage]
+        if not ended or ended[-1] not in {Status.FAILED, Status.STOPPED}:
+            state = ended[-1] if ended else Status.NOT_STARTED
+            msg = (
+                f"stage {stage!r} of execution {execution_id} ended {state}; only a failed or "
+                "stopped stage can be retried"
+            )
+            raise ExecutionError(msg)
+        execution = Execution(execution_id, pipeline)
+        self.executions[execution_id] = execution
+        values = {k: str(v) for k, v in dict(first.detail.get("variables") or {}).items()}
+        trigger = {k: first.detail.get(k) for k in ("trigger", "triggered_by", "source")}
+        await self._tasks.start(
+            partial(
+                self._run,
+                execution,
+                values,
+                trigger,
+                recovered=events,
+                retry=(stage, failed_only),
+            )
+        )
+        return execution
+
     async def _lease(self, execution_id: str) -> None:
         """Take the execution's lease for this engine, or say who holds it."""
         now = time.time()
@@ -360,6 +421,7 @@ class Engine:
         trigger: dict[str, Any],
         *,
         recovered: list[Event] | None = None,
+        retry: tuple[str, bool] | None = None,
         task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         pipeline = execution.pipeline
@@ -401,6 +463,7 @@ class Engine:
                         approvals=self.approvals,
                         rng=self.rng,
                         recovered=recovered,
+                        retry=retry,
                     )
 
                     heartbeat = anyio.CancelScope()

@@ -238,13 +238,21 @@ class Scheduler:
         approvals: Approvals | None = None,
         rng: random.Random | None = None,
         recovered: list[Event] | None = None,
+        retry: tuple[str, bool] | None = None,
     ) -> None:
         """Prepare a run; ``run()`` does it.
 
         With ``recovered`` (the events of an interrupted execution) the run takes it up where
-        it stopped.
+        it stopped. With ``retry`` (a stage, and whether only its failed actions run again) too
+        it is a new attempt of an ended execution that runs that stage again.
         """
         self.recovered = recovered
+        self.retry = retry
+        self.execution_attempt = 1
+        if recovered and retry:
+            self.execution_attempt = 1 + max(
+                int(event.detail.get("execution_attempt", 1)) for event in recovered
+            )
         self.rng = rng if rng is not None else random.Random()  # noqa: S311 - jitter, not secrets
         self.plan = plan
         self.pipeline = plan.pipeline.name
@@ -312,6 +320,8 @@ class Scheduler:
         detail: Mapping[str, Any] | None = None,
     ) -> None:
         masked = self.masker.mask_value(detail) if detail and self.masker else detail
+        if self.execution_attempt != 1:
+            masked = {**(masked or {}), "execution_attempt": self.execution_attempt}
         self.recorder.emit(
             Event(
                 type_,
@@ -405,6 +415,10 @@ class Scheduler:
         events = self.recovered or []
         for event in events:
             self._recover(event)
+        if self.retry is not None:
+            self._reopen(*self.retry)
+            await self.recorder.flush()
+            return
         self.emit("pipeline", Status.IN_PROGRESS, detail={"resumed": True})
         for state in self.actions.values():
             if state.status not in {Status.IN_PROGRESS, Status.WAITING_FOR_APPROVAL}:
@@ -434,6 +448,32 @@ class Scheduler:
                 detail={"attempt": len(state.attempts), "error": message, "interrupted": True},
             )
         await self.recorder.flush()
+
+    def _reopen(self, stage_name: str, failed_only: bool) -> None:  # noqa: FBT001 - internal
+        """Make ``stage_name`` run again in this new attempt of the execution."""
+        stage = self.stages[stage_name]
+        stage.status = Status.NOT_STARTED
+        stage.started_at = stage.finished_at = None
+        stage.failed = False
+        stage.running = 0
+        again = []
+        for action in self.plan.pipeline.stage(stage_name).actions:
+            state = self.actions[f"{stage_name}.{action.name}"]
+            if failed_only and state.status is Status.SUCCEEDED:
+                continue
+            state.status = Status.NOT_STARTED
+            state.error = None
+            state.finished_at = None
+            again.append(state.node)
+        self.emit(
+            "pipeline",
+            Status.IN_PROGRESS,
+            detail={
+                "retry": stage_name,
+                "retry_mode": "FAILED_ACTIONS" if failed_only else "ALL_ACTIONS",
+                "actions": again,
+            },
+        )
 
     def _recover(self, event: Event) -> None:
         if event.type == "stage" and event.stage in self.stages:

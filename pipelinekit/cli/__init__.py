@@ -97,6 +97,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     resume.add_argument("--store", default=None, metavar="PATH", help=store_help)
     resume.add_argument("--plain", action="store_true", help="one line per event")
+    retry = commands.add_parser("retry", help="run a failed stage of an execution again")
+    retry.add_argument("execution", metavar="ID")
+    retry.add_argument("stage", metavar="STAGE")
+    retry.add_argument(
+        "target",
+        nargs="?",
+        metavar="FILE[:NAME]",
+        help="the pipeline's file, when the execution did not record it",
+    )
+    retry.add_argument(
+        "--all-actions", action="store_true", help="run every action of the stage again"
+    )
+    retry.add_argument("--store", default=None, metavar="PATH", help=store_help)
+    retry.add_argument("--plain", action="store_true", help="one line per event")
     stop = commands.add_parser("stop", help="stop an execution (here or in another process)")
     stop.add_argument("execution", metavar="ID")
     stop.add_argument("--abandon", action="store_true", help="cancel the running actions too")
@@ -153,7 +167,10 @@ def _resume_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(f"pipelinekit: error: {error}", file=err)
             return EXIT_BAD_INPUT
     try:
-        return resume_execution(args.execution, path, pipeline, plain=args.plain, out=out, err=err)
+        retry = (args.stage, not args.all_actions) if args.command == "retry" else None
+        return resume_execution(
+            args.execution, path, pipeline, plain=args.plain, out=out, err=err, retry=retry
+        )
     except (ExecutionError, LoadError, PipelineDefinitionError) as error:
         print(f"pipelinekit: error: {error}", file=err)
         return EXIT_BAD_INPUT
@@ -177,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit 
     err: TextIO = sys.stderr
     if args.command in {"history", "status", "logs", "stop"}:
         return _store_command(args, out, err)
-    if args.command == "resume":
+    if args.command in {"resume", "retry"}:
         return _resume_command(args, out, err)
     try:
         pipeline, path = load_pipeline(args.target)

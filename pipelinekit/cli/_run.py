@@ -164,8 +164,12 @@ def resume_execution(
     plain: bool,
     out: TextIO,
     err: TextIO,
+    retry: tuple[str, bool] | None = None,
 ) -> int:
-    """Resume ``execution_id`` from the store at ``store_path``; return the exit status."""
+    """Resume ``execution_id`` from the store at ``store_path``; return the exit status.
+
+    With ``retry`` (a stage, and whether only its failed actions run) run that stage again.
+    """
     quiet_structlog(err, verbose=False)
     store = SQLiteStore(store_path)
 
@@ -173,7 +177,13 @@ def resume_execution(
         # The executions' folders sit beside the store, as the engine that ran them left them.
         engine = Engine(store=store, workdir=store_path.parent)
         async with engine:
-            execution = await engine.resume(execution_id, pipeline=pipeline)
+            if retry is None:
+                execution = await engine.resume(execution_id, pipeline=pipeline)
+            else:
+                stage, failed_only = retry
+                execution = await engine.retry_stage(
+                    execution_id, stage, failed_only=failed_only, pipeline=pipeline
+                )
             view = make_view(execution.pipeline, out, plain=plain)
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(view.follow, execution)

@@ -16,7 +16,14 @@ from pipelinekit._events import Event
 from pipelinekit._model import Status
 from pipelinekit.exceptions import StoreError
 
-__all__ = ["TERMINAL", "ExecutionSummary", "MemoryStore", "refuse_gap", "refuse_terminal"]
+__all__ = [
+    "TERMINAL",
+    "ExecutionSummary",
+    "MemoryStore",
+    "refuse_gap",
+    "refuse_terminal",
+    "subject_key",
+]
 
 #: States after which an execution, stage or action never changes again.
 TERMINAL = frozenset(
@@ -55,21 +62,33 @@ class ExecutionSummary:
 Subject = tuple[str, str, str, str]
 
 
-def subject(event: Event) -> Subject:
-    """What an event changes the state of: the execution, a stage, an action or its approval."""
+def subject_key(event: Event) -> tuple[str, str, str]:
+    """``(stage, action, kind)`` of what an event changes, in one attempt of the execution.
+
+    The subject is the execution, a stage, an action or its approval. A stage retry starts a
+    new attempt of the same execution (``execution_attempt`` in the events' detail): its
+    subjects are new ones, so the first attempt's terminal states stay as they were recorded.
+    """
+    attempt = event.detail.get("execution_attempt", 1)
+    suffix = f"#{attempt}" if attempt != 1 else ""
     if event.type == "pipeline":
-        return (event.execution_id, "", "", "")
+        return ("", "", suffix)
     if event.type == "stage":
-        return (event.execution_id, event.stage or "", "", "")
+        return (event.stage or "", "", suffix)
     kind = "approval" if event.type == "approval" else ""
-    return (event.execution_id, event.stage or "", event.action or "", kind)
+    return (event.stage or "", event.action or "", kind + suffix)
+
+
+def subject(event: Event) -> Subject:
+    """What an event changes the state of (see ``subject_key``), with its execution."""
+    return (event.execution_id, *subject_key(event))
 
 
 def refuse_terminal(event: Event, current: Status) -> NoReturn:
     """Raise the ``StoreError`` for a change after a terminal state."""
     _, stage, action, kind = subject(event)
     what = "/".join(part for part in (stage, action) if part) or "the execution"
-    if kind == "approval":
+    if kind.startswith("approval"):
         what += "'s approval"
     msg = f"refusing {event}: {what} of execution {event.execution_id} already ended {current}"
     raise StoreError(msg)

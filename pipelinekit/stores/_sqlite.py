@@ -32,7 +32,13 @@ import attrs
 from pipelinekit._events import Event
 from pipelinekit._model import Status
 from pipelinekit.exceptions import StoreError
-from pipelinekit.stores._memory import TERMINAL, ExecutionSummary, refuse_gap, refuse_terminal
+from pipelinekit.stores._memory import (
+    TERMINAL,
+    ExecutionSummary,
+    refuse_gap,
+    refuse_terminal,
+    subject_key,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -94,14 +100,7 @@ _MIGRATIONS: dict[int, str] = {
 }
 
 
-def _key(event: Event) -> tuple[str, str, str]:
-    """The subject an event changes, as stored (empty strings rather than NULL in the key)."""
-    if event.type == "pipeline":
-        return ("", "", "")
-    if event.type == "stage":
-        return (event.stage or "", "", "")
-    kind = "approval" if event.type == "approval" else ""
-    return (event.stage or "", event.action or "", kind)
+_key = subject_key
 
 
 def _json(value: Any) -> str:  # noqa: ANN401 - details hold plain values

@@ -1,0 +1,133 @@
+"""Retrying a failed stage on the same execution id, with CodePipeline's rules."""
+
+from __future__ import annotations
+
+import pytest
+
+import pipelinekit as pk
+
+pytestmark = pytest.mark.anyio
+
+RUNS: list[str] = []
+BROKEN: set[str] = set()
+
+
+async def work(ctx):
+    node = f"{ctx.stage}.{ctx.action}"
+    RUNS.append(node)
+    if node in BROKEN:
+        raise pk.ActionFailed(f"{node} is broken")
+    ctx.set_variable("Ran", node)
+
+
+def act(name, **options):
+    return pk.Action(name, pk.python(work), **options)
+
+
+PIPELINE = pk.Pipeline(
+    "release",
+    [
+        pk.Stage("Build", [act("Compile", namespace="B")]),
+        pk.Stage("Test", [act("Unit"), act("Lint"), act("Smoke", run_order=2)]),
+        pk.Stage("Deploy", [act("Ship")]),
+    ],
+)
+
+
+@pytest.fixture(autouse=True)
+def reset():
+    RUNS.clear()
+    BROKEN.clear()
+
+
+async def run_then_retry(tmp_path, failed_only):
+    BROKEN.add("Test.Unit")
+    async with pk.Engine(workdir=tmp_path) as engine:
+        first = await (await engine.start(PIPELINE)).wait()
+        assert first.status is pk.Status.FAILED
+        BROKEN.clear()
+        RUNS.clear()
+        retried = await engine.retry_stage(
+            first.execution_id, "Test", failed_only=failed_only, pipeline=PIPELINE
+        )
+        assert retried.id == first.execution_id
+        result = await retried.wait()
+        events = await engine.store.events(first.execution_id)
+    return first, result, events
+
+
+async def test_failed_actions_run_again_and_the_pipeline_goes_on(tmp_path):
+    first, result, events = await run_then_retry(tmp_path, failed_only=True)
+    assert RUNS == ["Test.Unit", "Test.Smoke", "Deploy.Ship"]  # Lint had succeeded
+    assert result.status is pk.Status.SUCCEEDED
+    assert result.execution_id == first.execution_id
+    unit = result.actions["Test.Unit"]
+    assert [(a.number, a.status) for a in unit.attempts] == [
+        (1, pk.Status.FAILED),
+        (2, pk.Status.SUCCEEDED),
+    ]
+    assert result.variables["B.Ran"] == "Build.Compile"  # from the first attempt
+    # history is kept: the first attempt's Failed events are still there
+    assert [e.state for e in events if e.type == "pipeline"] == [
+        pk.Status.IN_PROGRESS,
+        pk.Status.FAILED,
+        pk.Status.IN_PROGRESS,
+        pk.Status.SUCCEEDED,
+    ]
+    retry_start = [e for e in events if e.type == "pipeline"][2]
+    assert retry_start.detail["retry"] == "Test"
+    assert retry_start.detail["retry_mode"] == "FAILED_ACTIONS"
+    assert retry_start.detail["execution_attempt"] == 2
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+
+
+async def test_all_actions_run_again(tmp_path):
+    _, result, _ = await run_then_retry(tmp_path, failed_only=False)
+    assert sorted(RUNS) == ["Deploy.Ship", "Test.Lint", "Test.Smoke", "Test.Unit"]
+    assert result.succeeded
+
+
+async def test_retry_rules(tmp_path):
+    async with pk.Engine(workdir=tmp_path) as engine:
+        good = await (await engine.start(PIPELINE)).wait()
+        with pytest.raises(pk.ExecutionError, match="it succeeded; there is nothing to retry"):
+            await engine.retry_stage(good.execution_id, "Test", pipeline=PIPELINE)
+        BROKEN.add("Build.Compile")
+        bad = await (await engine.start(PIPELINE)).wait()
+        with pytest.raises(pk.ExecutionError, match=r"stage 'Test' .* ended NotStarted"):
+            await engine.retry_stage(bad.execution_id, "Test", pipeline=PIPELINE)
+        with pytest.raises(pk.ExecutionError, match="did you mean 'Build'"):
+            await engine.retry_stage(bad.execution_id, "Biuld", pipeline=PIPELINE)
+        with pytest.raises(pk.ExecutionError, match="has no execution"):
+            await engine.retry_stage("nope", "Build", pipeline=PIPELINE)
+        with pytest.raises(pk.ExecutionError, match="did not record where"):
+            await engine.retry_stage(bad.execution_id, "Build")
+        BROKEN.clear()
+        again = await (
+            await engine.retry_stage(bad.execution_id, "Build", pipeline=PIPELINE)
+        ).wait()
+    assert again.succeeded
+
+
+def test_pipelinekit_retry_from_the_shell(tmp_path, cli):
+    flag = tmp_path / "broken"
+    flag.touch()
+    (tmp_path / "p.py").write_text(
+        "import pipelinekit as pk\n"
+        "pipeline = pk.Pipeline('p', [\n"
+        f"    pk.Stage('S', [pk.Action('A', pk.shell('test ! -e {flag}'))]),\n"
+        "    pk.Stage('T', [pk.Action('B', pk.shell('true'))]),\n"
+        "])\n"
+    )
+    status, _, _ = cli("run", str(tmp_path / "p.py"), "--workdir", str(tmp_path / "wd"))
+    assert status == 1
+    store = str(tmp_path / "wd" / "state.db")
+    execution_id = cli("history", "--store", store)[1].splitlines()[1].split()[0]
+    flag.unlink()
+    status, out, _ = cli("retry", execution_id, "S", "--store", store, "--plain")
+    assert status == 0, out
+    assert "action T.B Succeeded" in out
+    assert out.splitlines()[-1].startswith("pipeline 'p' Succeeded in ")
+    status, _, err = cli("retry", execution_id, "S", "--store", store)
+    assert status == 2
+    assert "it succeeded; there is nothing to retry" in err
