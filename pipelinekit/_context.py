@@ -206,6 +206,8 @@ class ActionContext:
         self.triggered_by = triggered_by
         #: The provider this attempt runs, with its references resolved.
         self.provider: Any = None
+        #: The attempt's cache key, for actions declared with ``cache=True``.
+        self.cache_key: str | None = None
         self._report = report
         self.execution_id = execution_id
         self.pipeline = pipeline

@@ -33,6 +33,7 @@ import anyio
 import attrs
 
 from pipelinekit._approvals import Approvals
+from pipelinekit._cache import CacheEntry, cache_key, copy_outputs, hash_outputs
 from pipelinekit._compile import GATE, Plan
 from pipelinekit._context import ActionContext, LogFile, MemoryLogFile
 from pipelinekit._events import Event, EventType
@@ -92,7 +93,7 @@ class Recorder:
         self, store: Store, announce: Callable[[Event], None], *, last_sequence: int = 0
     ) -> None:
         """Record into ``store``; hand each recorded event to ``announce``."""
-        self._store = store
+        self.store = store
         self._announce = announce
         self._pending: list[Event] = []
         self._sequence = last_sequence
@@ -136,7 +137,7 @@ class Recorder:
             try:
                 while self._pending:
                     batch, self._pending = self._pending, []
-                    for event in await self._store.record(batch):
+                    for event in await self.store.record(batch):
                         self._announce(event)
                     self._recorded = batch[-1].sequence
             finally:
@@ -159,6 +160,7 @@ class _ActionState:
     variables: dict[str, str] = attrs.Factory(dict)
     log_path: Path | None = None
     action_type: str = ""
+    cached: bool = False
 
     def result(self, outputs: Mapping[str, Path]) -> ActionResult:
         return ActionResult(
@@ -172,6 +174,7 @@ class _ActionState:
             variables=dict(self.variables),
             outputs={name: outputs[name] for name in self.action.outputs if name in outputs},
             log_path=self.log_path,
+            cached=self.cached,
         )
 
 
@@ -637,7 +640,7 @@ class Scheduler:
             return False
         return False  # pragma: no cover - the loop always returns
 
-    async def _attempt(  # noqa: PLR0912, PLR0915 - one attempt's whole life, in order
+    async def _attempt(  # noqa: PLR0915 - one attempt's whole life, in order
         self, state: _ActionState, number: int, previous: str | None
     ) -> BaseException | None:
         action = state.action
@@ -661,9 +664,14 @@ class Scheduler:
         )
         error: BaseException | None = None
         ctx: ActionContext | None = None
+        cached = False
         try:
             ctx, provider = await self._prepare(state, number, log_file)
-            if action.timeout is None:
+            if action.cache and not self.virtual:
+                cached = await self._from_cache(state, ctx, provider)
+            if cached:
+                pass  # the outputs and variables of an identical earlier attempt
+            elif action.timeout is None:
                 await self.executor.execute(provider, ctx)
             else:
                 seconds = action.timeout.total_seconds()
@@ -701,27 +709,54 @@ class Scheduler:
         assert ctx is not None  # noqa: S101 - set when no error was raised
         await self._close_log(state, log_file)
         state.attempts.append(Attempt(number, Status.SUCCEEDED, started, finished))
+        await self._succeeded(state, ctx, number, cached=cached)
+        return None
+
+    async def _succeeded(
+        self, state: _ActionState, ctx: ActionContext, number: int, *, cached: bool
+    ) -> None:
+        action = state.action
         state.status = Status.SUCCEEDED
-        state.finished_at = finished
+        state.finished_at = state.attempts[-1].finished_at
         state.error = None
         state.variables = dict(ctx.output_variables)
         if action.namespace:
             for name, value in ctx.output_variables.items():
                 self.values[f"{action.namespace}.{name}"] = value
+        ended: dict[str, Any] = {
+            "attempt": number,
+            "variables": state.variables,
+            "log_path": str(state.log_path) if state.log_path else None,
+        }
+        hashes: dict[str, tuple[str, str]] = {}
+        if action.outputs and not self.virtual:
+            hashes = await anyio.to_thread.run_sync(hash_outputs, ctx.outputs)
+            ended["artifacts"] = {name: digest for name, (_, digest) in hashes.items()}
+        if action.cache and not cached and ctx.cache_key is not None:
+            entry = CacheEntry(self.execution_id, state.node, dict(state.variables), hashes)
+            await self.recorder.store.cache_put(ctx.cache_key, entry)
         if action.outputs and not self.virtual:
             await anyio.to_thread.run_sync(self._seal_outputs, action)
-        self.emit(
-            "action",
-            Status.SUCCEEDED,
-            stage=state.stage,
-            action=action.name,
-            detail={
-                "attempt": number,
-                "variables": state.variables,
-                "log_path": str(state.log_path) if state.log_path else None,
-            },
+        if cached:
+            ended["cached"] = True
+            state.cached = True
+        self.emit("action", Status.SUCCEEDED, stage=state.stage, action=action.name, detail=ended)
+
+    async def _from_cache(self, state: _ActionState, ctx: ActionContext, provider: Any) -> bool:  # noqa: ANN401
+        """Reuse an identical earlier attempt's results; ``False`` when there is none."""
+        key = await anyio.to_thread.run_sync(
+            cache_key, state.action_type, provider, ctx.configuration, ctx.inputs
         )
-        return None
+        ctx.cache_key = key
+        entry = await self.recorder.store.cache_get(key)
+        if entry is None:
+            return False
+        if not await anyio.to_thread.run_sync(copy_outputs, entry, ctx.outputs):
+            return False
+        for name, value in entry.variables.items():
+            ctx.set_variable(name, value)
+        ctx.log.info("cached", reused=f"{entry.node} of execution {entry.execution_id}")
+        return True
 
     async def _close_log(self, state: _ActionState, log_file: LogFile) -> None:
         if log_file.pending:

@@ -12,6 +12,7 @@ from typing import NoReturn
 
 import attrs
 
+from pipelinekit._cache import CacheEntry
 from pipelinekit._events import Event
 from pipelinekit._model import Status
 from pipelinekit.exceptions import StoreError
@@ -119,6 +120,7 @@ class MemoryStore:
         self._summaries: dict[str, ExecutionSummary] = {}
         self._leases: dict[str, tuple[str, float]] = {}
         self._stops: dict[str, tuple[bool, str]] = {}
+        self._cache: dict[str, CacheEntry] = {}
 
     async def record(self, events: Sequence[Event]) -> list[Event]:
         """Check and append ``events``, all or none; return them."""
@@ -194,6 +196,14 @@ class MemoryStore:
     async def stop_request(self, execution_id: str) -> tuple[bool, str] | None:
         """``(abandon, reason)`` if a stop was requested for ``execution_id``, else ``None``."""
         return self._stops.get(execution_id)
+
+    async def cache_get(self, key: str) -> CacheEntry | None:
+        """The cached result stored under ``key``, if any."""
+        return self._cache.get(key)
+
+    async def cache_put(self, key: str, entry: CacheEntry) -> None:
+        """Keep a successful attempt's result under ``key`` (the newest wins)."""
+        self._cache[key] = entry
 
     async def events(self, execution_id: str) -> list[Event]:
         """Every event of ``execution_id``, oldest first."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from pipelinekit._cache import CacheEntry
 from pipelinekit._events import Event
 from pipelinekit.stores._memory import ExecutionSummary
 
@@ -53,6 +54,14 @@ class Store(Protocol):
 
     async def stop_request(self, execution_id: str) -> tuple[bool, str] | None:
         """``(abandon, reason)`` if a stop was requested, else ``None``."""
+        ...
+
+    async def cache_get(self, key: str) -> CacheEntry | None:
+        """The cached result of an earlier attempt stored under ``key``, if any."""
+        ...
+
+    async def cache_put(self, key: str, entry: CacheEntry) -> None:
+        """Keep a successful attempt's result under ``key``."""
         ...
 
     async def executions(

@@ -29,6 +29,7 @@ from typing import Any, Literal, TypeVar
 import anyio
 import attrs
 
+from pipelinekit._cache import CacheEntry
 from pipelinekit._events import Event
 from pipelinekit._model import Status
 from pipelinekit.exceptions import StoreError
@@ -46,7 +47,7 @@ T = TypeVar("T")
 
 #: The schema this pipelinekit writes. Each entry of ``_MIGRATIONS`` moves a database one version
 #: forward.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -95,6 +96,15 @@ _MIGRATIONS: dict[int, str] = {
             execution_id TEXT PRIMARY KEY REFERENCES executions (id),
             abandon INTEGER NOT NULL,
             reason TEXT NOT NULL
+        );
+    """,
+    4: """
+        CREATE TABLE cache (
+            key TEXT PRIMARY KEY,
+            execution_id TEXT NOT NULL REFERENCES executions (id),
+            node TEXT NOT NULL,
+            variables TEXT NOT NULL,
+            outputs TEXT NOT NULL
         );
     """,
 }
@@ -481,6 +491,42 @@ class SQLiteStore:
             ).fetchone()
         )
         return (bool(row[0]), str(row[1])) if row else None
+
+    async def cache_get(self, key: str) -> CacheEntry | None:
+        """The cached result stored under ``key``, if any."""
+        row = await self._run(
+            lambda connection: connection.execute(
+                "SELECT execution_id, node, variables, outputs FROM cache WHERE key = ?", (key,)
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        outputs = {name: (path, digest) for name, (path, digest) in json.loads(row[3]).items()}
+        return CacheEntry(row[0], row[1], json.loads(row[2]), outputs)
+
+    async def cache_put(self, key: str, entry: CacheEntry) -> None:
+        """Keep a successful attempt's result under ``key`` (the newest wins)."""
+
+        def work(connection: sqlite3.Connection) -> None:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.execute(
+                    "INSERT OR REPLACE INTO cache (key, execution_id, node, variables, outputs) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (
+                        key,
+                        entry.execution_id,
+                        entry.node,
+                        _json(dict(entry.variables)),
+                        _json({k: list(v) for k, v in entry.outputs.items()}),
+                    ),
+                )
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+
+        await self._run(work)
 
     async def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check`` answer (``"ok"`` when all is well)."""

@@ -1,0 +1,82 @@
+"""Caching action results: the key of an attempt, and reusing an earlier one's outputs.
+
+An action declared with ``cache=True`` is looked up by a key made of its action type, its
+provider and configuration with every reference resolved, and the content hashes of its input
+artifacts. An earlier successful attempt with the same key gives its output variables, and its
+output artifacts are copied, instead of running the provider again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from pipelinekit.providers._sources import content_hash
+
+__all__ = ["CacheEntry", "cache_key", "copy_outputs", "hash_outputs"]
+
+
+@attrs.frozen
+class CacheEntry:
+    """What a successful attempt left for later ones: variables, and outputs with hashes."""
+
+    execution_id: str
+    node: str
+    variables: Mapping[str, str]
+    outputs: Mapping[str, tuple[str, str]]  # artifact -> (path, content hash)
+
+
+def _canonical(value: Any) -> Any:  # noqa: ANN401 - any declaration
+    if attrs.has(type(value)):
+        return {
+            "__type__": f"{type(value).__module__}.{type(value).__qualname__}",
+            **{f.name: _canonical(getattr(value, f.name)) for f in attrs.fields(type(value))},
+        }
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, list | tuple):
+        return [_canonical(item) for item in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    # Functions and other objects: their qualified name (code changes are not seen).
+    return f"{type(value).__qualname__}:{getattr(value, '__qualname__', repr(value))}"
+
+
+def cache_key(
+    action_type: str,
+    provider: Any,  # noqa: ANN401 - any provider
+    configuration: Mapping[str, str],
+    inputs: Mapping[str, Path],
+) -> str:
+    """The key of an attempt (reads the input artifacts: call it from a worker thread)."""
+    document = {
+        "action_type": action_type,
+        "provider": _canonical(provider),
+        "configuration": _canonical(dict(configuration)),
+        "inputs": {name: content_hash(path) for name, path in sorted(inputs.items())},
+    }
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def hash_outputs(outputs: Mapping[str, Path]) -> dict[str, tuple[str, str]]:
+    """Each output artifact's path and content hash (call it from a worker thread)."""
+    return {name: (str(path), content_hash(path)) for name, path in outputs.items()}
+
+
+def copy_outputs(entry: CacheEntry, outputs: Mapping[str, Path]) -> bool:
+    """Copy a cached attempt's artifacts into ``outputs``; ``False`` if any is gone or changed."""
+    for name in outputs:
+        if name not in entry.outputs:
+            return False
+        source, digest = entry.outputs[name]
+        if not Path(source).is_dir() or content_hash(Path(source)) != digest:
+            return False
+    for name, target in outputs.items():
+        shutil.copytree(entry.outputs[name][0], target, symlinks=True, dirs_exist_ok=True)
+    return True
