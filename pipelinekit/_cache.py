@@ -19,7 +19,7 @@ import attrs
 
 from pipelinekit.providers._sources import content_hash
 
-__all__ = ["CacheEntry", "cache_key", "copy_outputs", "hash_outputs"]
+__all__ = ["CacheEntry", "cache_key", "canonical", "copy_outputs", "hash_outputs"]
 
 
 @attrs.frozen
@@ -32,16 +32,17 @@ class CacheEntry:
     outputs: Mapping[str, tuple[str, str]]  # artifact -> (path, content hash)
 
 
-def _canonical(value: Any) -> Any:  # noqa: ANN401 - any declaration
+def canonical(value: Any) -> Any:  # noqa: ANN401 - any declaration
+    """A JSON-ready rendering of a declaration (attrs objects become dicts with their type)."""
     if attrs.has(type(value)):
         return {
             "__type__": f"{type(value).__module__}.{type(value).__qualname__}",
-            **{f.name: _canonical(getattr(value, f.name)) for f in attrs.fields(type(value))},
+            **{f.name: canonical(getattr(value, f.name)) for f in attrs.fields(type(value))},
         }
     if isinstance(value, Mapping):
-        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+        return {str(k): canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if isinstance(value, list | tuple):
-        return [_canonical(item) for item in value]
+        return [canonical(item) for item in value]
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     # Functions and other objects: their qualified name (code changes are not seen).
@@ -57,8 +58,8 @@ def cache_key(
     """The key of an attempt (reads the input artifacts: call it from a worker thread)."""
     document = {
         "action_type": action_type,
-        "provider": _canonical(provider),
-        "configuration": _canonical(dict(configuration)),
+        "provider": canonical(provider),
+        "configuration": canonical(dict(configuration)),
         "inputs": {name: content_hash(path) for name, path in sorted(inputs.items())},
     }
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()

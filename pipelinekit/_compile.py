@@ -12,6 +12,8 @@ generations actions and gates alternate, and dropping the gates leaves the paral
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -69,6 +71,26 @@ class Plan:
                 actions.sort(key=lambda n: nodes[n]["position"])
                 groups.append(actions)
         return groups
+
+    def definition_hash(self) -> str:
+        """A SHA-256 of the plan's JSON: two runs of the same definition share it."""
+        return self._definition_hash
+
+    @functools.cached_property
+    def _definition_hash(self) -> str:
+        # Computed once per plan (engines reuse one plan per pipeline), over the structure
+        # only: cheap on large pipelines, and blind to hooks and provider code.
+        digest = hashlib.sha256()
+        for stage in self.pipeline.stages:
+            needs = ",".join(sorted(self.stage_graph.predecessors(stage.name)))
+            digest.update(f"stage {stage.name} needs {needs}\n".encode())
+            for action in stage.actions:
+                digest.update(
+                    f"action {action.name} {action.action_type} {action.run_order} "
+                    f"in={','.join(action.inputs)} out={','.join(action.outputs)} "
+                    f"ns={action.namespace}\n".encode()
+                )
+        return digest.hexdigest()
 
     def dependencies(self, node: str) -> list[str]:
         """The action ids that must succeed before ``node`` may start (through gates)."""

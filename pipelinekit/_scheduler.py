@@ -33,7 +33,7 @@ import anyio
 import attrs
 
 from pipelinekit._approvals import Approvals
-from pipelinekit._cache import CacheEntry, cache_key, copy_outputs, hash_outputs
+from pipelinekit._cache import CacheEntry, cache_key, canonical, copy_outputs, hash_outputs
 from pipelinekit._compile import GATE, Plan
 from pipelinekit._context import ActionContext, LogFile, MemoryLogFile
 from pipelinekit._events import Event, EventType
@@ -304,7 +304,6 @@ class Scheduler:
         max_concurrency = getattr(executor, "max_concurrency", None)
         self.limiter = anyio.CapacityLimiter(max_concurrency) if max_concurrency else None
         self._tasks: anyio.abc.TaskGroup | None = None
-        self._running: dict[str, anyio.CancelScope] = {}
         #: Set by a stop: nothing new starts, and the execution ends Stopped.
         self.stopping = False
         self.abandoning = False
@@ -388,9 +387,10 @@ class Scheduler:
         self.stopping = True
         if abandon and not self.abandoning:
             self.abandoning = True
-            for scope in list(self._running.values()):
-                scope.cancel()
-        if self._tasks is not None:
+            # Every running action is cancelled at once; run() goes on to record the end.
+            if self._tasks is not None:
+                self._tasks.cancel_scope.cancel()
+        if self._tasks is not None and not self.abandoning:
             self.recorder.flush_soon(self._tasks)
 
     async def _begin(self) -> None:
@@ -400,6 +400,8 @@ class Scheduler:
             detail={
                 **self.trigger,
                 "variables": self.run_variables,
+                "execution_mode": str(self.plan.pipeline.execution_mode),
+                "definition_hash": self.plan.definition_hash(),
                 # The shape of the pipeline, so history can show what never started.
                 "stages": {
                     stage.name: [action.name for action in stage.actions]
@@ -568,22 +570,14 @@ class Scheduler:
             stage.status = Status.IN_PROGRESS
             self.emit("stage", Status.IN_PROGRESS, stage=stage.name)
         stage.running += 1
-        succeeded = False
         try:
-            # Its own scope, so that a stop with abandon can cancel just the running actions.
-            with anyio.CancelScope() as scope:
-                self._running[node] = scope
-                succeeded = await self._attempts(state)
+            succeeded = await self._attempts(state)
         except anyio.get_cancelled_exc_class():
             stage.running -= 1
             raise
-        finally:
-            self._running.pop(node, None)
         stage.running -= 1
         if succeeded:
             self._complete(node)
-        elif state.status is Status.ABANDONED:
-            pass  # abandoned by a stop: the stage ends Stopped with the execution
         else:
             stage.failed = True
         if stage.failed and stage.running == 0 and stage.status is Status.IN_PROGRESS:
@@ -727,6 +721,7 @@ class Scheduler:
             "attempt": number,
             "variables": state.variables,
             "log_path": str(state.log_path) if state.log_path else None,
+            **self._resolved(state, ctx),
         }
         hashes: dict[str, tuple[str, str]] = {}
         if action.outputs and not self.virtual:
@@ -741,6 +736,15 @@ class Scheduler:
             ended["cached"] = True
             state.cached = True
         self.emit("action", Status.SUCCEEDED, stage=state.stage, action=action.name, detail=ended)
+
+    def _resolved(self, state: _ActionState, ctx: ActionContext) -> dict[str, Any]:
+        """What the attempt ran with, references resolved (masked when the event is built)."""
+        resolved: dict[str, Any] = {}
+        if ctx.configuration:
+            resolved["configuration"] = dict(ctx.configuration)
+        if state.node in self.plan.referencing:
+            resolved["provider"] = canonical(ctx.provider)
+        return resolved
 
     async def _from_cache(self, state: _ActionState, ctx: ActionContext, provider: Any) -> bool:  # noqa: ANN401
         """Reuse an identical earlier attempt's results; ``False`` when there is none."""
