@@ -278,13 +278,7 @@ class Engine:
         if pipeline.name != first.pipeline:
             msg = f"execution {execution_id} ran pipeline {first.pipeline!r}, not {pipeline.name!r}"
             raise ExecutionError(msg)
-        shape = {stage.name: [a.name for a in stage.actions] for stage in pipeline.stages}
-        if first.detail.get("stages") not in (None, shape):
-            msg = (
-                f"pipeline {pipeline.name!r} changed since execution {execution_id} started "
-                "(its stages or actions differ); resume it with the definition it ran with"
-            )
-            raise ExecutionError(msg)
+        _same_definition(pipeline, first, "resume it")
         await self._lease(execution_id)
         execution = Execution(execution_id, pipeline)
         self.executions[execution_id] = execution
@@ -330,6 +324,7 @@ class Engine:
             hint = did_you_mean(stage, names)
             msg = f"pipeline {pipeline.name!r} has no stage {stage!r}{hint}"
             raise ExecutionError(msg)
+        _same_definition(pipeline, first, "retry its stages")
         ended = [e.state for e in events if e.type == "stage" and e.stage == stage]
         if not ended or ended[-1] not in {Status.FAILED, Status.STOPPED}:
             state = ended[-1] if ended else Status.NOT_STARTED
@@ -646,3 +641,14 @@ def _load_recorded(first: Event) -> Pipeline:
         raise ExecutionError(msg)
     pipeline, _ = load_pipeline(str(source))
     return pipeline
+
+
+def _same_definition(pipeline: Pipeline, first: Event, what: str) -> None:
+    """Refuse to continue an execution with a pipeline whose structure has changed."""
+    recorded = first.detail.get("definition_hash")
+    if recorded is not None and recorded != pipeline.shared_plan().definition_hash():
+        msg = (
+            f"pipeline {pipeline.name!r} changed since execution {first.execution_id} started "
+            f"(its stages, actions or wiring differ); {what} with the definition it ran with"
+        )
+        raise ExecutionError(msg)

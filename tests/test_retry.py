@@ -131,3 +131,14 @@ def test_pipelinekit_retry_from_the_shell(tmp_path, cli):
     status, _, err = cli("retry", execution_id, "S", "--store", store)
     assert status == 2
     assert "it succeeded; there is nothing to retry" in err
+
+
+async def test_a_changed_definition_cannot_be_retried(tmp_path):
+    BROKEN.add("Test.Unit")
+    async with pk.Engine(workdir=tmp_path) as engine:
+        first = await (await engine.start(PIPELINE)).wait()
+        changed = pk.Pipeline(
+            "release", [*PIPELINE.stages[:2], pk.Stage("Deploy", [act("Ship"), act("Notify")])]
+        )
+        with pytest.raises(pk.ExecutionError, match="changed since execution"):
+            await engine.retry_stage(first.execution_id, "Test", pipeline=changed)
