@@ -47,7 +47,7 @@ T = TypeVar("T")
 
 #: The schema this pipelinekit writes. Each entry of ``_MIGRATIONS`` moves a database one version
 #: forward.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -107,10 +107,15 @@ _MIGRATIONS: dict[int, str] = {
             outputs TEXT NOT NULL
         );
     """,
+    # Subjects' states are derived from the events (and cached), one write less per event.
+    5: """
+        DROP TABLE subjects;
+    """,
 }
 
 
 _key = subject_key
+_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - a placeholder time for keys, never shown
 
 
 def _json(value: Any) -> str:  # noqa: ANN401 - details hold plain values
@@ -254,12 +259,9 @@ class SQLiteStore:
         connection.execute("BEGIN IMMEDIATE")
         try:
             rows: list[tuple[Any, ...]] = []
-            subjects: dict[tuple[str, str, str, str], str] = {}
             last: dict[str, int] = {}
             for event in events:
                 self._check(connection, event, last)
-                stage, action, kind = _key(event)
-                subjects[(event.execution_id, stage, action, kind)] = str(event.state)
                 rows.append(
                     (
                         event.execution_id,
@@ -279,12 +281,6 @@ class SQLiteStore:
                         (str(event.state), finished, event.execution_id),
                     )
             connection.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            connection.executemany(
-                "INSERT INTO subjects (execution_id, stage, action, kind, status) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (execution_id, stage, action, kind) "
-                "DO UPDATE SET status = excluded.status",
-                [(*key, value) for key, value in subjects.items()],
-            )
             connection.executemany(
                 "UPDATE executions SET last_sequence = ? WHERE id = ?",
                 [(sequence, execution_id) for execution_id, sequence in last.items()],
@@ -306,13 +302,16 @@ class SQLiteStore:
         cached = self._states.get(execution_id)
         if cached is not None and cached[0] == last_sequence:
             return cached[1]
-        states = {
-            (stage, action, kind): Status(status)
-            for stage, action, kind, status in connection.execute(
-                "SELECT stage, action, kind, status FROM subjects WHERE execution_id = ?",
-                (execution_id,),
-            )
-        }
+        states: dict[tuple[str, str, str], Status] = {}
+        for kind, state, stage, action, detail in connection.execute(
+            "SELECT type, state, stage, action, detail FROM events WHERE execution_id = ? "
+            "ORDER BY sequence",
+            (execution_id,),
+        ):
+            # Only the attempt number is needed from the detail; parse it only if it is there.
+            attempt = json.loads(detail) if "execution_attempt" in detail else {}
+            event = Event(kind, Status(state), "", execution_id, _EPOCH, stage, action, attempt)
+            states[_key(event)] = Status(state)
         self._states[execution_id] = (last_sequence, states)
         return states
 
