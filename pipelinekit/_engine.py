@@ -259,33 +259,16 @@ class Engine:
         recorded. An execution still owned by a live process is refused, naming the owner and
         until when it holds the execution.
         """
-        if self._tasks is None:
-            msg = "the engine is not running: use 'async with pk.Engine(...) as engine:'"
-            raise ExecutionError(msg)
-        events = await self.store.events(execution_id)
-        if not events:
-            msg = f"the store has no execution {execution_id!r}"
-            raise ExecutionError(msg)
-        first = events[0]
-        status = [event for event in events if event.type == "pipeline"][-1].state
+        events, status = await self._recorded(execution_id)
         if status in TERMINAL:
             msg = (
                 f"execution {execution_id} already ended {status}; nothing to resume "
                 "(retry a stage to run parts of it again)"
             )
             raise ExecutionError(msg)
-        pipeline = pipeline if pipeline is not None else _load_recorded(first)
-        if pipeline.name != first.pipeline:
-            msg = f"execution {execution_id} ran pipeline {first.pipeline!r}, not {pipeline.name!r}"
-            raise ExecutionError(msg)
-        _same_definition(pipeline, first, "resume it")
+        pipeline = _pipeline_for(events[0], pipeline, "resume it")
         await self._lease(execution_id)
-        execution = Execution(execution_id, pipeline)
-        self.executions[execution_id] = execution
-        values = {k: str(v) for k, v in dict(first.detail.get("variables") or {}).items()}
-        trigger = {k: first.detail.get(k) for k in ("trigger", "triggered_by", "source")}
-        await self._tasks.start(partial(self._run, execution, values, trigger, recovered=events))
-        return execution
+        return await self._continue(events, pipeline)
 
     async def retry_stage(
         self,
@@ -299,18 +282,10 @@ class Engine:
 
         It is a new attempt of the same execution. ``failed_only`` runs only the actions that
         did not succeed (CodePipeline's ``FAILED_ACTIONS``); otherwise every action of the stage
-        runs again (``ALL_ACTIONS``).
-        Stages after it run as they would have. The earlier attempt stays in the history.
+        runs again (``ALL_ACTIONS``). Stages after it run as they would have. The earlier
+        attempt stays in the history.
         """
-        if self._tasks is None:
-            msg = "the engine is not running: use 'async with pk.Engine(...) as engine:'"
-            raise ExecutionError(msg)
-        events = await self.store.events(execution_id)
-        if not events:
-            msg = f"the store has no execution {execution_id!r}"
-            raise ExecutionError(msg)
-        first = events[0]
-        status = [event for event in events if event.type == "pipeline"][-1].state
+        events, status = await self._recorded(execution_id)
         if status not in {Status.FAILED, Status.STOPPED}:
             if status is Status.SUCCEEDED:
                 why = "it succeeded; there is nothing to retry"
@@ -318,13 +293,12 @@ class Engine:
                 why = f"it is {status}; stop it or wait for it to end first"
             msg = f"cannot retry a stage of execution {execution_id}: {why}"
             raise ExecutionError(msg)
-        pipeline = pipeline if pipeline is not None else _load_recorded(first)
+        pipeline = _pipeline_for(events[0], pipeline, "retry its stages")
         names = [s.name for s in pipeline.stages]
         if stage not in names:
             hint = did_you_mean(stage, names)
             msg = f"pipeline {pipeline.name!r} has no stage {stage!r}{hint}"
             raise ExecutionError(msg)
-        _same_definition(pipeline, first, "retry its stages")
         ended = [e.state for e in events if e.type == "stage" and e.stage == stage]
         if not ended or ended[-1] not in {Status.FAILED, Status.STOPPED}:
             state = ended[-1] if ended else Status.NOT_STARTED
@@ -333,19 +307,31 @@ class Engine:
                 "stopped stage can be retried"
             )
             raise ExecutionError(msg)
-        execution = Execution(execution_id, pipeline)
-        self.executions[execution_id] = execution
+        return await self._continue(events, pipeline, retry=(stage, failed_only))
+
+    async def _recorded(self, execution_id: str) -> tuple[list[Event], Status]:
+        """An execution's events and its status, for continuing it."""
+        if self._tasks is None:
+            msg = "the engine is not running: use 'async with pk.Engine(...) as engine:'"
+            raise ExecutionError(msg)
+        events = await self.store.events(execution_id)
+        if not events:
+            msg = f"the store has no execution {execution_id!r}"
+            raise ExecutionError(msg)
+        return events, [event for event in events if event.type == "pipeline"][-1].state
+
+    async def _continue(
+        self, events: list[Event], pipeline: Pipeline, retry: tuple[str, bool] | None = None
+    ) -> Execution:
+        """Run a recorded execution on from its events (resumed, or a stage retried)."""
+        assert self._tasks is not None  # noqa: S101 - checked by _recorded
+        first = events[0]
+        execution = Execution(first.execution_id, pipeline)
+        self.executions[first.execution_id] = execution
         values = {k: str(v) for k, v in dict(first.detail.get("variables") or {}).items()}
         trigger = {k: first.detail.get(k) for k in ("trigger", "triggered_by", "source")}
         await self._tasks.start(
-            partial(
-                self._run,
-                execution,
-                values,
-                trigger,
-                recovered=events,
-                retry=(stage, failed_only),
-            )
+            partial(self._run, execution, values, trigger, recovered=events, retry=retry)
         )
         return execution
 
@@ -641,6 +627,20 @@ def _load_recorded(first: Event) -> Pipeline:
         raise ExecutionError(msg)
     pipeline, _ = load_pipeline(str(source))
     return pipeline
+
+
+def _pipeline_for(first: Event, pipeline: Pipeline | None, what: str) -> Pipeline:
+    """The pipeline to continue a recorded execution with.
+
+    The one given, or else the one loaded from where the execution recorded it was defined; it
+    must be the same definition.
+    """
+    found = pipeline if pipeline is not None else _load_recorded(first)
+    if found.name != first.pipeline:
+        msg = f"execution {first.execution_id} ran pipeline {first.pipeline!r}, not {found.name!r}"
+        raise ExecutionError(msg)
+    _same_definition(found, first, what)
+    return found
 
 
 def _same_definition(pipeline: Pipeline, first: Event, what: str) -> None:
