@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
+import anyio.lowlevel
 import attrs
 
 from pipelinekit._approvals import Approvals
@@ -101,6 +102,8 @@ class Recorder:
         self._writing = False
         self._written: anyio.Event | None = None
         self._flush_scheduled = False
+        # Stores whose writes cost (a transaction, a thread) ask for bursts to be batched.
+        self._batching = bool(getattr(store, "batches_writes", False))
 
     def number(self) -> int:
         """The sequence number of the next event."""
@@ -110,6 +113,15 @@ class Recorder:
     def emit(self, event: Event) -> None:
         """Queue an event numbered by ``number()``; it is written by the next ``flush``."""
         self._pending.append(event)
+
+    async def _settle(self) -> None:
+        """Let the tasks that are ready run first while they keep emitting, so that a burst of
+        changes (a group of actions ending, the next ones starting) makes one transaction."""
+        for _ in range(8):
+            queued = len(self._pending)
+            await anyio.lowlevel.checkpoint()
+            if len(self._pending) == queued:
+                return
 
     def flush_soon(self, tasks: anyio.abc.TaskGroup) -> None:
         """Have what is queued written by a task of ``tasks``, without waiting for it.
@@ -135,6 +147,8 @@ class Recorder:
                 continue
             self._writing = True
             try:
+                if self._batching:
+                    await self._settle()
                 while self._pending:
                     batch, self._pending = self._pending, []
                     for event in await self.store.record(batch):

@@ -136,6 +136,9 @@ class SQLiteStore:
     raises ``StoreError`` naming the path and the reason, on first use.
     """
 
+    #: Each write is a transaction in a worker thread: the engine batches bursts of changes.
+    batches_writes = True
+
     def __init__(
         self,
         path: str | os.PathLike[str] = ".pipelinekit/state.db",
