@@ -115,8 +115,11 @@ class Recorder:
         self._pending.append(event)
 
     async def _settle(self) -> None:
-        """Let the tasks that are ready run first while they keep emitting, so that a burst of
-        changes (a group of actions ending, the next ones starting) makes one transaction."""
+        """Let the ready tasks run first while they keep emitting.
+
+        A burst of changes (a group of actions ending, the next ones starting) then makes one
+        transaction.
+        """
         for _ in range(8):
             queued = len(self._pending)
             await anyio.lowlevel.checkpoint()
