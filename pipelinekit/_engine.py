@@ -456,6 +456,7 @@ class Engine:
                             await self._heartbeat(execution.id, scheduler)
 
                     async def take_lease() -> None:
+                        await self.store.remember_pipeline(pipeline.shared_plan())
                         await self._lease(execution.id)
                         deliveries.start_soon(beat)
 

@@ -296,3 +296,24 @@ def test_threads_and_processes_write_one_database_without_losing_anything(tmp_pa
             continue
         assert [e.sequence for e in read(store, summary.id)] == list(range(1, 21))
     assert anyio.run(store.integrity_check) == "ok"
+
+
+def test_pipeline_definitions_are_kept_once_per_version(tmp_path):
+    import json  # noqa: PLC0415
+
+    path = tmp_path / "state.db"
+    first = pk.Pipeline("p", [pk.Stage("S", [pk.Action("W", pk.Wait(0))])])
+    second = pk.Pipeline(
+        "p", [pk.Stage("S", [pk.Action("W", pk.Wait(0)), pk.Action("X", pk.Wait(0))])]
+    )
+    for pipeline in (first, first, second):
+        pk.run(pipeline, store=SQLiteStore(path), workdir=tmp_path)
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT count(*) FROM pipelines").fetchone() == (2,)
+    store = SQLiteStore(path)
+    definition = anyio.run(store.pipeline_definition, "p", second.shared_plan().definition_hash())
+    assert json.loads(definition)["stages"][0]["actions"] == ["S.W", "S.X"]
+    memory = pk.MemoryStore()
+    pk.run(first, store=memory, workdir=tmp_path)
+    digest = first.shared_plan().definition_hash()
+    assert json.loads(anyio.run(memory.pipeline_definition, "p", digest))["pipeline"] == "p"

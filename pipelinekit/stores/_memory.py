@@ -13,6 +13,7 @@ from typing import NoReturn
 import attrs
 
 from pipelinekit._cache import CacheEntry
+from pipelinekit._compile import Plan
 from pipelinekit._events import Event
 from pipelinekit._model import Status
 from pipelinekit.exceptions import StoreError
@@ -121,6 +122,7 @@ class MemoryStore:
         self._leases: dict[str, tuple[str, float]] = {}
         self._stops: dict[str, tuple[bool, str]] = {}
         self._cache: dict[str, CacheEntry] = {}
+        self._pipelines: dict[tuple[str, str], Plan] = {}
 
     async def record(self, events: Sequence[Event]) -> list[Event]:
         """Check and append ``events``, all or none; return them."""
@@ -196,6 +198,15 @@ class MemoryStore:
     async def stop_request(self, execution_id: str) -> tuple[bool, str] | None:
         """``(abandon, reason)`` if a stop was requested for ``execution_id``, else ``None``."""
         return self._stops.get(execution_id)
+
+    async def remember_pipeline(self, plan: Plan) -> None:
+        """Keep the definition of a pipeline once per version (its definition hash)."""
+        self._pipelines.setdefault((plan.pipeline.name, plan.definition_hash()), plan)
+
+    async def pipeline_definition(self, name: str, digest: str) -> str | None:
+        """The JSON definition of pipeline ``name`` at version ``digest``, if kept."""
+        plan = self._pipelines.get((name, digest))
+        return plan.to_json() if plan is not None else None
 
     async def cache_get(self, key: str) -> CacheEntry | None:
         """The cached result stored under ``key``, if any."""

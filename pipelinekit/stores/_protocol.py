@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from pipelinekit._cache import CacheEntry
+from pipelinekit._compile import Plan
 from pipelinekit._events import Event
 from pipelinekit.stores._memory import ExecutionSummary
 
@@ -54,6 +55,14 @@ class Store(Protocol):
 
     async def stop_request(self, execution_id: str) -> tuple[bool, str] | None:
         """``(abandon, reason)`` if a stop was requested, else ``None``."""
+        ...
+
+    async def remember_pipeline(self, plan: Plan) -> None:
+        """Keep a pipeline's definition, once per version (its definition hash)."""
+        ...
+
+    async def pipeline_definition(self, name: str, digest: str) -> str | None:
+        """The JSON definition of a pipeline version, if kept."""
         ...
 
     async def cache_get(self, key: str) -> CacheEntry | None:

@@ -30,6 +30,7 @@ import anyio
 import attrs
 
 from pipelinekit._cache import CacheEntry
+from pipelinekit._compile import Plan
 from pipelinekit._events import Event
 from pipelinekit._model import Status
 from pipelinekit.exceptions import StoreError
@@ -47,7 +48,7 @@ T = TypeVar("T")
 
 #: The schema this pipelinekit writes. Each entry of ``_MIGRATIONS`` moves a database one version
 #: forward.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -110,6 +111,14 @@ _MIGRATIONS: dict[int, str] = {
     # Subjects' states are derived from the events (and cached), one write less per event.
     5: """
         DROP TABLE subjects;
+    """,
+    6: """
+        CREATE TABLE pipelines (
+            name TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            definition TEXT NOT NULL,
+            PRIMARY KEY (name, hash)
+        );
     """,
 }
 
@@ -493,6 +502,35 @@ class SQLiteStore:
             ).fetchone()
         )
         return (bool(row[0]), str(row[1])) if row else None
+
+    async def remember_pipeline(self, plan: Plan) -> None:
+        """Keep the definition of a pipeline once per version (its definition hash)."""
+        name, digest = plan.pipeline.name, plan.definition_hash()
+
+        def work(connection: sqlite3.Connection) -> None:
+            known = connection.execute(
+                "SELECT 1 FROM pipelines WHERE name = ? AND hash = ?", (name, digest)
+            ).fetchone()
+            if known:
+                return
+            definition = plan.to_json()  # only for a version not seen before
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute(
+                "INSERT OR IGNORE INTO pipelines (name, hash, definition) VALUES (?, ?, ?)",
+                (name, digest, definition),
+            )
+            connection.execute("COMMIT")
+
+        await self._run(work)
+
+    async def pipeline_definition(self, name: str, digest: str) -> str | None:
+        """The JSON definition of pipeline ``name`` at version ``digest``, if kept."""
+        row = await self._run(
+            lambda connection: connection.execute(
+                "SELECT definition FROM pipelines WHERE name = ? AND hash = ?", (name, digest)
+            ).fetchone()
+        )
+        return str(row[0]) if row else None
 
     async def cache_get(self, key: str) -> CacheEntry | None:
         """The cached result stored under ``key``, if any."""
