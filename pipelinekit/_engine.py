@@ -151,6 +151,8 @@ class Engine:
         self.executor = executor if executor is not None else LocalExecutor()
         # Absolute, because commands run in their own work folders and get paths from it.
         self.workdir = (Path(workdir) if workdir is not None else default_workdir()).absolute()
+        # The default store lives in the working folder, which entering the engine then makes.
+        self._default_store = store is None
         self.store: Store = store if store is not None else SQLiteStore(self.workdir / "state.db")
         # Built when first needed: discovering plugins reads every installed package's metadata.
         self._registry = registry
@@ -176,8 +178,9 @@ class Engine:
         return self._registry
 
     async def __aenter__(self) -> Self:
-        """Open the engine's task group (and make the working folder)."""
-        await anyio.to_thread.run_sync(partial(self.workdir.mkdir, parents=True, exist_ok=True))
+        """Open the engine's task group (and make the working folder of the default store)."""
+        if self._default_store:
+            await anyio.to_thread.run_sync(partial(self.workdir.mkdir, parents=True, exist_ok=True))
         self._tasks = anyio.create_task_group()
         await self._tasks.__aenter__()
         return self

@@ -337,3 +337,9 @@ async def test_an_approval_times_out_in_virtual_time(tmp_path):
     action = result.actions["Approve.Prod"]
     assert action.error == "approval timed out after 4:00:00"
     assert action.duration == timedelta(hours=4)
+
+
+def test_a_fake_run_touches_no_disk(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    FakeExecutor({"Build.Compile": succeed(outputs={"dist": {"a": "b"}})}).run(PIPELINE)
+    assert list(tmp_path.iterdir()) == []
