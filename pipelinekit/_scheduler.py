@@ -104,6 +104,8 @@ class Recorder:
         self._flush_scheduled = False
         # Stores whose writes cost (a transaction, a thread) ask for bursts to be batched.
         self._batching = bool(getattr(store, "batches_writes", False))
+        #: Whether what the store keeps survives the process (then starts are written first).
+        self.durable = bool(getattr(store, "durable", True))
 
     def number(self) -> int:
         """The sequence number of the next event."""
@@ -651,7 +653,7 @@ class Scheduler:
             return False
         return False  # pragma: no cover - the loop always returns
 
-    async def _attempt(  # noqa: PLR0915 - one attempt's whole life, in order
+    async def _attempt(  # noqa: PLR0912, PLR0915 - one attempt's whole life, in order
         self, state: _ActionState, number: int, previous: str | None
     ) -> BaseException | None:
         action = state.action
@@ -665,8 +667,15 @@ class Scheduler:
         self.emit(
             "action", Status.IN_PROGRESS, stage=state.stage, action=action.name, detail=detail
         )
-        if not self.virtual:
-            await self.recorder.flush()
+        if self.virtual:
+            pass  # nothing real runs: the start is written with whatever comes next
+        elif self.recorder.durable:
+            await self.recorder.flush()  # on record before the provider runs: crash-safe
+        else:
+            # A store that forgets everything with the process gains nothing from waiting;
+            # the start is still written (and announced) at once, by a background flush.
+            assert self._tasks is not None  # noqa: S101 - actions run inside run()
+            self.recorder.flush_soon(self._tasks)
         log_file = self.log_files(
             self.logs,
             f"{state.node}.log",

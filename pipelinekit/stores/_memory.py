@@ -114,6 +114,9 @@ def refuse_gap(event: Event, expected: int) -> NoReturn:
 class MemoryStore:
     """Keeps events in memory; nothing survives the process."""
 
+    #: Nothing survives the process, so the engine need not wait for a write to go on.
+    durable = False
+
     def __init__(self) -> None:
         """An empty store."""
         self._events: dict[str, list[Event]] = {}

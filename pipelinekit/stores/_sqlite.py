@@ -127,8 +127,11 @@ _key = subject_key
 _EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - a placeholder time for keys, never shown
 
 
+_encode = json.JSONEncoder(default=str, separators=(",", ":")).encode
+
+
 def _json(value: Any) -> str:  # noqa: ANN401 - details hold plain values
-    return json.dumps(value, default=str, separators=(",", ":"))
+    return _encode(value)
 
 
 @attrs.define
