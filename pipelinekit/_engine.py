@@ -310,7 +310,32 @@ class Engine:
                 "stopped stage can be retried"
             )
             raise ExecutionError(msg)
+        await self._refuse_if_not_latest(events[0], stage)
         return await self._continue(events, pipeline, retry=(stage, failed_only))
+
+    async def _refuse_if_not_latest(self, first: Event, stage: str) -> None:
+        """Refuse a retry once a later execution failed in the same stage.
+
+        CodePipeline's rule: retrying the older failure would undo the newer state.
+        """
+        newer: list[ExecutionSummary] = []
+        offset = 0
+        while True:
+            page = await self.store.executions(first.pipeline, limit=50, offset=offset)
+            newer.extend(s for s in page if s.started_at > first.time)
+            if len(page) < 50 or page[-1].started_at <= first.time:  # noqa: PLR2004 - the page size
+                break
+            offset += 50
+        for summary in newer:
+            later = await self.store.events(summary.id)
+            if any(
+                e.type == "stage" and e.stage == stage and e.state is Status.FAILED for e in later
+            ):
+                msg = (
+                    f"cannot retry stage {stage!r} of execution {first.execution_id}: a later "
+                    f"execution ({summary.id}) failed in it since; retry that one instead"
+                )
+                raise ExecutionError(msg)
 
     async def _recorded(self, execution_id: str) -> tuple[list[Event], Status]:
         """An execution's events and its status, for continuing it."""

@@ -142,3 +142,19 @@ async def test_a_changed_definition_cannot_be_retried(tmp_path):
         )
         with pytest.raises(pk.ExecutionError, match="changed since execution"):
             await engine.retry_stage(first.execution_id, "Test", pipeline=changed)
+
+
+async def test_only_the_latest_failure_in_a_stage_can_be_retried(tmp_path):
+    BROKEN.add("Test.Unit")
+    async with pk.Engine(workdir=tmp_path) as engine:
+        older = await (await engine.start(PIPELINE)).wait()
+        newer = await (await engine.start(PIPELINE)).wait()
+        with pytest.raises(
+            pk.ExecutionError, match=f"a later execution \\({newer.execution_id}\\)"
+        ):
+            await engine.retry_stage(older.execution_id, "Test", pipeline=PIPELINE)
+        BROKEN.clear()
+        retried = await (
+            await engine.retry_stage(newer.execution_id, "Test", pipeline=PIPELINE)
+        ).wait()
+    assert retried.succeeded
