@@ -21,11 +21,11 @@ import anyio
 import attrs
 import structlog
 
+from pipelinekit._clock import SystemClock
 from pipelinekit._context import ActionContext, LogFile
 from pipelinekit._engine import Engine
 from pipelinekit._model import Action, Stage, Status
 from pipelinekit._pipeline import Pipeline
-from pipelinekit._scheduler import SystemClock
 from pipelinekit._secrets import Masker
 from pipelinekit.exceptions import ActionFailed
 

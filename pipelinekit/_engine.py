@@ -26,13 +26,15 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from pipelinekit._approvals import Approvals
+from pipelinekit._clock import Clock, SystemClock
 from pipelinekit._events import Event
 from pipelinekit._loader import load_pipeline
 from pipelinekit._model import Status
 from pipelinekit._names import did_you_mean
 from pipelinekit._pipeline import Pipeline
+from pipelinekit._recorder import Recorder
 from pipelinekit._results import HookError, RunResult
-from pipelinekit._scheduler import Clock, Recorder, Scheduler, SystemClock, default_workdir
+from pipelinekit._scheduler import Scheduler, default_workdir
 from pipelinekit._secrets import Masker
 from pipelinekit.exceptions import ExecutionError
 from pipelinekit.executors import LocalExecutor
