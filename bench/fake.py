@@ -12,14 +12,12 @@ actions under 1 s.
 from __future__ import annotations
 
 import argparse
-import gc
 import math
-import time
 from collections.abc import Callable
 from datetime import timedelta
 
 import anyio
-from scheduler import baseline
+from scheduler import baseline, timed
 
 import pipelinekit as pk
 from pipelinekit.testing import FakeExecutor, succeed
@@ -39,13 +37,7 @@ def layered(size: int) -> pk.Pipeline:
 
 def best(repeat: int, fn: Callable[[], object]) -> float:
     """The shortest of ``repeat`` timings, in seconds."""
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return min(timed(fn) for _ in range(repeat))
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ from types import MappingProxyType
 from typing import Any
 
 import anyio
-import structlog
 
 from pipelinekit._approvals import Approvals
 from pipelinekit._model import Status
@@ -71,27 +70,28 @@ class LogFile:
         self._queued.append(self._masker.mask(line))
 
     async def write(self, lines: Sequence[str]) -> None:
-        """Append ``lines`` (after anything queued) to the file."""
+        """Append ``lines`` (after anything queued), masked, with the header before the first."""
         batch = self._queued
         self._queued = []
         batch.extend(self._masker.mask(line) for line in lines)
-        if batch:
-            self._take_header(batch)
-            if self._lock is None:
-                self._lock = anyio.Lock()
-            async with self._lock:
-                await anyio.to_thread.run_sync(self._append, batch)
-            self.written = True
+        if not batch:
+            return
+        header = self._header
+        if header is not None:
+            batch.insert(0, header() if callable(header) else header)
+            self._header = None
+        await self._keep(batch)
 
     async def flush(self) -> None:
         """Write whatever is queued."""
         await self.write(())
 
-    def _take_header(self, batch: list[str]) -> None:
-        header = self._header
-        if header is not None:
-            batch.insert(0, header() if callable(header) else header)
-            self._header = None
+    async def _keep(self, batch: list[str]) -> None:
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        async with self._lock:
+            await anyio.to_thread.run_sync(self._append, batch)
+        self.written = True
 
     def _append(self, lines: list[str]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,24 +102,12 @@ class LogFile:
 class MemoryLogFile(LogFile):
     """A log kept in memory (``lines``), for runs that must not touch the disk."""
 
-    def __init__(
-        self,
-        directory: Path,
-        name: str,
-        masker: Masker,
-        header: str | Callable[[], str] | None = None,
-    ) -> None:
-        """Like ``LogFile``; nothing is ever written to ``path``."""
-        super().__init__(directory, name, masker, header)
-        self.lines: list[str] = []
+    lines: list[str]
 
-    async def write(self, lines: Sequence[str]) -> None:
-        """Keep ``lines`` (after anything queued)."""
-        batch = self._queued
-        self._queued = []
-        batch.extend(self._masker.mask(line) for line in lines)
-        if batch:
-            self._take_header(batch)
+    async def _keep(self, batch: list[str]) -> None:
+        # Nothing is ever written to ``path``; the lines stay here.
+        if not hasattr(self, "lines"):
+            self.lines = []
         self.lines.extend(batch)
 
 
@@ -243,6 +231,10 @@ class ActionContext:
     def log(self) -> ActionLog:
         """A structlog-style logger bound to this action; it also writes the log file."""
         if self._log is None:
+            # Imported here: structlog costs a tenth of a second at import, and many actions
+            # never log.
+            import structlog  # noqa: PLC0415
+
             logger = structlog.get_logger("pipelinekit").bind(
                 pipeline=self.pipeline,
                 execution_id=self.execution_id,

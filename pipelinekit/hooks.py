@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-import structlog
-
 from pipelinekit._events import Event
 
 __all__ = ["Hook", "LogHook"]
@@ -36,7 +34,11 @@ class LogHook:
 
     def __init__(self, logger: Any = None, *, level: str = "info") -> None:  # noqa: ANN401 - any structlog logger
         """Log through ``logger`` at ``level``."""
-        self._logger = logger if logger is not None else structlog.get_logger("pipelinekit")
+        if logger is None:
+            import structlog  # noqa: PLC0415 - only this hook needs it at once; keep imports light
+
+            logger = structlog.get_logger("pipelinekit")
+        self._logger = logger
         self._level = level
 
     async def on_event(self, event: Event) -> None:

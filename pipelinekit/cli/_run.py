@@ -16,7 +16,6 @@ import structlog
 from pipelinekit._engine import Engine, Execution
 from pipelinekit._pipeline import Pipeline
 from pipelinekit._results import RunResult
-from pipelinekit.exceptions import ExecutionError
 from pipelinekit.executors import LocalExecutor
 from pipelinekit.stores import SQLiteStore
 
@@ -191,12 +190,8 @@ def resume_execution(
             return view, result
 
     try:
+        # The engine hands back errors of its body unwrapped (see Engine.__aexit__).
         view, result = anyio.run(main)
-    except BaseExceptionGroup as group:
-        errors = group.subgroup(ExecutionError)
-        if errors is not None:
-            raise errors.exceptions[0] from None
-        raise
     finally:
         store.close()
     view.finish(result, interrupted=False)

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, ClassVar
 
 import anyio
 import attrs
-import httpx
 
 from pipelinekit._frozendict import FrozenDict, to_frozendict, to_tuple
 from pipelinekit._model import ActionTypeId, Category, Owner, to_duration
@@ -57,6 +56,8 @@ class HttpRequest:
 
     async def run(self, ctx: ActionContext) -> None:
         """Send the request and record the answer."""
+        import httpx  # noqa: PLC0415 - only pipelines that call HTTP pay for importing it
+
         timeout = self.request_timeout.total_seconds()
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
             try:
