@@ -93,7 +93,11 @@ class Recorder:
                     await self._settle()
                 while self._pending:
                     batch, self._pending = self._pending, []
-                    for event in await self.store.record(batch):
+                    # Once taken, a batch is written whatever happens to the caller: a stop
+                    # that cancelled the write half way would leave a gap in the record.
+                    with anyio.CancelScope(shield=True):
+                        recorded = await self.store.record(batch)
+                    for event in recorded:
                         self._announce(event)
                     self._recorded = batch[-1].sequence
             finally:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import attrs
 
 from pipelinekit._approvals import Approvals
@@ -264,8 +265,7 @@ class Scheduler:
                 self._tasks = tasks
                 # The roots first, all of them: starting a recovered one changes the counts.
                 roots = [node for node, count in self.remaining.items() if count == 0]
-                for node in roots:
-                    self._start(node)
+                await self._launch(self._runnable(roots))
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 self.result = await self._finish(stopped=True)
@@ -419,24 +419,71 @@ class Scheduler:
         elif event.state is Status.FAILED:
             self.stages[state.stage].failed = True
 
-    def _start(self, node: str) -> None:
-        assert self._tasks is not None  # noqa: S101 - set before any node starts
+    def _runnable(self, nodes: list[str]) -> list[str]:
+        """Of ``nodes`` (whose predecessors are done), the actions to start now.
+
+        Recovered successes pass straight through to what they make ready.
+        """
         # A worklist, not recursion: a resumed run may pass through thousands of actions that
         # had already succeeded.
-        waiting = [node]
+        runnable: list[str] = []
+        waiting = list(reversed(nodes))
         while waiting:
             current = waiting.pop()
             status = self.actions[current].status
             if status is Status.SUCCEEDED:  # recovered: done before the crash
                 waiting.extend(self._made_ready(current))
             elif status is not Status.FAILED and not self.stopping:  # failures stay failed
-                self._tasks.start_soon(
-                    self._run_action, current, name=f"pipelinekit action {current}"
-                )
+                runnable.append(current)
+        return runnable
 
-    def _complete(self, node: str) -> None:
-        for ready in self._made_ready(node):
-            self._start(ready)
+    async def _launch(self, nodes: list[str]) -> None:
+        """Start the actions ``nodes``, one task each.
+
+        Their first attempts open here, together, so that with a durable store all their
+        starts go on record in one transaction before any of them runs, instead of each task
+        waiting for the write on its own (for a stage of 30 actions, one wake-up instead of
+        30). With a concurrency limit an attempt opens only once the limiter lets it run.
+        """
+        assert self._tasks is not None  # noqa: S101 - set before any node starts
+        opened: list[datetime | None] = []
+        for node in nodes:
+            state = self.actions[node]
+            self._enter_stage(state)
+            if self.limiter is None:
+                opened.append(self._open_attempt(state, len(state.attempts) + 1, None))
+            else:
+                opened.append(None)
+        if nodes and self.limiter is None:
+            try:
+                await self._record_starts()
+                # A stop that came during the write must keep them from running; an action
+                # that never awaits would otherwise run to its end before noticing.
+                await anyio.lowlevel.checkpoint_if_cancelled()
+            except anyio.get_cancelled_exc_class():
+                # Stopped before they ran: on record as started, so they end Abandoned.
+                for node, started in zip(nodes, opened, strict=True):
+                    state = self.actions[node]
+                    self.stages[state.stage].running -= 1
+                    assert started is not None  # noqa: S101 - opened above
+                    self._abandoned(state, len(state.attempts) + 1, started)
+                raise
+        for node, started in zip(nodes, opened, strict=True):
+            self._tasks.start_soon(
+                self._run_action, node, started, name=f"pipelinekit action {node}"
+            )
+
+    async def _record_starts(self) -> None:
+        """Put the attempts just opened on record, as the store requires, before they run."""
+        if self.virtual:
+            pass  # nothing real runs: the starts are written with whatever comes next
+        elif self.recorder.durable:
+            await self.recorder.flush()  # on record before the providers run: crash-safe
+        else:
+            # A store that forgets everything with the process gains nothing from waiting;
+            # the starts are still written (and announced) at once, by a background flush.
+            assert self._tasks is not None  # noqa: S101 - actions run inside run()
+            self.recorder.flush_soon(self._tasks)
 
     def _made_ready(self, node: str) -> list[str]:
         """The actions that can start now that ``node`` succeeded (gates pass on the spot)."""
@@ -463,34 +510,40 @@ class Scheduler:
                 stage.finished_at = self.clock.now()
                 self.emit("stage", Status.SUCCEEDED, stage=stage_name)
 
-    async def _run_action(self, node: str) -> None:
-        state = self.actions[node]
+    def _enter_stage(self, state: _ActionState) -> None:
         stage = self.stages[state.stage]
         if stage.started_at is None:
             stage.started_at = self.clock.now()
             stage.status = Status.IN_PROGRESS
             self.emit("stage", Status.IN_PROGRESS, stage=stage.name)
         stage.running += 1
+
+    async def _run_action(self, node: str, opened: datetime | None) -> None:
+        """Run the action ``node`` (its stage entered; its first attempt opened at ``opened``)."""
+        state = self.actions[node]
+        stage = self.stages[state.stage]
         try:
-            succeeded = await self._attempts(state)
+            succeeded = await self._attempts(state, opened)
         except anyio.get_cancelled_exc_class():
             stage.running -= 1
             raise
         stage.running -= 1
-        if succeeded:
-            self._complete(node)
-        else:
+        ready = self._runnable(self._made_ready(node)) if succeeded else []
+        if not succeeded:
             stage.failed = True
         if stage.failed and stage.running == 0 and stage.status is Status.IN_PROGRESS:
             stage.status = Status.FAILED
             stage.finished_at = self.clock.now()
             self.emit("stage", Status.FAILED, stage=stage.name)
-        # Not awaited: the actions this one made ready write these events together with their
-        # own start, in one transaction; a background flush announces them meanwhile.
-        assert self._tasks is not None  # noqa: S101 - set before any action runs
-        self.recorder.flush_soon(self._tasks)
+        if ready:
+            # This action's end goes on record with the starts of those it made ready.
+            await self._launch(ready)
+        else:
+            # Not awaited: a background flush writes and announces this action's end.
+            assert self._tasks is not None  # noqa: S101 - set before any action runs
+            self.recorder.flush_soon(self._tasks)
 
-    async def _attempts(self, state: _ActionState) -> bool:
+    async def _attempts(self, state: _ActionState, opened: datetime | None) -> bool:
         action = state.action
         retry = action.retry
         attempts = retry.attempts if retry else 1
@@ -500,10 +553,11 @@ class Scheduler:
         last = first + attempts - 1
         for number in range(first, last + 1):
             if self.limiter is None:
-                error = await self._attempt(state, number, previous)
+                error = await self._attempt(state, number, previous, opened)
             else:
                 async with self.limiter:
-                    error = await self._attempt(state, number, previous)
+                    error = await self._attempt(state, number, previous, opened)
+            opened = None  # later attempts open themselves
             if error is None:
                 return True
             previous = _describe(error)
@@ -535,10 +589,8 @@ class Scheduler:
             return False
         return False  # pragma: no cover - the loop always returns
 
-    async def _attempt(  # noqa: PLR0912, PLR0915 - one attempt's whole life, in order
-        self, state: _ActionState, number: int, previous: str | None
-    ) -> BaseException | None:
-        action = state.action
+    def _open_attempt(self, state: _ActionState, number: int, previous: str | None) -> datetime:
+        """Mark attempt ``number`` of an action started (an event); return when it started."""
         started = self.clock.now()
         state.status = Status.IN_PROGRESS
         if state.started_at is None:
@@ -547,17 +599,37 @@ class Scheduler:
         if previous is not None:
             detail["previous_error"] = previous
         self.emit(
-            "action", Status.IN_PROGRESS, stage=state.stage, action=action.name, detail=detail
+            "action", Status.IN_PROGRESS, stage=state.stage, action=state.action.name, detail=detail
         )
-        if self.virtual:
-            pass  # nothing real runs: the start is written with whatever comes next
-        elif self.recorder.durable:
-            await self.recorder.flush()  # on record before the provider runs: crash-safe
+        return started
+
+    def _abandoned(self, state: _ActionState, number: int, started: datetime) -> None:
+        """End attempt ``number`` (and so the action) ``Abandoned``: the execution stopped."""
+        finished = self.clock.now()
+        state.attempts.append(Attempt(number, Status.ABANDONED, started, finished, "cancelled"))
+        state.status = Status.ABANDONED
+        state.finished_at = finished
+        state.error = (
+            "abandoned: the execution was stopped"
+            if self.abandoning
+            else "abandoned: the execution was cancelled"
+        )
+        self.emit("action", Status.ABANDONED, stage=state.stage, action=state.action.name)
+
+    async def _attempt(
+        self, state: _ActionState, number: int, previous: str | None, opened: datetime | None
+    ) -> BaseException | None:
+        """Run attempt ``number``; return its error (``None`` when it succeeded).
+
+        ``opened`` is when the attempt was opened (and put on record) by ``_launch``; ``None``
+        opens it here.
+        """
+        action = state.action
+        if opened is None:
+            started = self._open_attempt(state, number, previous)
+            await self._record_starts()
         else:
-            # A store that forgets everything with the process gains nothing from waiting;
-            # the start is still written (and announced) at once, by a background flush.
-            assert self._tasks is not None  # noqa: S101 - actions run inside run()
-            self.recorder.flush_soon(self._tasks)
+            started = opened
         log_file = self.log_files(
             self.logs,
             f"{state.node}.log",
@@ -583,19 +655,8 @@ class Scheduler:
                     error = ActionTimeout(f"timed out after {_human(action.timeout)}")
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
-                finished = self.clock.now()
-                state.attempts.append(
-                    Attempt(number, Status.ABANDONED, started, finished, "cancelled")
-                )
-                state.status = Status.ABANDONED
-                state.finished_at = finished
-                state.error = (
-                    "abandoned: the execution was stopped"
-                    if self.abandoning
-                    else "abandoned: the execution was cancelled"
-                )
                 await self._close_log(state, log_file)
-                self.emit("action", Status.ABANDONED, stage=state.stage, action=action.name)
+                self._abandoned(state, number, started)
             raise
         except StoreError:
             raise  # the run cannot go on without its record; never an action's failure
@@ -764,6 +825,12 @@ class Scheduler:
     # -- the end -------------------------------------------------------------------------------
 
     async def _finish(self, *, stopped: bool) -> RunResult:
+        # An action on record as started whose task was cancelled before it ran anything.
+        for state in self.actions.values():
+            if state.status in {Status.IN_PROGRESS, Status.WAITING_FOR_APPROVAL}:
+                self._abandoned(
+                    state, len(state.attempts) + 1, state.started_at or self.clock.now()
+                )
         now = self.clock.now()
         for stage in self.stages.values():
             if stage.status is Status.IN_PROGRESS:

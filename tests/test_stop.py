@@ -128,3 +128,53 @@ def test_pipelinekit_stop_from_the_shell(tmp_path, cli):
     status, _, err = cli("stop", execution_id, "--store", store)
     assert status == 2
     assert "already ended Stopped" in err
+
+
+class _HeldStore(pk.MemoryStore):
+    """A durable store that holds the write of stage T's starts until told to go on."""
+
+    durable = True
+    batches_writes = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = anyio.Event()
+        self.go_on = anyio.Event()
+
+    async def record(self, events):
+        if any(e.type == "action" and e.stage == "T" for e in events):
+            self.writing.set()
+            await self.go_on.wait()
+        return await super().record(events)
+
+
+async def test_abandon_while_starts_are_written_abandons_actions_that_never_ran(tmp_path):
+    ran: list[str] = []
+
+    async def work(ctx):
+        ran.append(ctx.action)
+
+    store = _HeldStore()
+    p = pk.Pipeline(
+        "p",
+        [
+            pk.Stage("S", [pk.Action("A", pk.python(work))]),
+            pk.Stage("T", [pk.Action("B", pk.python(work)), pk.Action("C", pk.python(work))]),
+        ],
+    )
+    async with pk.Engine(store=store, workdir=tmp_path) as engine:
+        execution = await engine.start(p)
+        await store.writing.wait()
+        # The starts of B and C are being written: the stop lands in the middle of the write.
+        await engine.stop(execution.id, abandon=True)
+        store.go_on.set()
+        with anyio.fail_after(10):
+            result = await execution.wait()
+        events = await store.events(execution.id)
+    assert ran == ["A"]
+    for name in ("T.B", "T.C"):
+        assert result.actions[name].status is pk.Status.ABANDONED
+        states = [e.state for e in events if e.node == name]
+        assert states == [pk.Status.IN_PROGRESS, pk.Status.ABANDONED]
+    assert result.status is pk.Status.STOPPED
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
