@@ -3,6 +3,7 @@ hypothesis state machine), concurrent writers, and history through the engine an
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import sqlite3
 import stat
@@ -11,13 +12,13 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import pipelinekit as pk
 from pipelinekit.stores import SQLiteStore
-from pipelinekit.stores._sqlite import SCHEMA_VERSION
+from pipelinekit.stores._sqlite import SCHEMA_VERSION, _json
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -317,3 +318,16 @@ def test_pipeline_definitions_are_kept_once_per_version(tmp_path):
     pk.run(first, store=memory, workdir=tmp_path)
     digest = first.shared_plan().definition_hash()
     assert json.loads(anyio.run(memory.pipeline_definition, "p", digest))["pipeline"] == "p"
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.text(), _json_values, max_size=4))
+def test_event_details_are_encoded_as_json_dumps_would(detail):
+    # The store encodes details with a C encoder built once; it must write what json.dumps does.
+    assert _json(detail) == json.dumps(detail, default=str, separators=(",", ":"))
