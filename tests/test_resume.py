@@ -10,9 +10,11 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
+import attrs
 import pytest
 
 import pipelinekit as pk
@@ -171,6 +173,16 @@ def test_an_older_database_migrates_forward(tmp_path):
 
     connection.executescript(_MIGRATIONS[1])
     connection.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    # An execution written by that version, which kept a copy of its last sequence number.
+    connection.execute(
+        "INSERT INTO executions (id, pipeline, status, started_at, last_sequence) "
+        "VALUES ('old', 'p', 'InProgress', '2026-01-01T00:00:00+00:00', 2)"
+    )
+    connection.executemany(
+        "INSERT INTO events VALUES ('old', ?, ?, 'InProgress', ?, NULL, "
+        "'2026-01-01T00:00:00+00:00', '{}')",
+        [(1, "pipeline", None), (2, "stage", "S")],
+    )
     connection.commit()
     connection.close()
     result = pk.run(
@@ -183,3 +195,10 @@ def test_an_older_database_migrates_forward(tmp_path):
         assert connection.execute("SELECT value FROM meta").fetchone() == (str(SCHEMA_VERSION),)
         assert connection.execute("SELECT count(*) FROM leases").fetchone() == (0,)
         assert connection.execute("SELECT count(*) FROM stop_requests").fetchone() == (0,)
+    store = pk.SQLiteStore(path)
+    assert [e.sequence for e in anyio.run(store.events, "old")] == [1, 2]
+    later = pk.Event("stage", pk.Status.SUCCEEDED, "p", "old", datetime.now(UTC), "S", sequence=3)
+    with pytest.raises(pk.StoreError, match="expects event number 3"):
+        anyio.run(store.record, [attrs.evolve(later, sequence=4)])
+    anyio.run(store.record, [later])
+    assert [e.sequence for e in anyio.run(store.events, "old")] == [1, 2, 3]

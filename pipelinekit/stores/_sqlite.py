@@ -49,7 +49,7 @@ T = TypeVar("T")
 
 #: The schema this pipelinekit writes. Each entry of ``_MIGRATIONS`` moves a database one version
 #: forward.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -121,7 +121,16 @@ _MIGRATIONS: dict[int, str] = {
             PRIMARY KEY (name, hash)
         );
     """,
+    # An execution's last sequence number is read from its events (the primary key's index):
+    # updating a copy of it made every write dirty one more page.
+    7: """
+        ALTER TABLE executions DROP COLUMN last_sequence;
+    """,
 }
+
+#: Steps that need a newer SQLite than some systems have. Without it the step is skipped; what
+#: it would drop is then left in place, unused.
+_NEEDS_SQLITE = {7: (3, 35, 0)}
 
 
 _key = subject_key
@@ -266,6 +275,8 @@ class SQLiteStore:
                 )
                 raise self._fail(msg)  # noqa: TRY301 - inside the transaction it rolls back
             for step in range(version + 1, SCHEMA_VERSION + 1):
+                if sqlite3.sqlite_version_info < _NEEDS_SQLITE.get(step, (0,)):
+                    continue
                 for statement in _MIGRATIONS[step].split(";"):
                     if statement.strip():
                         connection.execute(statement)
@@ -353,10 +364,6 @@ class SQLiteStore:
             if execution_id:
                 self._states[execution_id] = (last[execution_id], states)
             connection.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            connection.executemany(
-                "UPDATE executions SET last_sequence = ? WHERE id = ?",
-                [(sequence, execution_id) for execution_id, sequence in last.items()],
-            )
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
@@ -393,9 +400,9 @@ class SQLiteStore:
         The execution is created by its first event, which must be the pipeline's start.
         """
         row = connection.execute(
-            "SELECT last_sequence FROM executions WHERE id = ?", (event.execution_id,)
+            "SELECT max(sequence) FROM events WHERE execution_id = ?", (event.execution_id,)
         ).fetchone()
-        if row is not None:
+        if row[0] is not None:
             return int(row[0])
         if not (event.type == "pipeline" and event.state is Status.IN_PROGRESS):
             refuse_gap(event, 1)
