@@ -85,6 +85,21 @@ def test_events_survive_reopening(tmp_path):
     ]
 
 
+def test_a_large_batch_is_written_whole_and_in_order(tmp_path):
+    # Batches go to SQLite as INSERTs of up to 100 rows: 250 events take three.
+    store = SQLiteStore(tmp_path / "state.db")
+    written = [event("e1", 1)] + [
+        event("e1", n, "action", stage="S", action=f"A{n}", n=n) for n in range(2, 251)
+    ]
+    record(store, *written)
+    assert read(store, "e1") == written
+    # A bad event at the end of a batch (a gap) and none of the batch is kept.
+    late = [event("e1", n, "action", stage="S", action=f"B{n}") for n in range(251, 451)]
+    with pytest.raises(pk.StoreError, match="expects event number 451"):
+        record(store, *late, event("e1", 452, "action", stage="S", action="C"))
+    assert read(store, "e1") == written
+
+
 def test_a_newer_schema_is_refused(tmp_path):
     path = tmp_path / "state.db"
     record(SQLiteStore(path), event("e1", 1))

@@ -73,12 +73,14 @@ def subject_key(event: Event) -> tuple[str, str, str]:
     """
     attempt = event.detail.get("execution_attempt", 1)
     suffix = f"#{attempt}" if attempt != 1 else ""
-    if event.type == "pipeline":
+    kind = event.type
+    if kind == "action":  # most events: tested first
+        return (event.stage or "", event.action or "", suffix)
+    if kind == "pipeline":
         return ("", "", suffix)
-    if event.type == "stage":
+    if kind == "stage":
         return (event.stage or "", "", suffix)
-    kind = "approval" if event.type == "approval" else ""
-    return (event.stage or "", event.action or "", kind + suffix)
+    return (event.stage or "", event.action or "", "approval" + suffix)
 
 
 def subject(event: Event) -> Subject:
