@@ -475,13 +475,12 @@ class Scheduler:
 
     async def _record_starts(self) -> None:
         """Put the attempts just opened on record, as the store requires, before they run."""
-        if self.virtual:
-            pass  # nothing real runs: the starts are written with whatever comes next
-        elif self.recorder.durable:
+        if self.recorder.durable and not self.virtual:
             await self.recorder.flush()  # on record before the providers run: crash-safe
         else:
-            # A store that forgets everything with the process gains nothing from waiting;
-            # the starts are still written (and announced) at once, by a background flush.
+            # Nothing real runs (the fake), or the store forgets everything with the process:
+            # no crash can make the record matter, so nothing waits for it. The starts are
+            # still written (and announced) at once, by a background flush.
             assert self._tasks is not None  # noqa: S101 - actions run inside run()
             self.recorder.flush_soon(self._tasks)
 

@@ -248,6 +248,25 @@ def test_recording_hook_keeps_every_notification():
     assert hook.states("Approve") == [pk.Status.IN_PROGRESS, pk.Status.SUCCEEDED]
 
 
+def test_hooks_hear_of_each_change_as_the_run_goes_not_at_its_end():
+    hook = RecordingHook()
+    heard: list[str] = []
+
+    def third(ctx):
+        # B took a virtual minute: by now what happened before it has been announced.
+        heard.extend(f"{e.node or e.stage} {e.state}" for e in hook.events)
+        return succeed()
+
+    chain = pk.Pipeline(
+        "chain",
+        [pk.Stage(name, [pk.Action(name.lower(), pk.Wait(0))]) for name in ("A", "B", "C")],
+    )
+    fake = FakeExecutor({"B.b": succeed(after=timedelta(minutes=1)), "C.c": third}, hooks=[hook])
+    assert fake.run(chain).succeeded
+    assert "A.a Succeeded" in heard
+    assert "B.b InProgress" in heard
+
+
 async def test_arun_inside_an_event_loop():
     fake = FakeExecutor({"Test.Unit": succeed(after=timedelta(days=1))})
     result = await fake.arun(PIPELINE)
