@@ -229,7 +229,14 @@ class Engine:
         values = resolve_run_variables(pipeline, variables or {})
         execution = Execution(str(uuid.uuid4()), pipeline)
         self.executions[execution.id] = execution
-        trigger_detail = {"trigger": trigger, "triggered_by": triggered_by}
+        trigger_detail: dict[str, Any] = {"trigger": trigger, "triggered_by": triggered_by}
+        given = sorted(
+            v.name for v in pipeline.variables if v.secret and v.name in (variables or {})
+        )
+        if given:
+            # Their names only: the store never keeps a secret, so a resume must be given them
+            # again, and must know which ones were not simply their defaults.
+            trigger_detail["secrets_given"] = given
         if source is not None:
             # Where the pipeline is defined (FILE:NAME), so a resume can load it again.
             trigger_detail["source"] = source
@@ -255,7 +262,13 @@ class Engine:
             execution_id, action, approved=False, by=by, summary=summary, now=self.clock.now()
         )
 
-    async def resume(self, execution_id: str, *, pipeline: Pipeline | None = None) -> Execution:
+    async def resume(
+        self,
+        execution_id: str,
+        *,
+        pipeline: Pipeline | None = None,
+        variables: Mapping[str, str] | None = None,
+    ) -> Execution:
         """Take up an execution its process left unfinished (a crash, a kill, a reboot).
 
         What succeeded is not run again; an action that was running is run again if its
@@ -263,6 +276,10 @@ class Engine:
         Without ``pipeline`` the engine loads it from the file it was run from, if that was
         recorded. An execution still owned by a live process is refused, naming the owner and
         until when it holds the execution.
+
+        The execution keeps the variables it started with, except secret ones: the store never
+        keeps their values, so those given when the execution started must be given again in
+        ``variables`` (the others take their defaults again).
         """
         events, status = await self._recorded(execution_id)
         if status in TERMINAL:
@@ -272,8 +289,9 @@ class Engine:
             )
             raise ExecutionError(msg)
         pipeline = _pipeline_for(events[0], pipeline, "resume it")
+        values = variables_again(events[0], pipeline, variables or {})
         await self._lease(execution_id)
-        return await self._continue(events, pipeline)
+        return await self._continue(events, pipeline, values)
 
     async def retry_stage(
         self,
@@ -282,13 +300,15 @@ class Engine:
         *,
         failed_only: bool = True,
         pipeline: Pipeline | None = None,
+        variables: Mapping[str, str] | None = None,
     ) -> Execution:
         """Run a failed (or stopped) stage of an ended execution again.
 
         It is a new attempt of the same execution. ``failed_only`` runs only the actions that
         did not succeed (CodePipeline's ``FAILED_ACTIONS``); otherwise every action of the stage
         runs again (``ALL_ACTIONS``). Stages after it run as they would have. The earlier
-        attempt stays in the history.
+        attempt stays in the history. Secret variables given when the execution started must be
+        given again in ``variables``, as for ``resume``.
         """
         events, status = await self._recorded(execution_id)
         if status not in {Status.FAILED, Status.STOPPED}:
@@ -312,8 +332,9 @@ class Engine:
                 "stopped stage can be retried"
             )
             raise ExecutionError(msg)
+        values = variables_again(events[0], pipeline, variables or {})
         await self._refuse_if_not_latest(events[0], stage)
-        return await self._continue(events, pipeline, retry=(stage, failed_only))
+        return await self._continue(events, pipeline, values, retry=(stage, failed_only))
 
     async def _refuse_if_not_latest(self, first: Event, stage: str) -> None:
         """Refuse a retry once a later execution failed in the same stage.
@@ -351,14 +372,17 @@ class Engine:
         return events, [event for event in events if event.type == "pipeline"][-1].state
 
     async def _continue(
-        self, events: list[Event], pipeline: Pipeline, retry: tuple[str, bool] | None = None
+        self,
+        events: list[Event],
+        pipeline: Pipeline,
+        values: dict[str, str],
+        retry: tuple[str, bool] | None = None,
     ) -> Execution:
         """Run a recorded execution on from its events (resumed, or a stage retried)."""
         assert self._tasks is not None  # noqa: S101 - checked by _recorded
         first = events[0]
         execution = Execution(first.execution_id, pipeline)
         self.executions[first.execution_id] = execution
-        values = {k: str(v) for k, v in dict(first.detail.get("variables") or {}).items()}
         trigger = {k: first.detail.get(k) for k in ("trigger", "triggered_by", "source")}
         await self._tasks.start(
             partial(self._run, execution, values, trigger, recovered=events, retry=retry)
@@ -590,6 +614,50 @@ def resolve_run_variables(pipeline: Pipeline, overrides: Mapping[str, str]) -> d
             )
         elif isinstance(chosen, str):
             values[name] = chosen
+    if problems:
+        raise ExecutionError("; ".join(problems))
+    return values
+
+
+def variables_again(first: Event, pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, str]:
+    """The variables a recorded execution runs on with, from its first event.
+
+    Secret values were never recorded: each comes from ``given``, or is the variable's default
+    when the execution started with the default. Raises ``ExecutionError`` when a secret that
+    was given at the start is missing, or ``given`` names anything but a secret variable.
+    """
+    values = {k: str(v) for k, v in dict(first.detail.get("variables") or {}).items()}
+    declared = {variable.name: variable for variable in pipeline.variables}
+    problems = []
+    for name, value in given.items():
+        variable = declared.get(name)
+        if variable is None:
+            hint = did_you_mean(name, declared)
+            problems.append(
+                f"variable {name!r} is not declared by pipeline {pipeline.name!r}{hint}"
+            )
+        elif not variable.secret:
+            problems.append(
+                f"variable {name!r} is not secret: execution {first.execution_id} goes on with "
+                f"the value it started with ({values.get(name)!r})"
+            )
+        elif not isinstance(value, str):
+            problems.append(f"variable {name!r} must be a string (got {value!r})")
+    started_with = set(first.detail.get("secrets_given") or ())
+    for variable in declared.values():
+        if not variable.secret:
+            continue
+        name = variable.name
+        if name in given:
+            values[name] = given[name]
+        elif name in started_with or variable.default is None:
+            problems.append(
+                f"secret variable {name!r} had a value given when execution "
+                f"{first.execution_id} started, and the store never keeps secrets; give it "
+                f"again: variables={{{name!r}: ...}} or --var {name}=..."
+            )
+        else:
+            values[name] = variable.default
     if problems:
         raise ExecutionError("; ".join(problems))
     return values

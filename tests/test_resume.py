@@ -202,3 +202,38 @@ def test_an_older_database_migrates_forward(tmp_path):
         anyio.run(store.record, [attrs.evolve(later, sequence=4)])
     anyio.run(store.record, [later])
     assert [e.sequence for e in anyio.run(store.events, "old")] == [1, 2, 3]
+
+
+def test_a_resumed_run_is_given_its_secrets_again(tmp_path):
+    seen: list[str] = []
+
+    async def deploy(ctx):
+        seen.append(ctx.variables["variables.token"])
+
+    pipeline = pk.Pipeline(
+        "p",
+        [pk.Stage("S", [pk.Action("Deploy", pk.python(deploy))])],
+        variables=[pk.Variable("token", secret=True)],
+    )
+    store = pk.MemoryStore()
+    # What a process that died right after starting left: the start, the secret masked.
+    begun = pk.Event(
+        "pipeline",
+        pk.Status.IN_PROGRESS,
+        "p",
+        "x1",
+        datetime.now(UTC),
+        detail={"variables": {"token": "****"}, "secrets_given": ["token"]},
+        sequence=1,
+    )
+    anyio.run(store.record, [begun])
+
+    async def resume(variables):
+        async with pk.Engine(store=store, workdir=tmp_path) as engine:
+            execution = await engine.resume("x1", pipeline=pipeline, variables=variables)
+            return await execution.wait()
+
+    with pytest.raises(pk.ExecutionError, match="secret variable 'token' had a value given"):
+        anyio.run(resume, {})
+    assert anyio.run(resume, {"token": "s3cr3t"}).succeeded
+    assert seen == ["s3cr3t"]

@@ -133,6 +133,35 @@ def test_pipelinekit_retry_from_the_shell(tmp_path, cli):
     assert "it succeeded; there is nothing to retry" in err
 
 
+def test_pipelinekit_retry_takes_secrets_again_with_var(tmp_path, cli):
+    flag = tmp_path / "broken"
+    flag.touch()
+    (tmp_path / "p.py").write_text(
+        "import pipelinekit as pk\n"
+        "pipeline = pk.Pipeline('p', [\n"
+        "    pk.Stage('S', [pk.Action('A', pk.shell(\n"
+        f"        'test ! -e {flag} && test \"#{{variables.token}}\" = s3cr3t'))]),\n"
+        "], variables=[pk.Variable('token', secret=True)])\n"
+    )
+    wd = str(tmp_path / "wd")
+    status, _, _ = cli("run", str(tmp_path / "p.py"), "--workdir", wd, "--var", "token=s3cr3t")
+    assert status == 1
+    store = str(tmp_path / "wd" / "state.db")
+    execution_id = cli("history", "--store", store)[1].splitlines()[1].split()[0]
+    flag.unlink()
+    status, _, err = cli("retry", execution_id, "S", "--store", store)
+    assert status == 2
+    assert "give it again" in err
+    assert "--var token=" in err
+    status, _, err = cli("retry", execution_id, "S", "--store", store, "--var", "token")
+    assert status == 2
+    assert "is not NAME=VALUE" in err
+    status, out, _ = cli(
+        "retry", execution_id, "S", "--store", store, "--var", "token=s3cr3t", "--plain"
+    )
+    assert status == 0, out
+
+
 async def test_a_changed_definition_cannot_be_retried(tmp_path):
     BROKEN.add("Test.Unit")
     async with pk.Engine(workdir=tmp_path) as engine:
@@ -158,3 +187,52 @@ async def test_only_the_latest_failure_in_a_stage_can_be_retried(tmp_path):
             await engine.retry_stage(newer.execution_id, "Test", pipeline=PIPELINE)
         ).wait()
     assert retried.succeeded
+
+
+SEEN: list[str] = []  # what the deploy saw of the two secrets
+
+
+async def deploy(ctx):
+    SEEN.append(f"{ctx.variables['variables.token']} {ctx.variables['variables.colour']}")
+    if "Deploy.Ship" in BROKEN:
+        raise pk.ActionFailed("the cluster is down")
+
+
+SECRET_PIPELINE = pk.Pipeline(
+    "secret",
+    [pk.Stage("Deploy", [pk.Action("Ship", pk.python(deploy))])],
+    variables=[
+        pk.Variable("token", secret=True),
+        pk.Variable("region", default="eu"),
+        pk.Variable("colour", default="blue", secret=True),
+    ],
+)
+
+
+async def test_a_retry_is_given_the_secrets_the_store_never_kept(tmp_path):
+    SEEN.clear()
+    BROKEN.add("Deploy.Ship")
+    async with pk.Engine(workdir=tmp_path) as engine:
+        first = await engine.start(SECRET_PIPELINE, variables={"token": "s3cr3t"})
+        assert (await first.wait()).status is pk.Status.FAILED
+        events = await engine.store.events(first.id)
+        assert "s3cr3t" not in repr(events)  # kept nowhere
+        BROKEN.clear()
+        with pytest.raises(pk.ExecutionError) as refused:
+            await engine.retry_stage(first.id, "Deploy", pipeline=SECRET_PIPELINE)
+        assert "secret variable 'token'" in str(refused.value)
+        assert "--var token=" in str(refused.value)
+        assert "colour" not in str(refused.value)  # it started with its default
+        with pytest.raises(pk.ExecutionError, match="'region' is not secret"):
+            await engine.retry_stage(
+                first.id,
+                "Deploy",
+                pipeline=SECRET_PIPELINE,
+                variables={"token": "s3cr3t", "region": "us"},
+            )
+        again = await engine.retry_stage(
+            first.id, "Deploy", pipeline=SECRET_PIPELINE, variables={"token": "s3cr3t"}
+        )
+        result = await again.wait()
+    assert result.succeeded
+    assert SEEN == ["s3cr3t blue", "s3cr3t blue"]  # never "****"

@@ -77,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--verbose", action="store_true", help="show pipelinekit's structured log on stderr"
     )
+    _execution_commands(commands)
+    return parser
+
+
+def _execution_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The commands about recorded executions: history, status, resume, retry, stop, logs."""
     store_help = "the store (default: $PIPELINEKIT_HOME/state.db or .pipelinekit/state.db)"
     history = commands.add_parser("history", help="list past executions, newest first")
     history.add_argument("pipeline", nargs="?", metavar="PIPELINE", help="only this pipeline")
@@ -87,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("execution", metavar="ID")
     status.add_argument("--json", action="store_true", help="GetPipelineState-like JSON")
     status.add_argument("--store", default=None, metavar="PATH", help=store_help)
+    again = "a secret variable's value again (the store never keeps secrets; repeatable)"
     resume = commands.add_parser("resume", help="take up an execution its process left unfinished")
     resume.add_argument("execution", metavar="ID")
     resume.add_argument(
@@ -96,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the pipeline's file, when the execution did not record it",
     )
     resume.add_argument("--store", default=None, metavar="PATH", help=store_help)
+    resume.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help=again)
     resume.add_argument("--plain", action="store_true", help="one line per event")
     retry = commands.add_parser("retry", help="run a failed stage of an execution again")
     retry.add_argument("execution", metavar="ID")
@@ -110,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
         "--all-actions", action="store_true", help="run every action of the stage again"
     )
     retry.add_argument("--store", default=None, metavar="PATH", help=store_help)
+    retry.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help=again)
     retry.add_argument("--plain", action="store_true", help="one line per event")
     stop = commands.add_parser("stop", help="stop an execution (here or in another process)")
     stop.add_argument("execution", metavar="ID")
@@ -120,7 +129,6 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("execution", metavar="ID")
     logs.add_argument("action", metavar="STAGE.ACTION")
     logs.add_argument("--store", default=None, metavar="PATH", help=store_help)
-    return parser
 
 
 def _store_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -153,7 +161,7 @@ def _store_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _resume_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from pipelinekit._scheduler import default_workdir  # noqa: PLC0415 - only resume needs these
-    from pipelinekit.cli._run import resume_execution  # noqa: PLC0415
+    from pipelinekit.cli._run import BadVariableError, parse_variables, resume_execution  # noqa: PLC0415
 
     path = Path(args.store) if args.store else default_workdir() / "state.db"
     if not path.exists():
@@ -169,9 +177,16 @@ def _resume_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         retry = (args.stage, not args.all_actions) if args.command == "retry" else None
         return resume_execution(
-            args.execution, path, pipeline, plain=args.plain, out=out, err=err, retry=retry
+            args.execution,
+            path,
+            pipeline,
+            plain=args.plain,
+            out=out,
+            err=err,
+            retry=retry,
+            variables=parse_variables(args.var),
         )
-    except (ExecutionError, LoadError, PipelineDefinitionError) as error:
+    except (BadVariableError, ExecutionError, LoadError, PipelineDefinitionError) as error:
         print(f"pipelinekit: error: {error}", file=err)
         return EXIT_BAD_INPUT
 

@@ -6,7 +6,7 @@ import getpass
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -164,10 +164,12 @@ def resume_execution(
     out: TextIO,
     err: TextIO,
     retry: tuple[str, bool] | None = None,
+    variables: Mapping[str, str] | None = None,
 ) -> int:
     """Resume ``execution_id`` from the store at ``store_path``; return the exit status.
 
     With ``retry`` (a stage, and whether only its failed actions run) run that stage again.
+    ``variables`` gives secret variables their values again.
     """
     quiet_structlog(err, verbose=False)
     store = SQLiteStore(store_path)
@@ -177,11 +179,17 @@ def resume_execution(
         engine = Engine(store=store, workdir=store_path.parent)
         async with engine:
             if retry is None:
-                execution = await engine.resume(execution_id, pipeline=pipeline)
+                execution = await engine.resume(
+                    execution_id, pipeline=pipeline, variables=variables
+                )
             else:
                 stage, failed_only = retry
                 execution = await engine.retry_stage(
-                    execution_id, stage, failed_only=failed_only, pipeline=pipeline
+                    execution_id,
+                    stage,
+                    failed_only=failed_only,
+                    pipeline=pipeline,
+                    variables=variables,
                 )
             view = make_view(execution.pipeline, out, plain=plain)
             async with anyio.create_task_group() as tasks:
