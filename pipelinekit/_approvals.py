@@ -1,20 +1,31 @@
-"""Manual approvals waiting in an engine: who may decide them, and the decisions.
+"""Manual approvals: who may decide them, and the decisions, here or from another process.
 
-``ManualApproval`` actions open a ``PendingApproval`` here and wait on it; ``Engine.approve`` and
-``Engine.reject`` decide it. An approval is keyed by execution id and ``"Stage.Action"``.
+``ManualApproval`` actions open a ``PendingApproval`` in their engine and wait on it;
+``Engine.approve`` and ``Engine.reject`` decide it. An approval is keyed by execution id and
+``"Stage.Action"``; each request also has a token, the sequence number of its
+``WaitingForApproval`` event, as CodePipeline's approvals have one.
+
+A decision for an execution that another process runs goes through the store (``post_decision``):
+it is checked against the recorded request, kept under its token (the first decision wins), and
+the owning engine picks it up with its heartbeat.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import anyio
 import attrs
 
+from pipelinekit._model import TERMINAL, Status
 from pipelinekit.exceptions import ExecutionError
 
-__all__ = ["Approvals", "Decision", "PendingApproval"]
+if TYPE_CHECKING:
+    from pipelinekit.stores import Store
+
+__all__ = ["Approvals", "Decision", "PendingApproval", "check_decider", "post_decision"]
 
 
 @attrs.frozen
@@ -35,6 +46,8 @@ class PendingApproval:
         self.approvers = frozenset(approvers)
         self.barred = barred
         self.decision: Decision | None = None
+        #: The sequence number of the request's ``WaitingForApproval`` event, once recorded.
+        self.token: int | None = None
         self._decided = anyio.Event()
 
     async def wait(self) -> Decision:
@@ -72,6 +85,14 @@ class Approvals:
         """``(execution id, "Stage.Action")`` of every approval waiting."""
         return list(self._pending)
 
+    def pending(self, execution_id: str) -> list[tuple[str, PendingApproval]]:
+        """``("Stage.Action", request)`` of the approvals waiting in ``execution_id``."""
+        return [(n, p) for (e, n), p in self._pending.items() if e == execution_id]
+
+    def is_waiting(self, execution_id: str, node: str) -> bool:
+        """Whether an approval of this engine waits at ``node`` of ``execution_id``."""
+        return (execution_id, node) in self._pending
+
     def decide(
         self, execution_id: str, node: str, *, approved: bool, by: str, summary: str, now: datetime
     ) -> Decision:
@@ -84,20 +105,80 @@ class Approvals:
                 f"(waiting: {waiting})"
             )
             raise ExecutionError(msg)
-        if not by:
-            msg = "an approval decision needs the name of who decides (by=...)"
-            raise ExecutionError(msg)
-        if pending.approvers and by not in pending.approvers:
-            allowed = ", ".join(sorted(pending.approvers))
-            msg = f"{by!r} may not decide the approval at {node!r}; approvers: {allowed}"
-            raise ExecutionError(msg)
-        if pending.barred is not None and by == pending.barred:
-            msg = (
-                f"{by!r} started execution {execution_id} and may not approve it; "
-                "ask another approver"
-            )
-            raise ExecutionError(msg)
+        check_decider(execution_id, node, by, pending.approvers, pending.barred)
         decision = Decision(approved, by, summary, now)
         pending.decide(decision)
         self.close(execution_id, node)
         return decision
+
+
+def check_decider(
+    execution_id: str, node: str, by: str, approvers: Iterable[str], barred: str | None
+) -> None:
+    """Raise ``ExecutionError`` unless ``by`` may decide the approval at ``node``."""
+    allowed = frozenset(approvers)
+    if not by:
+        msg = "an approval decision needs the name of who decides (by=...)"
+        raise ExecutionError(msg)
+    if allowed and by not in allowed:
+        names = ", ".join(sorted(allowed))
+        msg = f"{by!r} may not decide the approval at {node!r}; approvers: {names}"
+        raise ExecutionError(msg)
+    if barred is not None and by == barred:
+        msg = (
+            f"{by!r} started execution {execution_id} and may not approve it; ask another approver"
+        )
+        raise ExecutionError(msg)
+
+
+async def post_decision(
+    store: Store,
+    execution_id: str,
+    node: str,
+    *,
+    approved: bool,
+    by: str,
+    summary: str,
+    now: datetime,
+) -> Decision:
+    """Decide the approval waiting at ``node`` of an execution another process runs.
+
+    The request is read from the record (its approvers, whether self-approval is barred); the
+    decision is kept in the store under the request's token, where the owner's heartbeat finds
+    it. ``ExecutionError`` when the execution is unknown or over, nothing waits at ``node``,
+    ``by`` may not decide, or someone decided first.
+    """
+    events = await store.events(execution_id)
+    if not events:
+        msg = f"the store has no execution {execution_id!r}"
+        raise ExecutionError(msg)
+    status = [e.state for e in events if e.type == "pipeline"][-1]
+    if status in TERMINAL:
+        msg = f"execution {execution_id} already ended {status}; no approval waits in it"
+        raise ExecutionError(msg)
+    latest: dict[str, tuple[Status, int, dict[str, object]]] = {}
+    for event in events:
+        if event.type == "approval" and event.node is not None:
+            latest[event.node] = (event.state, event.sequence, dict(event.detail))
+    waiting = sorted(
+        n for n, (state, _, _) in latest.items() if state is Status.WAITING_FOR_APPROVAL
+    )
+    if node not in waiting:
+        msg = (
+            f"no approval is waiting at {node!r} in execution {execution_id} "
+            f"(waiting: {', '.join(waiting) or 'none'})"
+        )
+        raise ExecutionError(msg)
+    _, token, detail = latest[node]
+    approvers = [str(name) for name in detail.get("approvers") or ()]  # type: ignore[attr-defined]
+    barred = events[0].detail.get("triggered_by") if detail.get("self_approval") is False else None
+    check_decider(execution_id, node, by, approvers, barred)
+    ours = Decision(approved, by, summary, now)
+    kept = await store.put_decision(execution_id, token, ours)
+    if kept != ours:
+        verb = "approved" if kept.approved else "rejected"
+        msg = (
+            f"the approval at {node!r} in execution {execution_id} was already {verb} by {kept.by}"
+        )
+        raise ExecutionError(msg)
+    return kept

@@ -183,7 +183,7 @@ class ActionContext:
         clock: Any = None,  # noqa: ANN401 - a Clock
         approvals: Approvals | None = None,
         triggered_by: str | None = None,
-        report: Callable[[Status, dict[str, Any]], Awaitable[None]] | None = None,
+        report: Callable[[Status, dict[str, Any]], Awaitable[int]] | None = None,
     ) -> None:
         """Built by the scheduler for each attempt; providers never build one."""
         #: The run's clock (virtual in fake runs): use it for waits and timeouts.
@@ -263,14 +263,16 @@ class ActionContext:
             msg = f"output variables of this action exceed {_MAX_VARIABLE_VALUE} characters"
             raise ActionFailed(msg)
 
-    async def report_approval(self, state: Status, **detail: Any) -> None:  # noqa: ANN401 - any detail
+    async def report_approval(self, state: Status, **detail: Any) -> int | None:  # noqa: ANN401 - any detail
         """Record an approval state change (``WaitingForApproval``, then the decision).
 
         It becomes an event of type ``"approval"`` for this action, written before the call
-        returns; while it waits, the action's status is ``WaitingForApproval``.
+        returns; while it waits, the action's status is ``WaitingForApproval``. Returns the
+        event's sequence number (the request's token), or ``None`` outside a run.
         """
-        if self._report is not None:
-            await self._report(state, detail)
+        if self._report is None:
+            return None
+        return await self._report(state, detail)
 
     def secret(self, name: str) -> str:
         """The secret ``name`` (from the environment), registered so it is masked everywhere."""

@@ -25,7 +25,7 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from pipelinekit._approvals import Approvals
+from pipelinekit._approvals import Approvals, post_decision
 from pipelinekit._clock import Clock, SystemClock
 from pipelinekit._events import Event
 from pipelinekit._loader import load_pipeline
@@ -251,15 +251,37 @@ class Engine:
         return await self.store.executions(name, limit=limit, offset=offset)
 
     async def approve(self, execution_id: str, action: str, *, by: str, summary: str = "") -> None:
-        """Approve the ``ManualApproval`` waiting at ``action`` (``"Stage.Action"``)."""
-        self.approvals.decide(
-            execution_id, action, approved=True, by=by, summary=summary, now=self.clock.now()
-        )
+        """Approve the ``ManualApproval`` waiting at ``action`` (``"Stage.Action"``).
+
+        The execution may run in this engine or in another process on the same store (which
+        picks the decision up within a second). ``ExecutionError`` when nothing waits there,
+        ``by`` may not decide it, or it was decided already.
+        """
+        await self._decide(execution_id, action, approved=True, by=by, summary=summary)
 
     async def reject(self, execution_id: str, action: str, *, by: str, summary: str = "") -> None:
-        """Reject the ``ManualApproval`` waiting at ``action``: the action and its stage fail."""
-        self.approvals.decide(
-            execution_id, action, approved=False, by=by, summary=summary, now=self.clock.now()
+        """Reject the ``ManualApproval`` waiting at ``action``: the action and its stage fail.
+
+        Reaches an execution of another process as ``approve`` does.
+        """
+        await self._decide(execution_id, action, approved=False, by=by, summary=summary)
+
+    async def _decide(
+        self, execution_id: str, node: str, *, approved: bool, by: str, summary: str
+    ) -> None:
+        if self.approvals.is_waiting(execution_id, node):
+            self.approvals.decide(
+                execution_id, node, approved=approved, by=by, summary=summary, now=self.clock.now()
+            )
+            return
+        await post_decision(
+            self.store,
+            execution_id,
+            node,
+            approved=approved,
+            by=by,
+            summary=summary,
+            now=self.clock.now(),
         )
 
     async def resume(
@@ -404,10 +426,10 @@ class Engine:
             raise ExecutionError(msg)
 
     async def _heartbeat(self, execution_id: str, scheduler: Scheduler) -> None:
-        """Renew the lease while the execution runs, and pick up stop requests.
+        """Renew the lease while the execution runs; pick up stop requests and decisions.
 
-        The lease tells other processes the owner is alive; stop requests come from other
-        processes through the store.
+        The lease tells other processes the owner is alive; stop requests and approval
+        decisions come from other processes through the store.
         """
         interval = min(self.lease_seconds / 3, 1.0)
         renewed = time.monotonic()
@@ -420,6 +442,32 @@ class Engine:
             if request is not None:
                 abandon, reason = request
                 scheduler.request_stop(abandon=abandon, reason=reason)
+            await self._take_decisions(execution_id)
+
+    async def _take_decisions(self, execution_id: str) -> None:
+        """Hand decisions kept in the store to the approvals of ``execution_id`` waiting here."""
+        for node, pending in self.approvals.pending(execution_id):
+            if pending.token is None:
+                continue  # its request is not on record yet
+            decision = await self.store.decision(execution_id, pending.token)
+            if decision is None or not self.approvals.is_waiting(execution_id, node):
+                continue
+            try:
+                self.approvals.decide(
+                    execution_id,
+                    node,
+                    approved=decision.approved,
+                    by=decision.by,
+                    summary=decision.summary,
+                    now=decision.time,
+                )
+            except ExecutionError as error:
+                # Checked when it was kept; refused here only if the rules changed meanwhile.
+                import structlog  # noqa: PLC0415 - rare, and slow to import
+
+                structlog.get_logger("pipelinekit").warning(
+                    "approval decision refused", execution_id=execution_id, error=str(error)
+                )
 
     async def stop(self, execution_id: str, *, abandon: bool = False, reason: str = "") -> None:
         """Stop an execution; it ends ``Stopped``.

@@ -93,6 +93,20 @@ class Status(enum.StrEnum):
     WAITING_FOR_APPROVAL = "WaitingForApproval"
 
 
+#: States after which an execution, stage or action never changes again.
+TERMINAL = frozenset(
+    {
+        Status.SUCCEEDED,
+        Status.FAILED,
+        Status.STOPPED,
+        Status.SUPERSEDED,
+        Status.CANCELLED,
+        Status.ABANDONED,
+        Status.SKIPPED,
+    }
+)
+
+
 class Result(enum.StrEnum):
     """What a stage condition does when one of its rules fails."""
 

@@ -222,10 +222,12 @@ class Scheduler:
         stage: str | None = None,
         action: str | None = None,
         detail: Mapping[str, Any] | None = None,
-    ) -> None:
+    ) -> int:
+        """Queue an event for the recorder; return its sequence number."""
         masked = self.masker.mask_value(detail) if detail and self.masker else detail
         if self.execution_attempt != 1:
             masked = {**(masked or {}), "execution_attempt": self.execution_attempt}
+        sequence = self.recorder.number()
         self.recorder.emit(
             Event(
                 type_,
@@ -236,9 +238,10 @@ class Scheduler:
                 stage,
                 action,
                 masked,
-                self.recorder.number(),
+                sequence,
             )
         )
+        return sequence
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -780,14 +783,17 @@ class Scheduler:
 
     async def _report_approval(
         self, state: _ActionState, status: Status, detail: dict[str, Any]
-    ) -> None:
+    ) -> int:
         state.status = (
             Status.WAITING_FOR_APPROVAL
             if status is Status.WAITING_FOR_APPROVAL
             else Status.IN_PROGRESS
         )
-        self.emit("approval", status, stage=state.stage, action=state.action.name, detail=detail)
+        sequence = self.emit(
+            "approval", status, stage=state.stage, action=state.action.name, detail=detail
+        )
         await self.recorder.flush()
+        return sequence
 
     @staticmethod
     def _fresh_dirs(outputs: list[Path], workdir: Path) -> None:

@@ -341,7 +341,7 @@ async def test_who_may_approve(engine):
             await engine.approve(execution.id, "Approve.Nope", by="bob")
         await engine.approve(execution.id, "Approve.Prod", by="bob")
         assert (await execution.wait()).succeeded
-        with pytest.raises(pk.ExecutionError, match="no approval is waiting"):
+        with pytest.raises(pk.ExecutionError, match="already ended Succeeded; no approval waits"):
             await engine.approve(execution.id, "Approve.Prod", by="bob")
 
 

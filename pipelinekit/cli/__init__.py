@@ -125,6 +125,17 @@ def _execution_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     stop.add_argument("--abandon", action="store_true", help="cancel the running actions too")
     stop.add_argument("--reason", default="", help="why (kept with the execution)")
     stop.add_argument("--store", default=None, metavar="PATH", help=store_help)
+    for verb in ("approve", "reject"):
+        decide = commands.add_parser(
+            verb, help=f"{verb} a manual approval waiting in an execution (here or elsewhere)"
+        )
+        decide.add_argument("execution", metavar="ID")
+        decide.add_argument("action", metavar="STAGE.ACTION")
+        decide.add_argument(
+            "--by", default=None, metavar="NAME", help="who decides (default: your login name)"
+        )
+        decide.add_argument("--summary", default="", metavar="TEXT", help="why (kept with it)")
+        decide.add_argument("--store", default=None, metavar="PATH", help=store_help)
     logs = commands.add_parser("logs", help="print an action's log")
     logs.add_argument("execution", metavar="ID")
     logs.add_argument("action", metavar="STAGE.ACTION")
@@ -149,6 +160,16 @@ def _store_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             _history.status(store, args.execution, out, as_json=args.json)
         elif args.command == "stop":
             _history.stop(store, args.execution, out, abandon=args.abandon, reason=args.reason)
+        elif args.command in {"approve", "reject"}:
+            _history.decide(
+                store,
+                args.execution,
+                args.action,
+                out,
+                approved=args.command == "approve",
+                by=args.by,
+                summary=args.summary,
+            )
         else:
             _history.logs(store, args.execution, args.action, out)
     except (StoreError, ExecutionError, _history.NotFoundError) as error:
@@ -207,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit 
     args = _parser().parse_args(argv)
     out: TextIO = sys.stdout
     err: TextIO = sys.stderr
-    if args.command in {"history", "status", "logs", "stop"}:
+    if args.command in {"history", "status", "logs", "stop", "approve", "reject"}:
         return _store_command(args, out, err)
     if args.command in {"resume", "retry"}:
         return _resume_command(args, out, err)

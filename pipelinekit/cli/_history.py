@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -11,8 +13,9 @@ import anyio
 
 from pipelinekit._events import Event
 from pipelinekit._model import Status
+from pipelinekit.cli._user import current_user
 from pipelinekit.cli._view import SYMBOLS, render_duration
-from pipelinekit.exceptions import PipelineKitError
+from pipelinekit.exceptions import ExecutionError, PipelineKitError
 from pipelinekit.stores import ExecutionSummary, SQLiteStore
 
 __all__ = ["NotFoundError", "execution_state", "history", "logs", "status", "stop"]
@@ -196,3 +199,39 @@ def stop(store: SQLiteStore, execution_id: str, out: TextIO, *, abandon: bool, r
     anyio.run(request)
     how = "abandoning its running actions" if abandon else "letting running actions finish"
     out.write(f"stop requested for execution {execution_id} ({how})\n")
+
+
+def decide(
+    store: SQLiteStore,
+    execution_id: str,
+    node: str,
+    out: TextIO,
+    *,
+    approved: bool,
+    by: str | None,
+    summary: str,
+) -> None:
+    """Approve or reject the manual approval waiting at ``node`` (the run takes it up)."""
+    from pipelinekit._approvals import post_decision  # noqa: PLC0415 - only these commands
+
+    who = by or current_user()
+    if not who:
+        msg = "cannot tell who you are; say it with --by NAME"
+        raise ExecutionError(msg)
+    anyio.run(
+        partial(
+            post_decision,
+            store,
+            execution_id,
+            node,
+            approved=approved,
+            by=who,
+            summary=summary,
+            now=datetime.now(UTC),
+        )
+    )
+    verb = "approved" if approved else "rejected"
+    out.write(
+        f"{verb} {node} of execution {execution_id} as {who}; the process running it goes on "
+        "within a second\n"
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import logging
 import signal
 import sys
@@ -16,6 +15,7 @@ import structlog
 from pipelinekit._engine import Engine, Execution
 from pipelinekit._pipeline import Pipeline
 from pipelinekit._results import RunResult
+from pipelinekit.cli._user import current_user
 from pipelinekit.executors import LocalExecutor
 from pipelinekit.stores import SQLiteStore
 
@@ -97,7 +97,7 @@ async def _run(
         engine = Engine(executor=LocalExecutor(max_concurrency), workdir=workdir)
         async with engine:
             execution = await engine.start(
-                pipeline, variables=variables, triggered_by=_user(), source=source
+                pipeline, variables=variables, triggered_by=current_user(), source=source
             )
             holder.append(execution)
             # The view ends by itself with the execution's last event.
@@ -107,13 +107,6 @@ async def _run(
         return result
     # Cancelled (Ctrl-C): the scheduler recorded a Stopped result before giving up.
     return execution.result if execution is not None else None
-
-
-def _user() -> str | None:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # pragma: no cover - no user name in some containers
-        return None
 
 
 def run_pipeline(

@@ -68,6 +68,14 @@ def _summary_line(result: RunResult) -> str:
     )
 
 
+def approval_hint(event: Event) -> str | None:
+    """For an approval that starts waiting: how to decide it from a shell."""
+    if event.type != "approval" or event.state is not Status.WAITING_FOR_APPROVAL:
+        return None
+    where = f"{event.execution_id} {event.node}"
+    return f"waiting for approval: pipelinekit approve {where} (or reject)"
+
+
 class PlainView:
     """One line per event, for logs and pipes."""
 
@@ -83,6 +91,9 @@ class PlainView:
 
     def _print(self, event: Event) -> None:
         self.out.write(self.line(event) + "\n")
+        hint = approval_hint(event)
+        if hint is not None:
+            self.out.write(f"  {hint}\n")
         self.out.flush()
         self.printed = event.sequence
 
@@ -121,6 +132,7 @@ class LiveView:
         self.started: dict[str, float] = {}
         self.ended: dict[str, float] = {}
         self.attempts: dict[str, int] = {}
+        self.hints: dict[str, str] = {}
         self.spinner = Spinner("dots", style="yellow")
         self.title = f"pipeline {pipeline.name}"
 
@@ -128,6 +140,11 @@ class LiveView:
         key = event.node or event.stage or "pipeline"
         if event.type == "pipeline":
             key = "pipeline"
+        hint = approval_hint(event)
+        if hint is not None:
+            self.hints[key] = hint
+        else:
+            self.hints.pop(key, None)
         self.status[key] = event.state
         if event.state is Status.IN_PROGRESS:
             self.started.setdefault(key, time.monotonic())
@@ -169,6 +186,8 @@ class LiveView:
                 label = f"    {action.name}"
                 if self.attempts.get(node, 1) > 1:
                     label += f" [dim](attempt {self.attempts[node]})[/]"
+                if node in self.hints:
+                    label += f" [cyan]{self.hints[node]}[/]"
                 table.add_row(self._symbol(node), label, self._elapsed(node))
         return table
 

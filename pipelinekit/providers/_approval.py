@@ -51,11 +51,15 @@ class ManualApproval:
             ctx.execution_id, node, approvers=self.approvers, barred=barred
         )
         try:
-            await ctx.report_approval(
+            # Who may decide goes on record too: a decision from another process is checked
+            # against it before it is kept.
+            pending.token = await ctx.report_approval(
                 Status.WAITING_FOR_APPROVAL,
                 custom_data=self.custom_data,
                 external_entity_link=self.external_entity_link,
                 expires=(ctx.clock.now() + self.timeout).isoformat(),
+                approvers=list(self.approvers),
+                self_approval=self.allow_self_approval,
             )
             with ctx.clock.move_on_after(self.timeout.total_seconds()) as scope:
                 decision = await pending.wait()

@@ -12,10 +12,11 @@ from typing import NoReturn
 
 import attrs
 
+from pipelinekit._approvals import Decision
 from pipelinekit._cache import CacheEntry
 from pipelinekit._compile import Plan
 from pipelinekit._events import Event
-from pipelinekit._model import Status
+from pipelinekit._model import TERMINAL, Status
 from pipelinekit.exceptions import StoreError
 
 __all__ = [
@@ -26,19 +27,6 @@ __all__ = [
     "refuse_terminal",
     "subject_key",
 ]
-
-#: States after which an execution, stage or action never changes again.
-TERMINAL = frozenset(
-    {
-        Status.SUCCEEDED,
-        Status.FAILED,
-        Status.STOPPED,
-        Status.SUPERSEDED,
-        Status.CANCELLED,
-        Status.ABANDONED,
-        Status.SKIPPED,
-    }
-)
 
 
 @attrs.frozen
@@ -126,6 +114,7 @@ class MemoryStore:
         self._summaries: dict[str, ExecutionSummary] = {}
         self._leases: dict[str, tuple[str, float]] = {}
         self._stops: dict[str, tuple[bool, str]] = {}
+        self._decisions: dict[tuple[str, int], Decision] = {}
         self._cache: dict[str, CacheEntry] = {}
         self._pipelines: dict[tuple[str, str], Plan] = {}
 
@@ -203,6 +192,17 @@ class MemoryStore:
     async def stop_request(self, execution_id: str) -> tuple[bool, str] | None:
         """``(abandon, reason)`` if a stop was requested for ``execution_id``, else ``None``."""
         return self._stops.get(execution_id)
+
+    async def put_decision(self, execution_id: str, token: int, decision: Decision) -> Decision:
+        """Keep ``decision`` on approval request ``token`` unless one is; return the one kept."""
+        if execution_id not in self._events:
+            msg = f"cannot decide an approval of execution {execution_id}: it is unknown"
+            raise StoreError(msg)
+        return self._decisions.setdefault((execution_id, token), decision)
+
+    async def decision(self, execution_id: str, token: int) -> Decision | None:
+        """The decision kept on approval request ``token`` of ``execution_id``, if any."""
+        return self._decisions.get((execution_id, token))
 
     async def remember_pipeline(self, plan: Plan) -> None:
         """Keep the definition of a pipeline once per version (its definition hash)."""

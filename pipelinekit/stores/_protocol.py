@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from pipelinekit._approvals import Decision
 from pipelinekit._cache import CacheEntry
 from pipelinekit._compile import Plan
 from pipelinekit._events import Event
@@ -55,6 +56,18 @@ class Store(Protocol):
 
     async def stop_request(self, execution_id: str) -> tuple[bool, str] | None:
         """``(abandon, reason)`` if a stop was requested, else ``None``."""
+        ...
+
+    async def put_decision(self, execution_id: str, token: int, decision: Decision) -> Decision:
+        """Keep a decision on the approval request ``token`` of an execution, unless one is kept.
+
+        ``token`` is the sequence number of the request's ``WaitingForApproval`` event. Returns
+        the decision that stands: the first one kept.
+        """
+        ...
+
+    async def decision(self, execution_id: str, token: int) -> Decision | None:
+        """The decision kept on approval request ``token``, if any."""
         ...
 
     async def remember_pipeline(self, plan: Plan) -> None:

@@ -30,6 +30,7 @@ from typing import Any, Literal, TypeVar
 
 import attrs
 
+from pipelinekit._approvals import Decision
 from pipelinekit._cache import CacheEntry
 from pipelinekit._compile import Plan
 from pipelinekit._events import Event
@@ -50,7 +51,7 @@ T = TypeVar("T")
 
 #: The schema this pipelinekit writes. Each entry of ``_MIGRATIONS`` moves a database one version
 #: forward.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -127,6 +128,17 @@ _MIGRATIONS: dict[int, str] = {
     7: """
         ALTER TABLE executions DROP COLUMN last_sequence;
     """,
+    8: """
+        CREATE TABLE decisions (
+            execution_id TEXT NOT NULL REFERENCES executions (id),
+            token INTEGER NOT NULL,
+            approved INTEGER NOT NULL,
+            decided_by TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            time TEXT NOT NULL,
+            PRIMARY KEY (execution_id, token)
+        );
+    """,
 }
 
 #: Steps that need a newer SQLite than some systems have. Without it the step is skipped; what
@@ -190,6 +202,16 @@ def _json(value: Any) -> str:  # noqa: ANN401 - details hold plain values
     if _encode_fast is not None and type(value) is dict:
         return "".join(_encode_fast(value, 0))
     return _encode(value)
+
+
+_DECISION = (
+    "SELECT approved, decided_by, summary, time FROM decisions WHERE execution_id = ? AND token = ?"
+)
+
+
+def _decision(row: Sequence[Any]) -> Decision:
+    approved, by, summary, time = row
+    return Decision(bool(approved), str(by), str(summary), datetime.fromisoformat(time))
 
 
 @attrs.define
@@ -580,6 +602,44 @@ class SQLiteStore:
             ).fetchone()
         )
         return (bool(row[0]), str(row[1])) if row else None
+
+    async def put_decision(self, execution_id: str, token: int, decision: Decision) -> Decision:
+        """Keep ``decision`` on approval request ``token`` unless one is; return the one kept."""
+
+        def work(connection: sqlite3.Connection) -> tuple[Any, ...]:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.execute(
+                    "INSERT OR IGNORE INTO decisions (execution_id, token, approved, decided_by, "
+                    "summary, time) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        execution_id,
+                        token,
+                        int(decision.approved),
+                        decision.by,
+                        decision.summary,
+                        decision.time.isoformat(),
+                    ),
+                )
+                row = connection.execute(_DECISION, (execution_id, token)).fetchone()
+                connection.execute("COMMIT")
+            except sqlite3.IntegrityError as error:
+                connection.execute("ROLLBACK")
+                msg = f"cannot decide an approval of execution {execution_id}: it is unknown"
+                raise StoreError(msg) from error
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            return tuple(row)
+
+        return _decision(await self._run(work))
+
+    async def decision(self, execution_id: str, token: int) -> Decision | None:
+        """The decision kept on approval request ``token`` of ``execution_id``, if any."""
+        row = await self._run(
+            lambda connection: connection.execute(_DECISION, (execution_id, token)).fetchone()
+        )
+        return _decision(row) if row is not None else None
 
     async def remember_pipeline(self, plan: Plan) -> None:
         """Keep the definition of a pipeline once per version (its definition hash)."""

@@ -1,0 +1,128 @@
+"""Deciding manual approvals of executions another engine or process runs, through the store."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+
+import anyio
+import pytest
+
+import pipelinekit as pk
+from pipelinekit._approvals import Decision
+from pipelinekit.cli._view import PlainView
+from pipelinekit.stores import SQLiteStore
+
+pytestmark = pytest.mark.anyio
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def release(**options):
+    return pk.Pipeline(
+        "release",
+        [
+            pk.Stage("Approve", [pk.Action("Prod", pk.ManualApproval(**options))]),
+            pk.Stage("Deploy", [pk.Action("Ship", pk.Wait(0))]),
+        ],
+    )
+
+
+async def waiting(execution):
+    async for event in execution.events():
+        if event.type == "approval" and event.state is pk.Status.WAITING_FOR_APPROVAL:
+            return event
+    raise AssertionError("no approval was requested")
+
+
+@pytest.mark.parametrize("make", [lambda path: pk.MemoryStore(), SQLiteStore])
+async def test_the_first_decision_kept_stands(tmp_path, make):
+    store = make(tmp_path / "state.db")
+    start = pk.Event("pipeline", pk.Status.IN_PROGRESS, "p", "e1", NOW, sequence=1)
+    await store.record([start])
+    yes = Decision(approved=True, by="bob", summary="ok", time=NOW)
+    no = Decision(approved=False, by="carol", summary="no", time=NOW)
+    assert await store.decision("e1", 7) is None
+    assert await store.put_decision("e1", 7, yes) == yes
+    assert await store.put_decision("e1", 7, no) == yes  # too late
+    assert await store.decision("e1", 7) == yes
+    assert await store.put_decision("e1", 9, no) == no  # another request of the execution
+    with pytest.raises(pk.StoreError, match="execution nope: it is unknown"):
+        await store.put_decision("nope", 1, yes)
+
+
+async def test_an_approval_is_decided_from_another_engine(tmp_path):
+    path = tmp_path / "state.db"
+    async with pk.Engine(store=SQLiteStore(path), workdir=tmp_path, lease_seconds=0.3) as runner:
+        execution = await runner.start(release(approvers=["bob", "alice"]), triggered_by="alice")
+        request = await waiting(execution)
+        assert request.detail["approvers"] == ["bob", "alice"]
+        # Another engine (as another process would) has only the store.
+        async with pk.Engine(store=SQLiteStore(path), workdir=tmp_path) as other:
+            with pytest.raises(pk.ExecutionError, match="'mallory' may not decide"):
+                await other.approve(execution.id, "Approve.Prod", by="mallory")
+            with pytest.raises(pk.ExecutionError, match=r"waiting: Approve\.Prod"):
+                await other.approve(execution.id, "Deploy.Ship", by="bob")
+            await other.approve(execution.id, "Approve.Prod", by="bob", summary="ship it")
+            with pytest.raises(pk.ExecutionError, match="already approved by bob"):
+                await other.reject(execution.id, "Approve.Prod", by="alice")
+        with anyio.fail_after(10):
+            result = await execution.wait()
+    assert result.succeeded
+    assert result.actions["Approve.Prod"].variables == {"ApprovedBy": "bob", "Summary": "ship it"}
+
+
+async def test_self_approval_is_barred_from_elsewhere_too(tmp_path):
+    path = tmp_path / "state.db"
+    async with pk.Engine(store=SQLiteStore(path), workdir=tmp_path, lease_seconds=0.3) as runner:
+        execution = await runner.start(release(allow_self_approval=False), triggered_by="alice")
+        await waiting(execution)
+        async with pk.Engine(store=SQLiteStore(path), workdir=tmp_path) as other:
+            with pytest.raises(pk.ExecutionError, match="'alice' started execution"):
+                await other.approve(execution.id, "Approve.Prod", by="alice")
+            await other.reject(execution.id, "Approve.Prod", by="bob", summary="not today")
+        with anyio.fail_after(10):
+            result = await execution.wait()
+    assert result.actions["Approve.Prod"].error == "rejected by bob: not today"
+    assert result.actions["Deploy.Ship"].status is pk.Status.NOT_STARTED
+
+
+async def test_pipelinekit_approve_and_reject_from_the_shell(tmp_path, cli):
+    path = tmp_path / "state.db"
+    store = str(path)
+    async with pk.Engine(store=SQLiteStore(path), workdir=tmp_path, lease_seconds=0.3) as runner:
+        execution = await runner.start(release(approvers=["bob"]), triggered_by="alice")
+        await waiting(execution)
+        status, _, err = await anyio.to_thread.run_sync(
+            cli, "approve", execution.id, "Approve.Prod", "--by", "eve", "--store", store
+        )
+        assert status == 2
+        assert "'eve' may not decide the approval at 'Approve.Prod'; approvers: bob" in err
+        status, out, _ = await anyio.to_thread.run_sync(
+            cli, "approve", execution.id, "Approve.Prod", "--by", "bob", "--store", store
+        )
+        assert status == 0
+        assert f"approved Approve.Prod of execution {execution.id} as bob" in out
+        with anyio.fail_after(10):
+            assert (await execution.wait()).succeeded
+    status, _, err = await anyio.to_thread.run_sync(
+        cli, "reject", execution.id, "Approve.Prod", "--by", "bob", "--store", store
+    )
+    assert status == 2
+    assert "already ended Succeeded" in err
+
+
+def test_the_plain_view_says_how_to_decide_a_waiting_approval(capsys):
+    view = PlainView(sys.stdout)
+    event = pk.Event(
+        "approval",
+        pk.Status.WAITING_FOR_APPROVAL,
+        "release",
+        "e1",
+        NOW,
+        "Approve",
+        "Prod",
+        sequence=3,
+    )
+    view._print(event)  # what follow() does with each event
+    assert "pipelinekit approve e1 Approve.Prod (or reject)" in capsys.readouterr().out
