@@ -81,6 +81,10 @@ class Event:
         extra = ""
         if "attempt" in self.detail and self.type == "action":
             extra = f" (attempt {self.detail['attempt']})"
+        if self.type == "approval" and self.detail.get("by"):
+            extra = f" by {self.detail['by']}"
+            if self.detail.get("summary"):
+                extra += f": {self.detail['summary']}"
         if self.detail.get("error"):
             extra += f": {self.detail['error']}"
         return f"{self.type} {subject} {self.state}{extra}"

@@ -126,3 +126,18 @@ def test_the_plain_view_says_how_to_decide_a_waiting_approval(capsys):
     )
     view._print(event)  # what follow() does with each event
     assert "pipelinekit approve e1 Approve.Prod (or reject)" in capsys.readouterr().out
+
+
+def test_an_approval_event_says_who_decided():
+    decided = pk.Event(
+        "approval",
+        pk.Status.SUCCEEDED,
+        "release",
+        "e1",
+        NOW,
+        "Approve",
+        "Prod",
+        {"by": "bob", "summary": "ship it"},
+        4,
+    )
+    assert str(decided) == "approval Approve.Prod Succeeded by bob: ship it"

@@ -82,6 +82,9 @@ class ManualApproval:
     def problems(self) -> Iterable[tuple[str, str]]:
         """Broken rules of this declaration, as (field, message) pairs."""
         if not isinstance(self.timeout, timedelta) or self.timeout <= timedelta(0):
-            yield "timeout", "must be a positive duration"
+            yield (
+                "timeout",
+                f"must be a positive duration: a timedelta or seconds (got {self.timeout!r})",
+            )
         if not all(isinstance(name, str) and name for name in self.approvers):
             yield "approvers", "must be a list of names"

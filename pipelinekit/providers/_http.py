@@ -92,7 +92,11 @@ class HttpRequest:
         if not all(isinstance(s, int) and 100 <= s <= 599 for s in self.expected_status):  # noqa: PLR2004 - HTTP status range
             yield "expected_status", "must list HTTP status codes (100-599)"
         if not isinstance(self.request_timeout, timedelta) or self.request_timeout <= timedelta(0):
-            yield "request_timeout", "must be a positive duration"
+            got = self.request_timeout
+            yield (
+                "request_timeout",
+                f"must be a positive duration: a timedelta or seconds (got {got!r})",
+            )
 
 
 @attrs.frozen
