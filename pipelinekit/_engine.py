@@ -508,6 +508,7 @@ class Engine:
         task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         pipeline = execution.pipeline
+        _warn_unevaluated(pipeline, execution.id)
         masker = Masker(values[v.name] for v in pipeline.variables if v.secret)
         hooks = [*pipeline.hooks, *self.hooks]
         hook_errors: list[HookError] = []
@@ -665,6 +666,26 @@ def resolve_run_variables(pipeline: Pipeline, overrides: Mapping[str, str]) -> d
     if problems:
         raise ExecutionError("; ".join(problems))
     return values
+
+
+def _warn_unevaluated(pipeline: Pipeline, execution_id: str) -> None:
+    """Say so when the pipeline declares stage conditions, which runs do not evaluate yet.
+
+    They are part of the model (validated, compiled, kept with the definition) so that
+    CodePipeline declarations load whole; a run goes on as if they were absent, and a person
+    relying on one (a deployment window, say) must hear of it rather than find out later.
+    """
+    stages = [s.name for s in pipeline.stages if s.before_entry or s.on_success or s.on_failure]
+    if stages:
+        import structlog  # noqa: PLC0415 - rare, and slow to import
+
+        structlog.get_logger("pipelinekit").warning(
+            "stage conditions are not evaluated by this version of pipelinekit: the stages run "
+            "as if they had none",
+            pipeline=pipeline.name,
+            execution_id=execution_id,
+            stages=stages,
+        )
 
 
 def variables_again(first: Event, pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, str]:

@@ -579,3 +579,23 @@ async def test_a_result_repr_is_a_summary(workdir):
     text = repr(result)
     assert text.startswith(f"RunResult(pipeline='p', execution_id='{result.execution_id}'")
     assert "status=Succeeded, stages=1, actions=1" in text
+
+
+def test_a_run_says_that_stage_conditions_are_not_evaluated(tmp_path):
+    window = pk.Condition(
+        pk.Result.FAIL,
+        [pk.Rule("Window", "DeploymentWindow", configuration={"Cron": "0 0 9 ? * MON-FRI *"})],
+    )
+    pipeline = pk.Pipeline(
+        "p",
+        [
+            pk.Stage("Build", [pk.Action("A", pk.Wait(0))]),
+            pk.Stage("Deploy", [pk.Action("B", pk.Wait(0))], before_entry=window),
+        ],
+    )
+    with structlog.testing.capture_logs() as logs:
+        result = pk.run(pipeline, store=pk.MemoryStore(), workdir=tmp_path)
+    assert result.succeeded
+    (warning,) = [e for e in logs if "stage conditions" in e["event"]]
+    assert warning["log_level"] == "warning"
+    assert warning["stages"] == ["Deploy"]
