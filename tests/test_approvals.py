@@ -99,6 +99,10 @@ async def test_pipelinekit_approve_and_reject_from_the_shell(tmp_path, cli):
         assert status == 2
         assert "'eve' may not decide the approval at 'Approve.Prod'; approvers: bob" in err
         status, out, _ = await anyio.to_thread.run_sync(
+            cli, "status", execution.id, "--store", store
+        )
+        assert f"Prod WaitingForApproval (pipelinekit approve {execution.id} Approve.Prod" in out
+        status, out, _ = await anyio.to_thread.run_sync(
             cli, "approve", execution.id, "Approve.Prod", "--by", "bob", "--store", store
         )
         assert status == 0

@@ -166,6 +166,9 @@ def status(store: SQLiteStore, execution_id: str, out: TextIO, *, as_json: bool)
                 line += f" (attempt {latest['attempt']})"
             if "errorDetails" in latest:
                 line += f": {latest['errorDetails']['message'].splitlines()[0]}"
+            if action_status == Status.WAITING_FOR_APPROVAL:
+                node = f"{stage['stageName']}.{action['actionName']}"
+                line += f" (pipelinekit approve {execution_id} {node}, or reject)"
             out.write(line + "\n")
 
 
