@@ -12,9 +12,9 @@ the owning engine picks it up with its heartbeat.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
@@ -156,10 +156,10 @@ async def post_decision(
     if status in TERMINAL:
         msg = f"execution {execution_id} already ended {status}; no approval waits in it"
         raise ExecutionError(msg)
-    latest: dict[str, tuple[Status, int, dict[str, object]]] = {}
+    latest: dict[str, tuple[Status, int, Mapping[str, Any]]] = {}
     for event in events:
         if event.type == "approval" and event.node is not None:
-            latest[event.node] = (event.state, event.sequence, dict(event.detail))
+            latest[event.node] = (event.state, event.sequence, event.detail)
     waiting = sorted(
         n for n, (state, _, _) in latest.items() if state is Status.WAITING_FOR_APPROVAL
     )
@@ -170,7 +170,7 @@ async def post_decision(
         )
         raise ExecutionError(msg)
     _, token, detail = latest[node]
-    approvers = [str(name) for name in detail.get("approvers") or ()]  # type: ignore[attr-defined]
+    approvers = [str(name) for name in detail.get("approvers") or ()]
     barred = events[0].detail.get("triggered_by") if detail.get("self_approval") is False else None
     check_decider(execution_id, node, by, approvers, barred)
     ours = Decision(approved, by, summary, now)
