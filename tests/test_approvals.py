@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import threading
 from datetime import UTC, datetime
 
 import anyio
@@ -145,3 +148,46 @@ def test_an_approval_event_says_who_decided():
         4,
     )
     assert str(decided) == "approval Approve.Prod Succeeded by bob: ship it"
+
+
+def test_a_run_in_one_process_is_approved_from_another(tmp_path, cli):
+    # Real processes: `pipelinekit run` waits at the approval; the person approves from a shell.
+    (tmp_path / "p.py").write_text(
+        "import pipelinekit as pk\n"
+        "pipeline = pk.Pipeline('rel', [\n"
+        "    pk.Stage('Approve', [pk.Action('Prod', pk.ManualApproval())]),\n"
+        "    pk.Stage('Deploy', [pk.Action('Ship', pk.shell('echo shipped'))]),\n"
+        "])\n"
+    )
+    environment = {**os.environ, "PIPELINEKIT_LEASE_SECONDS": "0.3"}
+    with subprocess.Popen(
+        [sys.executable, "-m", "pipelinekit", "run", "p.py", "--plain"],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as run:
+        # If the run never asks (a bug), reading its output must not hang the suite.
+        watchdog = threading.Timer(60, run.kill)
+        watchdog.start()
+        try:
+            assert run.stdout is not None
+            hint = ""
+            for line in run.stdout:  # blocks until the run prints its next line
+                if "waiting for approval:" in line:
+                    hint = line
+                    break
+            command = hint.split("waiting for approval: ")[1].split(" (or reject)")[0].split()
+            assert command[:2] == ["pipelinekit", "approve"]
+            store = str(tmp_path / ".pipelinekit" / "state.db")
+            status, _, err = cli(*command[1:], "--by", "bob", "--summary", "ok", "--store", store)
+            assert status == 0, err
+            rest = run.stdout.read()
+            assert run.wait(timeout=30) == 0, rest
+        finally:
+            watchdog.cancel()
+            if run.poll() is None:
+                run.kill()
+    assert "approval Approve.Prod Succeeded by bob: ok" in rest
+    assert "pipeline rel Succeeded" in rest
