@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import pipelinekit as pk
+from pipelinekit._approvals import Decision
 from pipelinekit.stores import SQLiteStore
 from pipelinekit.stores._sqlite import SCHEMA_VERSION, _json
 
@@ -247,6 +248,22 @@ class BothStores(RuleBasedStateMachine):
             return
         self.both([event(execution, sequence, "stage", pk.Status.IN_PROGRESS, "S")])
 
+    @rule(
+        execution=st.sampled_from(["e1", "e2", "nope"]),
+        token=st.integers(1, 3),
+        approved=st.booleans(),
+        by=st.sampled_from(["bob", "alice"]),
+    )
+    def decide(self, execution, token, approved, by):
+        decision = Decision(approved, by, "", T0)
+        answers = []
+        for store in (self.memory, self.sqlite):
+            try:
+                answers.append(anyio.run(store.put_decision, execution, token, decision))
+            except pk.StoreError as error:
+                answers.append(type(error).__name__)
+        assert answers[0] == answers[1], (execution, token, answers)
+
     @invariant()
     def same_reads(self):
         for execution in ("e1", "e2", "e3"):
@@ -254,6 +271,11 @@ class BothStores(RuleBasedStateMachine):
         memory = anyio.run(self.memory.executions)
         sqlite = anyio.run(self.sqlite.executions)
         assert memory == sqlite
+        for execution in ("e1", "e2"):
+            for token in (1, 2, 3):
+                assert anyio.run(self.memory.decision, execution, token) == anyio.run(
+                    self.sqlite.decision, execution, token
+                )
 
     def teardown(self):
         self.sqlite.close()
