@@ -440,13 +440,18 @@ class Scheduler:
                 runnable.append(current)
         return runnable
 
-    async def _launch(self, nodes: list[str]) -> None:
+    async def _launch(
+        self, nodes: list[str], *, keep_one: bool = False
+    ) -> tuple[str, datetime | None] | None:
         """Start the actions ``nodes``, one task each.
 
         Their first attempts open here, together, so that with a durable store all their
         starts go on record in one transaction before any of them runs, instead of each task
         waiting for the write on its own (for a stage of 30 actions, one wake-up instead of
         30). With a concurrency limit an attempt opens only once the limiter lets it run.
+
+        With ``keep_one`` the last action gets no task: it is returned (with when its attempt
+        opened) for the calling task to run, which spares a chain of actions a task each.
         """
         assert self._tasks is not None  # noqa: S101 - set before any node starts
         opened: list[datetime | None] = []
@@ -471,10 +476,13 @@ class Scheduler:
                     assert started is not None  # noqa: S101 - opened above
                     self._abandoned(state, len(state.attempts) + 1, started)
                 raise
-        for node, started in zip(nodes, opened, strict=True):
+        kept = (nodes[-1], opened[-1]) if keep_one and nodes else None
+        count = len(nodes) - 1 if kept else len(nodes)
+        for node, started in zip(nodes[:count], opened[:count], strict=True):
             self._tasks.start_soon(
                 self._run_action, node, started, name=f"pipelinekit action {node}"
             )
+        return kept
 
     async def _record_starts(self) -> None:
         """Put the attempts just opened on record, as the store requires, before they run."""
@@ -521,29 +529,36 @@ class Scheduler:
         stage.running += 1
 
     async def _run_action(self, node: str, opened: datetime | None) -> None:
-        """Run the action ``node`` (its stage entered; its first attempt opened at ``opened``)."""
-        state = self.actions[node]
-        stage = self.stages[state.stage]
-        try:
-            succeeded = await self._attempts(state, opened)
-        except anyio.get_cancelled_exc_class():
+        """Run the action ``node`` (its stage entered; its first attempt opened at ``opened``).
+
+        Then, in the same task, one of the actions it made ready, and so on down a chain (the
+        task keeps the name of the first).
+        """
+        following: tuple[str, datetime | None] | None = (node, opened)
+        while following is not None:
+            node, opened = following
+            state = self.actions[node]
+            stage = self.stages[state.stage]
+            try:
+                succeeded = await self._attempts(state, opened)
+            except anyio.get_cancelled_exc_class():
+                stage.running -= 1
+                raise
             stage.running -= 1
-            raise
-        stage.running -= 1
-        ready = self._runnable(self._made_ready(node)) if succeeded else []
-        if not succeeded:
-            stage.failed = True
-        if stage.failed and stage.running == 0 and stage.status is Status.IN_PROGRESS:
-            stage.status = Status.FAILED
-            stage.finished_at = self.clock.now()
-            self.emit("stage", Status.FAILED, stage=stage.name)
-        if ready:
+            ready = self._runnable(self._made_ready(node)) if succeeded else []
+            if not succeeded:
+                stage.failed = True
+            if stage.failed and stage.running == 0 and stage.status is Status.IN_PROGRESS:
+                stage.status = Status.FAILED
+                stage.finished_at = self.clock.now()
+                self.emit("stage", Status.FAILED, stage=stage.name)
+            if not ready:
+                # Not awaited: a background flush writes and announces this action's end.
+                assert self._tasks is not None  # noqa: S101 - set before any action runs
+                self.recorder.flush_soon(self._tasks)
+                return
             # This action's end goes on record with the starts of those it made ready.
-            await self._launch(ready)
-        else:
-            # Not awaited: a background flush writes and announces this action's end.
-            assert self._tasks is not None  # noqa: S101 - set before any action runs
-            self.recorder.flush_soon(self._tasks)
+            following = await self._launch(ready, keep_one=True)
 
     async def _attempts(self, state: _ActionState, opened: datetime | None) -> bool:
         action = state.action
