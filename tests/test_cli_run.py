@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -179,3 +180,25 @@ def test_the_live_view_draws_the_tree_and_a_summary(tmp_path):
     assert "✖ Failed" in summary
     assert "· NotStarted" in summary
     assert "pipeline 'demo' Failed in" in summary
+
+
+def test_the_live_view_shows_how_to_decide_a_waiting_approval():
+    pipeline = pk.Pipeline(
+        "release", [pk.Stage("Approve", [pk.Action("Prod", pk.ManualApproval())])]
+    )
+    view = LiveView(pipeline, Console(width=200, color_system=None))
+    now = datetime.now(UTC)
+    waiting = pk.Event(
+        "approval", pk.Status.WAITING_FOR_APPROVAL, "release", "e1", now, "Approve", "Prod"
+    )
+    view._apply(waiting)  # what follow() does with each event
+    tree = Console(record=True, width=200, color_system=None)
+    tree.print(view)
+    assert "Prod waiting for approval: pipelinekit approve e1 Approve.Prod" in tree.export_text()
+    decided = pk.Event(
+        "approval", pk.Status.SUCCEEDED, "release", "e1", now, "Approve", "Prod", {"by": "bob"}
+    )
+    view._apply(decided)
+    tree = Console(record=True, width=200, color_system=None)
+    tree.print(view)
+    assert "pipelinekit approve" not in tree.export_text()
