@@ -368,3 +368,37 @@ _json_values = st.recursive(
 def test_event_details_are_encoded_as_json_dumps_would(detail):
     # The store encodes details with a C encoder built once; it must write what json.dumps does.
     assert _json(detail) == json.dumps(detail, default=str, separators=(",", ":"))
+
+
+def _write_in_child(store, connection):
+    try:
+        record(store, event("child", 1), event("child", 2, "stage", pk.Status.IN_PROGRESS, "S"))
+        store.close()
+        connection.send("ok")
+    except BaseException as error:  # noqa: BLE001 - reported to the parent
+        connection.send(repr(error))
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_store_used_before_a_fork_works_in_the_child(tmp_path):
+    # The default start method on Linux forks: the child inherits the store with its thread
+    # and connection, which it must not use.
+    store = SQLiteStore(tmp_path / "state.db")
+    record(store, event("parent", 1))
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_write_in_child, args=(store, send))
+    child.start()
+    try:
+        assert receive.poll(60), "the child hung using the store it inherited"
+        assert receive.recv() == "ok"
+    finally:
+        child.join(5)
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0
+    record(store, event("parent", 2, "stage", pk.Status.IN_PROGRESS, "S"))
+    assert [e.sequence for e in read(store, "child")] == [1, 2]
+    assert [e.sequence for e in read(store, "parent")] == [1, 2]
+    assert anyio.run(store.integrity_check) == "ok"
+    store.close()

@@ -246,10 +246,21 @@ class SQLiteStore:
         self._opening = threading.Lock()
         self._states: dict[str, tuple[int, dict[tuple[str, str, str], Status]]] = {}
         self._thread = StoreThread(f"pipelinekit store {self.path}")
+        self._pid = os.getpid()
 
     # -- connection ------------------------------------------------------------------------------
 
+    def _forget_parent(self) -> None:
+        if self._pid != os.getpid():
+            # A forked child must not use its parent's connection (SQLite's rule) nor trust a
+            # lock the parent may have held: it opens its own, and leaves the parent's alone.
+            self._opening = threading.Lock()
+            self._opened = None
+            self._states.clear()
+            self._pid = os.getpid()
+
     def _connection(self) -> _Connection:
+        self._forget_parent()
         with self._opening:
             if self._opened is None:
                 self._opened = _Connection(self._open(), threading.Lock())
@@ -342,6 +353,7 @@ class SQLiteStore:
 
         Call it once nothing is using the store; a write still running finishes first.
         """
+        self._forget_parent()
         self._thread.close()
         with self._opening:
             if self._opened is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -54,6 +55,7 @@ class StoreThread:
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
 
     async def run(self, function: Callable[[], T]) -> T:
         """Run ``function`` on the thread and return what it returned (or raise what it raised)."""
@@ -62,6 +64,8 @@ class StoreThread:
         except RuntimeError:  # another anyio backend
             return await anyio.to_thread.run_sync(function)
         future: asyncio.Future[T] = loop.create_future()
+        if self._pid != os.getpid():
+            self._forget_parent()
         with self._lock:
             # Under the lock: a thread about to end for want of work sees this item first.
             self._queue.put((function, loop, future))
@@ -73,6 +77,14 @@ class StoreThread:
         with anyio.CancelScope(shield=True):
             result = await future
         return result  # noqa: RET504 - mypy reads the scope as able to swallow the error
+
+    def _forget_parent(self) -> None:
+        # A forked child has none of the parent's threads, and the lock may have been held
+        # when it forked: start afresh rather than queue for a thread that is not there.
+        self._queue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread = None
+        self._pid = os.getpid()
 
     def close(self) -> None:
         """Let the thread end once the calls already given have run."""
