@@ -88,6 +88,9 @@ class StoreThread:
 
     def close(self) -> None:
         """Let the thread end once the calls already given have run."""
+        if self._pid != os.getpid():
+            self._forget_parent()  # the parent's thread is the parent's to end
+            return
         with self._lock:
             if self._thread is not None:
                 # A call made after this goes to a new thread with a queue of its own, so two
