@@ -148,6 +148,23 @@ def test_an_engine_keeps_history_in_sqlite_by_default(tmp_path, cli):
     assert status == 0
     assert results[2].execution_id in out
     assert results[0].execution_id not in out
+    status, out, _ = cli(
+        "history",
+        "p",
+        "--store",
+        str(tmp_path / "state.db"),
+        "--limit",
+        "2",
+        "--page",
+        "2",
+        "--json",
+    )
+    assert status == 0
+    (oldest,) = json.loads(out)["pipelineExecutionSummaries"]
+    assert oldest["pipelineExecutionId"] == results[0].execution_id
+    assert oldest["status"] == "Succeeded"
+    assert oldest["trigger"]["triggerType"] == "StartPipelineExecution"
+    assert oldest["durationSeconds"] >= 0
     status, out, _ = cli("status", results[0].execution_id, "--store", str(tmp_path / "state.db"))
     assert status == 0
     assert "✔ W Succeeded" in out

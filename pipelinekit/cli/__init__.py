@@ -88,6 +88,7 @@ def _execution_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     history.add_argument("pipeline", nargs="?", metavar="PIPELINE", help="only this pipeline")
     history.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="per page")
     history.add_argument("--page", type=_positive_int, default=1, metavar="K", help="page K")
+    history.add_argument("--json", action="store_true", help="ListPipelineExecutions-like JSON")
     history.add_argument("--store", default=None, metavar="PATH", help=store_help)
     status = commands.add_parser("status", help="show an execution's stages and actions")
     status.add_argument("execution", metavar="ID")
@@ -155,7 +156,7 @@ def _store_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     store = SQLiteStore(path)
     try:
         if args.command == "history":
-            _history.history(store, args.pipeline, args.limit, args.page, out)
+            _history.history(store, args.pipeline, args.limit, args.page, out, as_json=args.json)
         elif args.command == "status":
             _history.status(store, args.execution, out, as_json=args.json)
         elif args.command == "stop":

@@ -33,13 +33,24 @@ def _events(store: SQLiteStore, execution_id: str) -> list[Event]:
     return events
 
 
-def history(store: SQLiteStore, pipeline: str | None, limit: int, page: int, out: TextIO) -> None:
-    """Print a page of executions, newest first."""
+def history(
+    store: SQLiteStore,
+    pipeline: str | None,
+    limit: int,
+    page: int,
+    out: TextIO,
+    *,
+    as_json: bool = False,
+) -> None:
+    """Print a page of executions, newest first (or its JSON)."""
 
     async def load() -> list[ExecutionSummary]:
         return await store.executions(pipeline, limit=limit, offset=(page - 1) * limit)
 
     rows = anyio.run(load)
+    if as_json:
+        out.write(json.dumps(history_json(rows, page), indent=2) + "\n")
+        return
     if not rows:
         where = f" of pipeline {pipeline!r}" if pipeline else ""
         out.write(f"no executions{where} on page {page}\n")
@@ -136,6 +147,23 @@ def execution_state(events: Sequence[Event]) -> dict[str, Any]:
             for stage in stages.values()
         ],
     }
+
+
+def history_json(rows: Sequence[ExecutionSummary], page: int) -> dict[str, Any]:
+    """A page of history in the shape of CodePipeline's ``ListPipelineExecutions`` answer."""
+    summaries = [
+        {
+            "pipelineExecutionId": row.id,
+            "pipelineName": row.pipeline,
+            "status": str(row.status),
+            "startTime": row.started_at.isoformat(),
+            "lastUpdateTime": (row.finished_at or row.started_at).isoformat(),
+            "durationSeconds": row.duration,
+            "trigger": {"triggerType": row.trigger, "triggerDetail": row.triggered_by},
+        }
+        for row in rows
+    ]
+    return {"pipelineExecutionSummaries": summaries, "page": page}
 
 
 def status(store: SQLiteStore, execution_id: str, out: TextIO, *, as_json: bool) -> None:
