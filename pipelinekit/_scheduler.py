@@ -165,7 +165,8 @@ class Scheduler:
         self.executor = executor
         self.recorder = recorder
         self.workdir = workdir
-        self.logs = workdir / "logs"
+        # Absolute: the recorded log paths are read later, from wherever a person runs `logs`.
+        self.logs = (workdir / "logs").absolute()
         self.work = workdir / "work"
         self.artifacts = workdir / "artifacts"
         self.masker = masker
@@ -306,6 +307,8 @@ class Scheduler:
                 "variables": self.run_variables,
                 "execution_mode": str(self.plan.pipeline.execution_mode),
                 "definition_hash": self.plan.definition_hash(),
+                # Where the actions' logs go, so they can be followed while they are written.
+                "logs": str(self.logs),
                 # The shape of the pipeline, so history can show what never started.
                 "stages": {
                     stage.name: [action.name for action in stage.actions]

@@ -3,12 +3,15 @@ hypothesis state machine), concurrent writers, and history through the engine an
 
 from __future__ import annotations
 
+import io
 import json
 import multiprocessing
+import os
 import sqlite3
 import stat
 import threading
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import anyio
 import pytest
@@ -18,6 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 import pipelinekit as pk
 from pipelinekit._approvals import Decision
+from pipelinekit.cli import _history
 from pipelinekit.stores import SQLiteStore
 from pipelinekit.stores._sqlite import SCHEMA_VERSION, _json
 
@@ -200,7 +204,10 @@ def test_status_json_and_logs(tmp_path, cli):
     assert "compiling" in out
     status, _, err = cli("logs", result.execution_id, "Ship.Go", "--store", store)
     assert status == 2
-    assert "has no action 'Ship.Go' that ran (actions: Build.Make)" in err
+    assert f"Ship.Go never ran in execution {result.execution_id}" in err
+    status, _, err = cli("logs", result.execution_id, "Ship.Gone", "--store", store)
+    assert status == 2
+    assert "has no action 'Ship.Gone' (actions: Build.Make, Ship.Go)" in err
 
 
 # -- both stores behave the same ---------------------------------------------------------------
@@ -419,3 +426,53 @@ def test_a_store_used_before_a_fork_works_in_the_child(tmp_path):
     assert [e.sequence for e in read(store, "parent")] == [1, 2]
     assert anyio.run(store.integrity_check) == "ok"
     store.close()
+
+
+@pytest.mark.anyio
+async def test_logs_follow_prints_an_action_log_until_the_action_ends(tmp_path):
+    gate = tmp_path / "gate"
+    pipeline = pk.Pipeline(
+        "p",
+        [
+            pk.Stage(
+                "Build",
+                [
+                    pk.Action(
+                        "Make",
+                        pk.shell(
+                            f"echo first; while [ ! -e {gate} ]; do sleep 0.01; done; echo second"
+                        ),
+                    )
+                ],
+            )
+        ],
+    )
+    path = tmp_path / "state.db"
+    waits: list[bool] = []
+
+    def wait():
+        # Called between two looks: only now may the action go on and end.
+        waits.append(gate.exists())
+        gate.touch()
+        os.sched_yield()
+
+    async with pk.Engine(store=SQLiteStore(path), workdir=tmp_path) as engine:
+        execution = await engine.start(pipeline)
+        async for seen in execution.events():
+            if seen.node == "Build.Make" and seen.state is pk.Status.IN_PROGRESS:
+                break
+        out = io.StringIO()
+        follower = SQLiteStore(path)
+        try:
+            await anyio.to_thread.run_sync(
+                partial(
+                    _history.logs, follower, execution.id, "Build.Make", out, follow=True, wait=wait
+                )
+            )
+        finally:
+            gate.touch()
+            follower.close()
+        assert (await execution.wait()).succeeded
+    assert waits[0] is False  # it waited while the action ran
+    text = out.getvalue()
+    assert text.index("first") < text.index("second")

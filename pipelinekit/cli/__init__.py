@@ -140,6 +140,9 @@ def _execution_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     logs = commands.add_parser("logs", help="print an action's log")
     logs.add_argument("execution", metavar="ID")
     logs.add_argument("action", metavar="STAGE.ACTION")
+    logs.add_argument(
+        "--follow", "-f", action="store_true", help="go on printing until the action ends"
+    )
     logs.add_argument("--store", default=None, metavar="PATH", help=store_help)
 
 
@@ -172,7 +175,7 @@ def _store_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 summary=args.summary,
             )
         else:
-            _history.logs(store, args.execution, args.action, out)
+            _history.logs(store, args.execution, args.action, out, follow=args.follow)
     except (StoreError, ExecutionError, _history.NotFoundError) as error:
         print(f"pipelinekit: error: {error}", file=err)
         return EXIT_BAD_INPUT

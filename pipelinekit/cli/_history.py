@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any, TextIO
 import anyio
 
 from pipelinekit._events import Event
-from pipelinekit._model import Status
+from pipelinekit._model import TERMINAL, Status
 from pipelinekit.cli._user import current_user
 from pipelinekit.cli._view import SYMBOLS, render_duration
 from pipelinekit.exceptions import ExecutionError, PipelineKitError
@@ -200,23 +201,88 @@ def status(store: SQLiteStore, execution_id: str, out: TextIO, *, as_json: bool)
             out.write(line + "\n")
 
 
-def logs(store: SQLiteStore, execution_id: str, node: str, out: TextIO) -> None:
-    """Print an action's log file."""
+#: How long ``logs --follow`` waits between two looks.
+_PAUSE = partial(time.sleep, 0.25)
+
+
+def logs(
+    store: SQLiteStore,
+    execution_id: str,
+    node: str,
+    out: TextIO,
+    *,
+    follow: bool = False,
+    wait: Callable[[], None] = _PAUSE,
+) -> None:
+    """Print an action's log file; with ``follow``, go on printing it until the action ends.
+
+    ``wait`` is called between two looks at the file and the record while following.
+    """
     events = _events(store, execution_id)
-    paths = [e.detail["log_path"] for e in events if e.node == node and e.detail.get("log_path")]
-    known = {e.node for e in events if e.node}
+    start = events[0].detail
+    declared = {
+        f"{s}.{a}" for s, actions in dict(start.get("stages") or {}).items() for a in actions
+    }
+    known = declared | {e.node for e in events if e.node}
     if node not in known:
         listed = ", ".join(sorted(n for n in known if n)) or "none"
-        msg = f"execution {execution_id} has no action {node!r} that ran (actions: {listed})"
+        msg = f"execution {execution_id} has no action {node!r} (actions: {listed})"
         raise NotFoundError(msg)
-    if not paths:
+    paths = [e.detail["log_path"] for e in events if e.node == node and e.detail.get("log_path")]
+    if paths:
+        path = Path(paths[-1])
+    elif start.get("logs"):
+        path = Path(start["logs"]) / f"{node}.log"
+    else:
         out.write(f"{node} wrote no log\n")
         return
-    path = Path(paths[-1])
-    if not path.exists():
-        msg = f"the log of {node} is gone: {path}"
-        raise NotFoundError(msg)
-    out.write(path.read_text(encoding="utf-8", errors="replace"))
+    if not follow:
+        if not path.exists():
+            raise NotFoundError(_no_log(events, node, path, gone=bool(paths)))
+        out.write(path.read_text(encoding="utf-8", errors="replace"))
+        return
+    printed = 0
+    while True:
+        # Whether it is over is read before the file, so the last lines are never missed.
+        over = _ended(events, node)
+        printed = _print_from(path, printed, out)
+        if over:
+            return
+        wait()
+        events = _events(store, execution_id)
+
+
+def _no_log(events: Sequence[Event], node: str, path: Path, *, gone: bool) -> str:
+    if gone:
+        return f"the log of {node} is gone: {path}"
+    execution_id = events[0].execution_id
+    if not any(e.node == node for e in events):
+        if _ended(events, node):
+            return f"{node} never ran in execution {execution_id}"
+        return f"{node} has not started yet; --follow waits for it"
+    return f"{node} wrote no log yet"
+
+
+def _ended(events: Sequence[Event], node: str) -> bool:
+    """Whether ``node`` is done in this record: it ended, or its execution did."""
+    if [e.state for e in events if e.type == "pipeline"][-1] in TERMINAL:
+        return True
+    states = [e.state for e in events if e.type == "action" and e.node == node]
+    return bool(states) and states[-1] in TERMINAL
+
+
+def _print_from(path: Path, offset: int, out: TextIO) -> int:
+    """Print what ``path`` holds past ``offset``; return the new offset."""
+    try:
+        with path.open("rb") as log:
+            log.seek(offset)
+            chunk = log.read()
+    except FileNotFoundError:
+        return offset  # not written yet
+    if chunk:
+        out.write(chunk.decode("utf-8", errors="replace"))
+        out.flush()
+    return offset + len(chunk)
 
 
 def stop(store: SQLiteStore, execution_id: str, out: TextIO, *, abandon: bool, reason: str) -> None:
