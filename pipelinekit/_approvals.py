@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 
+from pipelinekit._events import execution_status
 from pipelinekit._model import TERMINAL, Status
 from pipelinekit.exceptions import ExecutionError
 
@@ -81,10 +82,6 @@ class Approvals:
         """Stop waiting (decided, timed out or cancelled)."""
         self._pending.pop((execution_id, node), None)
 
-    def waiting(self) -> list[tuple[str, str]]:
-        """``(execution id, "Stage.Action")`` of every approval waiting."""
-        return list(self._pending)
-
     def pending(self, execution_id: str) -> list[tuple[str, PendingApproval]]:
         """``("Stage.Action", request)`` of the approvals waiting in ``execution_id``."""
         return [(n, p) for (e, n), p in self._pending.items() if e == execution_id]
@@ -99,7 +96,7 @@ class Approvals:
         """Approve or reject; ``ExecutionError`` when nothing waits there or ``by`` may not."""
         pending = self._pending.get((execution_id, node))
         if pending is None:
-            waiting = ", ".join(n for e, n in self._pending if e == execution_id) or "none"
+            waiting = ", ".join(n for n, _ in self.pending(execution_id)) or "none"
             msg = (
                 f"no approval is waiting at {node!r} in execution {execution_id} "
                 f"(waiting: {waiting})"
@@ -152,7 +149,7 @@ async def post_decision(
     if not events:
         msg = f"the store has no execution {execution_id!r}"
         raise ExecutionError(msg)
-    status = [e.state for e in events if e.type == "pipeline"][-1]
+    status = execution_status(events)
     if status in TERMINAL:
         msg = f"execution {execution_id} already ended {status}; no approval waits in it"
         raise ExecutionError(msg)

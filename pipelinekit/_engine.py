@@ -27,7 +27,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from pipelinekit._approvals import Approvals, post_decision
 from pipelinekit._clock import Clock, SystemClock
-from pipelinekit._events import Event
+from pipelinekit._events import Event, execution_status
 from pipelinekit._loader import load_pipeline
 from pipelinekit._model import Status
 from pipelinekit._names import did_you_mean
@@ -391,7 +391,7 @@ class Engine:
         if not events:
             msg = f"the store has no execution {execution_id!r}"
             raise ExecutionError(msg)
-        return events, [event for event in events if event.type == "pipeline"][-1].state
+        return events, execution_status(events)
 
     async def _continue(
         self,
@@ -481,7 +481,7 @@ class Engine:
         if not events:
             msg = f"the store has no execution {execution_id!r}"
             raise ExecutionError(msg)
-        status = [event for event in events if event.type == "pipeline"][-1].state
+        status = execution_status(events)
         if status in TERMINAL:
             msg = f"execution {execution_id} already ended {status}; there is nothing to stop"
             raise ExecutionError(msg)

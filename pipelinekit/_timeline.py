@@ -104,6 +104,11 @@ def _succeeded_at(events: Sequence[Event], node: str) -> int | None:
     return None
 
 
+def _no(question: str, why: str, events: Sequence[Event]) -> Verdict:
+    """A false verdict that says why and shows the run's timeline."""
+    return Verdict(ok=False, question=question, explanation=why, timeline=timeline(events))
+
+
 def ran_before(source: Any, first: str, then: str) -> Verdict:  # noqa: ANN401 - see _events
     """Whether ``first`` succeeded before ``then`` started."""
     events = _events(source)
@@ -111,24 +116,12 @@ def ran_before(source: Any, first: str, then: str) -> Verdict:  # noqa: ANN401 -
     done = _succeeded_at(events, first)
     span = _span(events, then)
     if done is None:
-        return Verdict(
-            ok=False,
-            question=question,
-            explanation=f"{first} never succeeded",
-            timeline=timeline(events),
-        )
+        return _no(question, f"{first} never succeeded", events)
     if span is None:
-        return Verdict(
-            ok=False, question=question, explanation=f"{then} never ran", timeline=timeline(events)
-        )
+        return _no(question, f"{then} never ran", events)
     if done < span[0]:
         return Verdict(ok=True, question=question)
-    return Verdict(
-        ok=False,
-        question=question,
-        explanation=f"{then} started (#{span[0]}) before {first} succeeded (#{done})",
-        timeline=timeline(events),
-    )
+    return _no(question, f"{then} started (#{span[0]}) before {first} succeeded (#{done})", events)
 
 
 def ran_in_parallel(source: Any, a: str, b: str) -> Verdict:  # noqa: ANN401 - see _events
@@ -141,23 +134,13 @@ def ran_in_parallel(source: Any, a: str, b: str) -> Verdict:  # noqa: ANN401 - s
     first, second = _span(events, a), _span(events, b)
     for node, span in ((a, first), (b, second)):
         if span is None:
-            return Verdict(
-                ok=False,
-                question=question,
-                explanation=f"{node} never ran",
-                timeline=timeline(events),
-            )
+            return _no(question, f"{node} never ran", events)
     assert first is not None  # noqa: S101 - checked above
     assert second is not None  # noqa: S101
     if first[0] < second[1] and second[0] < first[1]:
         return Verdict(ok=True, question=question)
     earlier, later = (a, b) if first[1] <= second[0] else (b, a)
-    return Verdict(
-        ok=False,
-        question=question,
-        explanation=f"{earlier} had ended before {later} started",
-        timeline=timeline(events),
-    )
+    return _no(question, f"{earlier} had ended before {later} started", events)
 
 
 def never_ran(source: Any, node: str) -> Verdict:  # noqa: ANN401 - see _events
@@ -167,9 +150,4 @@ def never_ran(source: Any, node: str) -> Verdict:  # noqa: ANN401 - see _events
     question = f"{node} never ran"
     if span is None:
         return Verdict(ok=True, question=question)
-    return Verdict(
-        ok=False,
-        question=question,
-        explanation=f"{node} started at #{span[0]}",
-        timeline=timeline(events),
-    )
+    return _no(question, f"{node} started at #{span[0]}", events)

@@ -94,33 +94,16 @@ def _execution_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     status.add_argument("execution", metavar="ID")
     status.add_argument("--json", action="store_true", help="GetPipelineState-like JSON")
     status.add_argument("--store", default=None, metavar="PATH", help=store_help)
-    again = "a secret variable's value again (the store never keeps secrets; repeatable)"
     resume = commands.add_parser("resume", help="take up an execution its process left unfinished")
     resume.add_argument("execution", metavar="ID")
-    resume.add_argument(
-        "target",
-        nargs="?",
-        metavar="FILE[:NAME]",
-        help="the pipeline's file, when the execution did not record it",
-    )
-    resume.add_argument("--store", default=None, metavar="PATH", help=store_help)
-    resume.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help=again)
-    resume.add_argument("--plain", action="store_true", help="one line per event")
+    _run_again_options(resume, store_help)
     retry = commands.add_parser("retry", help="run a failed stage of an execution again")
     retry.add_argument("execution", metavar="ID")
     retry.add_argument("stage", metavar="STAGE")
     retry.add_argument(
-        "target",
-        nargs="?",
-        metavar="FILE[:NAME]",
-        help="the pipeline's file, when the execution did not record it",
-    )
-    retry.add_argument(
         "--all-actions", action="store_true", help="run every action of the stage again"
     )
-    retry.add_argument("--store", default=None, metavar="PATH", help=store_help)
-    retry.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help=again)
-    retry.add_argument("--plain", action="store_true", help="one line per event")
+    _run_again_options(retry, store_help)
     stop = commands.add_parser("stop", help="stop an execution (here or in another process)")
     stop.add_argument("execution", metavar="ID")
     stop.add_argument("--abandon", action="store_true", help="cancel the running actions too")
@@ -144,6 +127,25 @@ def _execution_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "--follow", "-f", action="store_true", help="go on printing until the action ends"
     )
     logs.add_argument("--store", default=None, metavar="PATH", help=store_help)
+
+
+def _run_again_options(command: argparse.ArgumentParser, store_help: str) -> None:
+    """What ``resume`` and ``retry`` both take: the pipeline's file, store, secrets, output."""
+    command.add_argument(
+        "target",
+        nargs="?",
+        metavar="FILE[:NAME]",
+        help="the pipeline's file, when the execution did not record it",
+    )
+    command.add_argument("--store", default=None, metavar="PATH", help=store_help)
+    command.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a secret variable's value again (the store never keeps secrets; repeatable)",
+    )
+    command.add_argument("--plain", action="store_true", help="one line per event")
 
 
 def _store_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 import anyio
 
-from pipelinekit._events import Event
+from pipelinekit._events import Event, execution_status
 from pipelinekit._model import TERMINAL, Status
 from pipelinekit.cli._user import current_user
 from pipelinekit.cli._view import SYMBOLS, render_duration
@@ -265,7 +265,7 @@ def _no_log(events: Sequence[Event], node: str, path: Path, *, gone: bool) -> st
 
 def _ended(events: Sequence[Event], node: str) -> bool:
     """Whether ``node`` is done in this record: it ended, or its execution did."""
-    if [e.state for e in events if e.type == "pipeline"][-1] in TERMINAL:
+    if execution_status(events) in TERMINAL:
         return True
     states = [e.state for e in events if e.type == "action" and e.node == node]
     return bool(states) and states[-1] in TERMINAL

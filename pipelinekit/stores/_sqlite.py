@@ -18,12 +18,13 @@ written by a newer pipelinekit is refused rather than misread.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -214,6 +215,27 @@ def _decision(row: Sequence[Any]) -> Decision:
     return Decision(bool(approved), str(by), str(summary), datetime.fromisoformat(time))
 
 
+@contextlib.contextmanager
+def _immediate(connection: sqlite3.Connection, *, unknown: str | None = None) -> Iterator[None]:
+    """One write transaction: ``BEGIN IMMEDIATE``, committed at the end, rolled back on any error.
+
+    With ``unknown``, a foreign key that points nowhere (an execution the store does not have)
+    becomes a ``StoreError`` saying ``unknown``.
+    """
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except sqlite3.IntegrityError as error:
+        connection.execute("ROLLBACK")
+        if unknown is None:
+            raise
+        raise StoreError(unknown) from error
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
 @attrs.define
 class _Connection:
     connection: sqlite3.Connection
@@ -307,8 +329,7 @@ class SQLiteStore:
         return connection
 
     def _migrate(self, connection: sqlite3.Connection) -> None:
-        connection.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(connection):
             has_meta = connection.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
             ).fetchone()
@@ -323,7 +344,7 @@ class SQLiteStore:
                     f"it was written by a newer pipelinekit (schema {version}; this one knows "
                     f"up to {SCHEMA_VERSION}); upgrade pipelinekit to read it"
                 )
-                raise self._fail(msg)  # noqa: TRY301 - inside the transaction it rolls back
+                raise self._fail(msg)  # inside the transaction: it rolls back
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 if sqlite3.sqlite_version_info < _NEEDS_SQLITE.get(step, (0,)):
                     continue
@@ -335,10 +356,6 @@ class SQLiteStore:
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def in_thread() -> T:
@@ -371,56 +388,54 @@ class SQLiteStore:
         return batch
 
     def _record(self, connection: sqlite3.Connection, events: list[Event]) -> None:
-        connection.execute("BEGIN IMMEDIATE")
         try:
-            values: list[Any] = []  # the rows' values, one after the other
-            # Per execution in the batch: its last sequence number, and its subjects' states.
-            last: dict[str, int] = {}
-            states: dict[tuple[str, str, str], Status] = {}
-            execution_id = ""
-            for event in events:
-                if event.execution_id != execution_id:
-                    if execution_id:
-                        self._states[execution_id] = (last[execution_id], states)
-                    execution_id = event.execution_id
-                    if execution_id not in last:
-                        last[execution_id] = self._last_sequence(connection, event)
-                    states = self._states_of(connection, execution_id, last[execution_id])
-                if event.sequence != last[execution_id] + 1:
-                    refuse_gap(event, last[execution_id] + 1)
-                last[execution_id] = event.sequence
-                key = _key(event)
-                current = states.get(key)
-                if current is not None and current in TERMINAL:
-                    refuse_terminal(event, current)
-                states[key] = event.state
-                values.extend(
-                    (
-                        execution_id,
-                        event.sequence,
-                        event.type,
-                        _TEXT[event.state],
-                        event.stage,
-                        event.action,
-                        event.time.isoformat(),
-                        _json(event.detail),
+            with _immediate(connection):
+                values: list[Any] = []  # the rows' values, one after the other
+                # Per execution in the batch: its last sequence number, and its subjects' states.
+                last: dict[str, int] = {}
+                states: dict[tuple[str, str, str], Status] = {}
+                execution_id = ""
+                for event in events:
+                    if event.execution_id != execution_id:
+                        if execution_id:
+                            self._states[execution_id] = (last[execution_id], states)
+                        execution_id = event.execution_id
+                        if execution_id not in last:
+                            last[execution_id] = self._last_sequence(connection, event)
+                        states = self._states_of(connection, execution_id, last[execution_id])
+                    if event.sequence != last[execution_id] + 1:
+                        refuse_gap(event, last[execution_id] + 1)
+                    last[execution_id] = event.sequence
+                    key = _key(event)
+                    current = states.get(key)
+                    if current is not None and current in TERMINAL:
+                        refuse_terminal(event, current)
+                    states[key] = event.state
+                    values.extend(
+                        (
+                            execution_id,
+                            event.sequence,
+                            event.type,
+                            _TEXT[event.state],
+                            event.stage,
+                            event.action,
+                            event.time.isoformat(),
+                            _json(event.detail),
+                        )
                     )
-                )
-                if event.type == "pipeline":
-                    finished = event.time.isoformat() if event.state in TERMINAL else None
-                    connection.execute(
-                        "UPDATE executions SET status = ?, finished_at = ? WHERE id = ?",
-                        (event.state.value, finished, execution_id),
-                    )
-            if execution_id:
-                self._states[execution_id] = (last[execution_id], states)
-            step = _ROWS_PER_INSERT * _COLUMNS
-            for first in range(0, len(values), step):
-                chunk = values[first : first + step]
-                connection.execute(_insert_events(len(chunk) // _COLUMNS), chunk)
-            connection.execute("COMMIT")
+                    if event.type == "pipeline":
+                        finished = event.time.isoformat() if event.state in TERMINAL else None
+                        connection.execute(
+                            "UPDATE executions SET status = ?, finished_at = ? WHERE id = ?",
+                            (event.state.value, finished, execution_id),
+                        )
+                if execution_id:
+                    self._states[execution_id] = (last[execution_id], states)
+                step = _ROWS_PER_INSERT * _COLUMNS
+                for first in range(0, len(values), step):
+                    chunk = values[first : first + step]
+                    connection.execute(_insert_events(len(chunk) // _COLUMNS), chunk)
         except BaseException:
-            connection.execute("ROLLBACK")
             self._states.clear()  # the cache may hold what was rolled back
             raise
 
@@ -548,13 +563,11 @@ class SQLiteStore:
         """
 
         def work(connection: sqlite3.Connection) -> tuple[str, float]:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate(connection):
                 row = connection.execute(
                     "SELECT owner, until FROM leases WHERE execution_id = ?", (execution_id,)
                 ).fetchone()
                 if row is not None and row[0] != owner and float(row[1]) > now:
-                    connection.execute("COMMIT")
                     return str(row[0]), float(row[1])
                 connection.execute(
                     "INSERT INTO leases (execution_id, owner, until) VALUES (?, ?, ?) "
@@ -562,10 +575,6 @@ class SQLiteStore:
                     "until = excluded.until",
                     (execution_id, owner, until),
                 )
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
             return owner, until
 
         return await self._run(work)
@@ -574,11 +583,10 @@ class SQLiteStore:
         """Give up ``owner``'s lease on an execution (nothing if another owner holds it)."""
 
         def work(connection: sqlite3.Connection) -> None:
-            connection.execute("BEGIN IMMEDIATE")
-            connection.execute(
-                "DELETE FROM leases WHERE execution_id = ? AND owner = ?", (execution_id, owner)
-            )
-            connection.execute("COMMIT")
+            with _immediate(connection):
+                connection.execute(
+                    "DELETE FROM leases WHERE execution_id = ? AND owner = ?", (execution_id, owner)
+                )
 
         await self._run(work)
 
@@ -586,22 +594,14 @@ class SQLiteStore:
         """Record that ``execution_id`` should stop (an abandon request replaces a plain one)."""
 
         def work(connection: sqlite3.Connection) -> None:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
+            unknown = f"cannot stop execution {execution_id}: it is unknown"
+            with _immediate(connection, unknown=unknown):
                 connection.execute(
                     "INSERT INTO stop_requests (execution_id, abandon, reason) VALUES (?, ?, ?) "
                     "ON CONFLICT (execution_id) DO UPDATE SET "
                     "abandon = max(abandon, excluded.abandon), reason = excluded.reason",
                     (execution_id, int(abandon), reason),
                 )
-                connection.execute("COMMIT")
-            except sqlite3.IntegrityError as error:
-                connection.execute("ROLLBACK")
-                msg = f"cannot stop execution {execution_id}: it is unknown"
-                raise StoreError(msg) from error
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
 
         await self._run(work)
 
@@ -619,8 +619,8 @@ class SQLiteStore:
         """Keep ``decision`` on approval request ``token`` unless one is; return the one kept."""
 
         def work(connection: sqlite3.Connection) -> tuple[Any, ...]:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
+            unknown = f"cannot decide an approval of execution {execution_id}: it is unknown"
+            with _immediate(connection, unknown=unknown):
                 connection.execute(
                     "INSERT OR IGNORE INTO decisions (execution_id, token, approved, decided_by, "
                     "summary, time) VALUES (?, ?, ?, ?, ?, ?)",
@@ -634,14 +634,6 @@ class SQLiteStore:
                     ),
                 )
                 row = connection.execute(_DECISION, (execution_id, token)).fetchone()
-                connection.execute("COMMIT")
-            except sqlite3.IntegrityError as error:
-                connection.execute("ROLLBACK")
-                msg = f"cannot decide an approval of execution {execution_id}: it is unknown"
-                raise StoreError(msg) from error
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
             return tuple(row)
 
         return _decision(await self._run(work))
@@ -664,12 +656,11 @@ class SQLiteStore:
             if known:
                 return
             definition = plan.to_json()  # only for a version not seen before
-            connection.execute("BEGIN IMMEDIATE")
-            connection.execute(
-                "INSERT OR IGNORE INTO pipelines (name, hash, definition) VALUES (?, ?, ?)",
-                (name, digest, definition),
-            )
-            connection.execute("COMMIT")
+            with _immediate(connection):
+                connection.execute(
+                    "INSERT OR IGNORE INTO pipelines (name, hash, definition) VALUES (?, ?, ?)",
+                    (name, digest, definition),
+                )
 
         await self._run(work)
 
@@ -698,8 +689,7 @@ class SQLiteStore:
         """Keep a successful attempt's result under ``key`` (the newest wins)."""
 
         def work(connection: sqlite3.Connection) -> None:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate(connection):
                 connection.execute(
                     "INSERT OR REPLACE INTO cache (key, execution_id, node, variables, outputs) "
                     "VALUES (?, ?, ?, ?, ?)",
@@ -711,10 +701,6 @@ class SQLiteStore:
                         _json({k: list(v) for k, v in entry.outputs.items()}),
                     ),
                 )
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
 
         await self._run(work)
 
