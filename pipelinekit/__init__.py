@@ -9,35 +9,34 @@ from pipelinekit import executors as executors
 from pipelinekit import hooks as hooks
 from pipelinekit import providers as providers
 from pipelinekit import stores as stores
-from pipelinekit._compile import Plan as Plan
-from pipelinekit._context import ActionContext as ActionContext
-from pipelinekit._engine import Engine as Engine
-from pipelinekit._engine import Execution as Execution
-from pipelinekit._engine import arun as arun
-from pipelinekit._engine import run as run
-from pipelinekit._events import Event as Event
-from pipelinekit._model import Action as Action
-from pipelinekit._model import ActionTypeId as ActionTypeId
-from pipelinekit._model import BeforeEntry as BeforeEntry
-from pipelinekit._model import Category as Category
-from pipelinekit._model import Condition as Condition
-from pipelinekit._model import ExecutionMode as ExecutionMode
-from pipelinekit._model import OnFailure as OnFailure
-from pipelinekit._model import OnSuccess as OnSuccess
-from pipelinekit._model import Owner as Owner
-from pipelinekit._model import Result as Result
-from pipelinekit._model import Retry as Retry
-from pipelinekit._model import RetryMode as RetryMode
-from pipelinekit._model import Rule as Rule
-from pipelinekit._model import Stage as Stage
-from pipelinekit._model import Status as Status
-from pipelinekit._model import Variable as Variable
-from pipelinekit._pipeline import Pipeline as Pipeline
-from pipelinekit._results import ActionResult as ActionResult
-from pipelinekit._results import Attempt as Attempt
-from pipelinekit._results import HookError as HookError
-from pipelinekit._results import RunResult as RunResult
-from pipelinekit._results import StageResult as StageResult
+from pipelinekit._compiler._plan import Plan as Plan
+from pipelinekit._model._declarations import Action as Action
+from pipelinekit._model._declarations import ActionTypeId as ActionTypeId
+from pipelinekit._model._declarations import BeforeEntry as BeforeEntry
+from pipelinekit._model._declarations import Category as Category
+from pipelinekit._model._declarations import Condition as Condition
+from pipelinekit._model._declarations import ExecutionMode as ExecutionMode
+from pipelinekit._model._declarations import OnFailure as OnFailure
+from pipelinekit._model._declarations import OnSuccess as OnSuccess
+from pipelinekit._model._declarations import Owner as Owner
+from pipelinekit._model._declarations import Result as Result
+from pipelinekit._model._declarations import Retry as Retry
+from pipelinekit._model._declarations import RetryMode as RetryMode
+from pipelinekit._model._declarations import Rule as Rule
+from pipelinekit._model._declarations import Stage as Stage
+from pipelinekit._model._declarations import Status as Status
+from pipelinekit._model._declarations import Variable as Variable
+from pipelinekit._model._events import Event as Event
+from pipelinekit._model._pipeline import Pipeline as Pipeline
+from pipelinekit._runtime._engine import Engine as Engine
+from pipelinekit._runtime._engine import Execution as Execution
+from pipelinekit._runtime._engine import arun as arun
+from pipelinekit._runtime._engine import run as run
+from pipelinekit._runtime._results import ActionResult as ActionResult
+from pipelinekit._runtime._results import Attempt as Attempt
+from pipelinekit._runtime._results import HookError as HookError
+from pipelinekit._runtime._results import RunResult as RunResult
+from pipelinekit._runtime._results import StageResult as StageResult
 from pipelinekit._version import __version__ as __version__
 from pipelinekit.exceptions import ActionFailed as ActionFailed
 from pipelinekit.exceptions import ActionTimeout as ActionTimeout
@@ -61,6 +60,7 @@ from pipelinekit.providers import action as action
 from pipelinekit.providers import provider as provider
 from pipelinekit.providers import python as python
 from pipelinekit.providers import shell as shell
+from pipelinekit.providers._context import ActionContext as ActionContext
 from pipelinekit.stores import ExecutionSummary as ExecutionSummary
 from pipelinekit.stores import MemoryStore as MemoryStore
 from pipelinekit.stores import SQLiteStore as SQLiteStore
@@ -138,7 +138,8 @@ def compile(pipeline: Pipeline) -> Plan:  # noqa: A001 - the API is pk.compile(p
 
 
 def _set_module() -> None:
-    # Reprs and docs say pipelinekit.Action, not pipelinekit._model.Action (as trio does).
+    # Reprs and docs say pipelinekit.Action, not pipelinekit._model._declarations.Action (as
+    # trio does).
     for name in __all__:
         obj = globals()[name]
         if getattr(obj, "__module__", "").startswith("pipelinekit._"):

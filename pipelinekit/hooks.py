@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from pipelinekit._events import Event
+from pipelinekit._model._events import Event
 
 __all__ = ["Hook", "LogHook"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelinekit._engine import Engine
+from pipelinekit._runtime._engine import Engine
 from pipelinekit.stores import MemoryStore
 from pipelinekit.testing import FakeExecutor
 

@@ -12,9 +12,8 @@ import anyio
 import pytest
 
 import pipelinekit as pk
-from pipelinekit._approvals import Decision
 from pipelinekit.cli._view import PlainView
-from pipelinekit.stores import SQLiteStore
+from pipelinekit.stores import Decision, SQLiteStore
 
 pytestmark = pytest.mark.anyio
 

@@ -20,9 +20,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import pipelinekit as pk
-from pipelinekit._approvals import Decision
 from pipelinekit.cli import _history
-from pipelinekit.stores import SQLiteStore
+from pipelinekit.stores import Decision, SQLiteStore
 from pipelinekit.stores._sqlite import SCHEMA_VERSION, _json
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

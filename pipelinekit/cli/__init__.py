@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from pipelinekit._loader import LoadError, load_pipeline, source_of
-from pipelinekit._pipeline import Pipeline
+from pipelinekit._model._loader import LoadError, load_pipeline, source_of
+from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._version import __version__
 from pipelinekit.exceptions import ExecutionError, PipelineDefinitionError
 
@@ -149,7 +149,7 @@ def _run_again_options(command: argparse.ArgumentParser, store_help: str) -> Non
 
 
 def _store_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from pipelinekit._scheduler import default_workdir  # noqa: PLC0415 - only store commands
+    from pipelinekit._runtime._scheduler import default_workdir  # noqa: PLC0415 - only store commands
     from pipelinekit.cli import _history  # noqa: PLC0415
     from pipelinekit.exceptions import StoreError  # noqa: PLC0415
     from pipelinekit.stores import SQLiteStore  # noqa: PLC0415
@@ -187,7 +187,7 @@ def _store_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _resume_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from pipelinekit._scheduler import default_workdir  # noqa: PLC0415 - only resume needs these
+    from pipelinekit._runtime._scheduler import default_workdir  # noqa: PLC0415 - only resume needs these
     from pipelinekit.cli._run import BadVariableError, parse_variables, resume_execution  # noqa: PLC0415
 
     path = Path(args.store) if args.store else default_workdir() / "state.db"
@@ -278,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit 
 def _run_command(
     args: argparse.Namespace, pipeline: Pipeline, source: str, out: TextIO, err: TextIO
 ) -> int:
-    from pipelinekit._engine import resolve_run_variables  # noqa: PLC0415 - only `run` needs the engine
+    from pipelinekit._runtime._engine import resolve_run_variables  # noqa: PLC0415 - only `run` needs the engine
     from pipelinekit.cli._run import BadVariableError, parse_variables, run_pipeline  # noqa: PLC0415
 
     try:

@@ -12,8 +12,8 @@ from typing import Any, TextIO
 
 import anyio
 
-from pipelinekit._events import Event, execution_status
-from pipelinekit._model import TERMINAL, Status
+from pipelinekit._model._declarations import TERMINAL, Status
+from pipelinekit._model._events import Event, execution_status
 from pipelinekit.cli._user import current_user
 from pipelinekit.cli._view import SYMBOLS, render_duration
 from pipelinekit.exceptions import ExecutionError, PipelineKitError
@@ -287,7 +287,7 @@ def _print_from(path: Path, offset: int, out: TextIO) -> int:
 
 def stop(store: SQLiteStore, execution_id: str, out: TextIO, *, abandon: bool, reason: str) -> None:
     """Ask the process running ``execution_id`` to stop it."""
-    from pipelinekit._engine import Engine  # noqa: PLC0415 - the other store commands need no engine
+    from pipelinekit._runtime._engine import Engine  # noqa: PLC0415 - the other store commands need no engine
 
     async def request() -> None:
         async with Engine(store=store, workdir=store.path.parent) as engine:
@@ -309,7 +309,7 @@ def decide(
     summary: str,
 ) -> None:
     """Approve or reject the manual approval waiting at ``node`` (the run takes it up)."""
-    from pipelinekit._approvals import post_decision  # noqa: PLC0415 - only these commands
+    from pipelinekit._runtime._decisions import post_decision  # noqa: PLC0415 - only these commands
 
     who = by or current_user()
     if not who:

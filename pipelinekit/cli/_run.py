@@ -12,9 +12,9 @@ from typing import Any, TextIO
 import anyio
 import structlog
 
-from pipelinekit._engine import Engine, Execution
-from pipelinekit._pipeline import Pipeline
-from pipelinekit._results import RunResult
+from pipelinekit._model._pipeline import Pipeline
+from pipelinekit._runtime._engine import Engine, Execution
+from pipelinekit._runtime._results import RunResult
 from pipelinekit.cli._user import current_user
 from pipelinekit.executors import LocalExecutor
 from pipelinekit.stores import SQLiteStore

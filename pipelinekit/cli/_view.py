@@ -8,11 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipelinekit._engine import Execution
-from pipelinekit._events import Event
-from pipelinekit._model import Status
-from pipelinekit._pipeline import Pipeline
-from pipelinekit._results import RunResult
+from pipelinekit._model._declarations import Status
+from pipelinekit._model._events import Event
+from pipelinekit._model._pipeline import Pipeline
+from pipelinekit._runtime._engine import Execution
+from pipelinekit._runtime._results import RunResult
 
 __all__ = ["LiveView", "PlainView", "last_lines", "render_duration"]
 

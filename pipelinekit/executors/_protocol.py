@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from pipelinekit._context import ActionContext
+    from pipelinekit.providers._context import ActionContext
 
 __all__ = ["Executor"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from pipelinekit._model import ActionTypeId, Category, Owner
+from pipelinekit._model._declarations import ActionTypeId, Category, Owner
 
 __all__ = ["provider"]
 

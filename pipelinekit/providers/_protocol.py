@@ -19,12 +19,12 @@ from collections.abc import Callable, Iterator, Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from pipelinekit._model import ActionTypeId
+from pipelinekit._model._declarations import ActionTypeId
 from pipelinekit.exceptions import ExecutionError
 from pipelinekit.providers._builtin import BUILTIN
 
 if TYPE_CHECKING:
-    from pipelinekit._context import ActionContext
+    from pipelinekit.providers._context import ActionContext
 
 __all__ = ["ENTRY_POINT_GROUP", "Provider", "ProviderRegistry"]
 

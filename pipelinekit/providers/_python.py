@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, overload
 import anyio
 import attrs
 
-from pipelinekit._model import Action, ActionTypeId, Category, Owner, Retry
+from pipelinekit._model._declarations import Action, ActionTypeId, Category, Owner, Retry
 from pipelinekit.exceptions import ActionFailed
 
 if TYPE_CHECKING:
-    from pipelinekit._context import ActionContext
+    from pipelinekit.providers._context import ActionContext
 
 __all__ = ["PythonFunction", "action", "python"]
 

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, ClassVar
 import anyio
 import attrs
 
-from pipelinekit._frozendict import to_tuple
-from pipelinekit._model import ActionTypeId, Category, Owner
+from pipelinekit._model._declarations import ActionTypeId, Category, Owner
+from pipelinekit._model._frozendict import to_tuple
 from pipelinekit.exceptions import ActionFailed
 
 if TYPE_CHECKING:
-    from pipelinekit._context import ActionContext
+    from pipelinekit.providers._context import ActionContext
 
 __all__ = ["GitSource", "LocalSource", "content_hash"]
 

@@ -7,46 +7,23 @@ same operations), so a test on one says something about the other.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import NoReturn
 
 import attrs
 
-from pipelinekit._approvals import Decision
-from pipelinekit._cache import CacheEntry
-from pipelinekit._compile import Plan
-from pipelinekit._events import Event
-from pipelinekit._model import TERMINAL, Status
+from pipelinekit._compiler._plan import Plan
+from pipelinekit._model._declarations import TERMINAL, Status
+from pipelinekit._model._events import Event
 from pipelinekit.exceptions import StoreError
+from pipelinekit.stores._records import CacheEntry, Decision, ExecutionSummary
 
 __all__ = [
     "TERMINAL",
-    "ExecutionSummary",
     "MemoryStore",
     "refuse_gap",
     "refuse_terminal",
     "subject_key",
 ]
-
-
-@attrs.frozen
-class ExecutionSummary:
-    """One line of history: an execution, its status, trigger and times."""
-
-    id: str
-    pipeline: str
-    status: Status
-    started_at: datetime
-    finished_at: datetime | None = None
-    trigger: str | None = None
-    triggered_by: str | None = None
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds from start to end (``None`` while it runs)."""
-        if self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()
 
 
 Subject = tuple[str, str, str, str]

@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from pipelinekit._approvals import Decision
-from pipelinekit._cache import CacheEntry
-from pipelinekit._compile import Plan
-from pipelinekit._events import Event
-from pipelinekit.stores._memory import ExecutionSummary
+from pipelinekit._compiler._plan import Plan
+from pipelinekit._model._events import Event
+from pipelinekit.stores._records import CacheEntry, Decision, ExecutionSummary
 
 __all__ = ["Store"]
 

@@ -31,19 +31,17 @@ from typing import Any, Literal, TypeVar
 
 import attrs
 
-from pipelinekit._approvals import Decision
-from pipelinekit._cache import CacheEntry
-from pipelinekit._compile import Plan
-from pipelinekit._events import Event
-from pipelinekit._model import Status
+from pipelinekit._compiler._plan import Plan
+from pipelinekit._model._declarations import Status
+from pipelinekit._model._events import Event
 from pipelinekit.exceptions import StoreError
 from pipelinekit.stores._memory import (
     TERMINAL,
-    ExecutionSummary,
     refuse_gap,
     refuse_terminal,
     subject_key,
 )
+from pipelinekit.stores._records import CacheEntry, Decision, ExecutionSummary
 from pipelinekit.stores._thread import StoreThread
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import attrs
 
-from pipelinekit._model import Status
+from pipelinekit._model._declarations import Status
 from pipelinekit.exceptions import ExecutionError
 
 __all__ = ["ActionResult", "Attempt", "HookError", "RunResult", "StageResult"]

@@ -16,11 +16,11 @@ from typing import Any
 
 import anyio
 
-from pipelinekit._approvals import Approvals
-from pipelinekit._model import Status
-from pipelinekit._process import CommandResult, run_process
-from pipelinekit._secrets import Masker
+from pipelinekit._model._declarations import Status
+from pipelinekit._model._secrets import Masker
 from pipelinekit.exceptions import ActionFailed
+from pipelinekit.providers._decisions import Approvals
+from pipelinekit.providers._process import CommandResult, run_process
 
 __all__ = ["ActionContext", "ActionLog", "LogFile"]
 

@@ -21,18 +21,18 @@ import anyio
 import anyio.lowlevel
 import attrs
 
-from pipelinekit._context import ActionContext
-from pipelinekit._engine import Engine, Execution
-from pipelinekit._events import Event
-from pipelinekit._frozendict import to_frozendict
-from pipelinekit._model import Status
-from pipelinekit._names import did_you_mean
-from pipelinekit._pipeline import Pipeline
-from pipelinekit._results import RunResult
-from pipelinekit._timeline import Verdict, never_ran, ran_before, ran_in_parallel
-from pipelinekit._virtual_clock import DEFAULT_START, StuckRunError, VirtualClock
+from pipelinekit._model._declarations import Status
+from pipelinekit._model._events import Event
+from pipelinekit._model._frozendict import to_frozendict
+from pipelinekit._model._names import did_you_mean
+from pipelinekit._model._pipeline import Pipeline
+from pipelinekit._runtime._engine import Engine, Execution
+from pipelinekit._runtime._results import RunResult
 from pipelinekit.exceptions import ActionFailed, ExecutionError
+from pipelinekit.providers._context import ActionContext
 from pipelinekit.stores import MemoryStore
+from pipelinekit.testing._timeline import Verdict, never_ran, ran_before, ran_in_parallel
+from pipelinekit.testing._virtual_clock import DEFAULT_START, StuckRunError, VirtualClock
 
 __all__ = [
     "Approve",

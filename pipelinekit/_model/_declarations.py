@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 
-from pipelinekit._frozendict import FrozenDict, to_frozendict, to_tuple
+from pipelinekit._model._frozendict import FrozenDict, to_frozendict, to_tuple
 
 __all__ = [
     "Action",

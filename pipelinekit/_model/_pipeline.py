@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from pipelinekit._compile import Plan, compile_pipeline
-from pipelinekit._frozendict import to_tuple
-from pipelinekit._model import ExecutionMode, Stage, Variable
-from pipelinekit._validate import Analysis, analyse
+from pipelinekit._model._declarations import ExecutionMode, Stage, Variable
+from pipelinekit._model._frozendict import to_tuple
+from pipelinekit._model._validate import Analysis, analyse
+
+if TYPE_CHECKING:
+    from pipelinekit._compiler._plan import Plan
 
 __all__ = ["Pipeline"]
 
@@ -66,11 +68,20 @@ class Pipeline:
 
         Each call returns a new plan, yours to change.
         """
-        return compile_pipeline(self)
+        return _compile(self)
 
     def shared_plan(self) -> Plan:
         """The plan engines run, compiled once per pipeline; never change it."""
         if self._plan is None:
-            object.__setattr__(self, "_plan", compile_pipeline(self))
+            object.__setattr__(self, "_plan", _compile(self))
         assert self._plan is not None  # noqa: S101 - set above
         return self._plan
+
+
+def _compile(pipeline: Pipeline) -> Plan:
+    # The one call from the model up to the compiler, made when a plan is asked for: the
+    # compiler builds on the model (and on networkx, which `import pipelinekit` then need not
+    # load).
+    from pipelinekit._compiler._plan import compile_pipeline  # noqa: PLC0415 - see above
+
+    return compile_pipeline(pipeline)

@@ -10,8 +10,8 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-from pipelinekit._names import did_you_mean
-from pipelinekit._pipeline import Pipeline
+from pipelinekit._model._names import did_you_mean
+from pipelinekit._model._pipeline import Pipeline
 from pipelinekit.exceptions import PipelineDefinitionError, PipelineKitError
 
 __all__ = ["LoadError", "load_pipeline", "source_of", "split_target"]

@@ -18,18 +18,9 @@ from typing import Any
 import attrs
 
 from pipelinekit.providers._sources import content_hash
+from pipelinekit.stores._records import CacheEntry
 
-__all__ = ["CacheEntry", "cache_key", "canonical", "copy_outputs", "hash_outputs"]
-
-
-@attrs.frozen
-class CacheEntry:
-    """What a successful attempt left for later ones: variables, and outputs with hashes."""
-
-    execution_id: str
-    node: str
-    variables: Mapping[str, str]
-    outputs: Mapping[str, tuple[str, str]]  # artifact -> (path, content hash)
+__all__ = ["cache_key", "canonical", "copy_outputs", "hash_outputs"]
 
 
 def canonical(value: Any) -> Any:  # noqa: ANN401 - any declaration

@@ -25,22 +25,22 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from pipelinekit._approvals import Approvals, post_decision
-from pipelinekit._clock import Clock, SystemClock
-from pipelinekit._events import Event, execution_status
-from pipelinekit._loader import load_pipeline
-from pipelinekit._model import Status
-from pipelinekit._names import did_you_mean
-from pipelinekit._pipeline import Pipeline
-from pipelinekit._recorder import Recorder
-from pipelinekit._results import HookError, RunResult
-from pipelinekit._scheduler import Scheduler, default_workdir
-from pipelinekit._secrets import Masker
+from pipelinekit._model._declarations import TERMINAL, Status
+from pipelinekit._model._events import Event, execution_status
+from pipelinekit._model._loader import load_pipeline
+from pipelinekit._model._names import did_you_mean
+from pipelinekit._model._pipeline import Pipeline
+from pipelinekit._model._secrets import Masker
+from pipelinekit._runtime._decisions import post_decision
+from pipelinekit._runtime._recorder import Recorder
+from pipelinekit._runtime._results import HookError, RunResult
+from pipelinekit._runtime._scheduler import Scheduler, default_workdir
 from pipelinekit.exceptions import ExecutionError
 from pipelinekit.executors import LocalExecutor
 from pipelinekit.providers import ProviderRegistry
+from pipelinekit.providers._clock import Clock, SystemClock
+from pipelinekit.providers._decisions import Approvals
 from pipelinekit.stores import ExecutionSummary, SQLiteStore, Store
-from pipelinekit.stores._memory import TERMINAL
 
 __all__ = ["Engine", "Execution", "arun", "run"]
 

@@ -12,7 +12,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from pipelinekit._events import Event
+from pipelinekit._model._events import Event
 from pipelinekit.stores import Store
 
 __all__ = ["Recorder"]

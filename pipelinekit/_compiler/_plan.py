@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import networkx as nx
 
-from pipelinekit._model import Action
+from pipelinekit._model._declarations import Action
 
 if TYPE_CHECKING:
-    from pipelinekit._pipeline import Pipeline
+    from pipelinekit._model._pipeline import Pipeline
 
 __all__ = ["ACTION", "GATE", "Plan", "compile_pipeline", "gate_id"]
 

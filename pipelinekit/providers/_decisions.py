@@ -1,42 +1,23 @@
-"""Manual approvals: who may decide them, and the decisions, here or from another process.
+"""Approval requests waiting in one engine, and who may decide them.
 
-``ManualApproval`` actions open a ``PendingApproval`` in their engine and wait on it;
-``Engine.approve`` and ``Engine.reject`` decide it. An approval is keyed by execution id and
-``"Stage.Action"``; each request also has a token, the sequence number of its
-``WaitingForApproval`` event, as CodePipeline's approvals have one.
-
-A decision for an execution that another process runs goes through the store (``post_decision``):
-it is checked against the recorded request, kept under its token (the first decision wins), and
-the owning engine picks it up with its heartbeat.
+``ManualApproval`` actions open a ``PendingApproval`` in their engine (through their context)
+and wait on it; ``Engine.approve`` and ``Engine.reject`` decide it. An approval is keyed by
+execution id and ``"Stage.Action"``; each request also has a token, the sequence number of its
+``WaitingForApproval`` event, as CodePipeline's approvals have one. Decisions made in another
+process reach it through the store (``pipelinekit._runtime._decisions``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
 
 import anyio
-import attrs
 
-from pipelinekit._events import execution_status
-from pipelinekit._model import TERMINAL, Status
 from pipelinekit.exceptions import ExecutionError
+from pipelinekit.stores._records import Decision
 
-if TYPE_CHECKING:
-    from pipelinekit.stores import Store
-
-__all__ = ["Approvals", "Decision", "PendingApproval", "check_decider", "post_decision"]
-
-
-@attrs.frozen
-class Decision:
-    """An answer to an approval request."""
-
-    approved: bool
-    by: str
-    summary: str
-    time: datetime
+__all__ = ["Approvals", "PendingApproval", "check_decider"]
 
 
 class PendingApproval:
@@ -126,56 +107,3 @@ def check_decider(
             f"{by!r} started execution {execution_id} and may not approve it; ask another approver"
         )
         raise ExecutionError(msg)
-
-
-async def post_decision(
-    store: Store,
-    execution_id: str,
-    node: str,
-    *,
-    approved: bool,
-    by: str,
-    summary: str,
-    now: datetime,
-) -> Decision:
-    """Decide the approval waiting at ``node`` of an execution another process runs.
-
-    The request is read from the record (its approvers, whether self-approval is barred); the
-    decision is kept in the store under the request's token, where the owner's heartbeat finds
-    it. ``ExecutionError`` when the execution is unknown or over, nothing waits at ``node``,
-    ``by`` may not decide, or someone decided first.
-    """
-    events = await store.events(execution_id)
-    if not events:
-        msg = f"the store has no execution {execution_id!r}"
-        raise ExecutionError(msg)
-    status = execution_status(events)
-    if status in TERMINAL:
-        msg = f"execution {execution_id} already ended {status}; no approval waits in it"
-        raise ExecutionError(msg)
-    latest: dict[str, tuple[Status, int, Mapping[str, Any]]] = {}
-    for event in events:
-        if event.type == "approval" and event.node is not None:
-            latest[event.node] = (event.state, event.sequence, event.detail)
-    waiting = sorted(
-        n for n, (state, _, _) in latest.items() if state is Status.WAITING_FOR_APPROVAL
-    )
-    if node not in waiting:
-        msg = (
-            f"no approval is waiting at {node!r} in execution {execution_id} "
-            f"(waiting: {', '.join(waiting) or 'none'})"
-        )
-        raise ExecutionError(msg)
-    _, token, detail = latest[node]
-    approvers = [str(name) for name in detail.get("approvers") or ()]
-    barred = events[0].detail.get("triggered_by") if detail.get("self_approval") is False else None
-    check_decider(execution_id, node, by, approvers, barred)
-    ours = Decision(approved, by, summary, now)
-    kept = await store.put_decision(execution_id, token, ours)
-    if kept != ours:
-        verb = "approved" if kept.approved else "rejected"
-        msg = (
-            f"the approval at {node!r} in execution {execution_id} was already {verb} by {kept.by}"
-        )
-        raise ExecutionError(msg)
-    return kept

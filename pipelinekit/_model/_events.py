@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import attrs
 
-from pipelinekit._model import Status
+from pipelinekit._model._declarations import Status
 
 __all__ = ["Event", "EventType", "execution_status"]
 

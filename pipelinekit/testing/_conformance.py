@@ -21,13 +21,13 @@ import anyio
 import attrs
 import structlog
 
-from pipelinekit._clock import SystemClock
-from pipelinekit._context import ActionContext, LogFile
-from pipelinekit._engine import Engine
-from pipelinekit._model import Action, Stage, Status
-from pipelinekit._pipeline import Pipeline
-from pipelinekit._secrets import Masker
+from pipelinekit._model._declarations import Action, Stage, Status
+from pipelinekit._model._pipeline import Pipeline
+from pipelinekit._model._secrets import Masker
+from pipelinekit._runtime._engine import Engine
 from pipelinekit.exceptions import ActionFailed
+from pipelinekit.providers._clock import SystemClock
+from pipelinekit.providers._context import ActionContext, LogFile
 
 __all__ = ["ConformanceReport", "check_provider"]
 

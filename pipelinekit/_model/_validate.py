@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 import attrs
 import networkx as nx
 
-from pipelinekit._model import (
+from pipelinekit._model._declarations import (
     Action,
     ActionTypeId,
     BeforeEntry,
@@ -35,8 +35,8 @@ from pipelinekit._model import (
     Stage,
     Variable,
 )
-from pipelinekit._names import ARTIFACT, NAMESPACE, STAGE_OR_ACTION, VARIABLE, did_you_mean
-from pipelinekit._variables import (
+from pipelinekit._model._names import ARTIFACT, NAMESPACE, STAGE_OR_ACTION, VARIABLE, did_you_mean
+from pipelinekit._model._variables import (
     RESERVED_NAMESPACES,
     RUN_METADATA,
     MalformedReference,
@@ -49,7 +49,7 @@ from pipelinekit._variables import (
 from pipelinekit.exceptions import PipelineDefinitionError, Problem
 
 if TYPE_CHECKING:
-    from pipelinekit._pipeline import Pipeline
+    from pipelinekit._model._pipeline import Pipeline
 
 __all__ = ["Analysis", "analyse"]
 

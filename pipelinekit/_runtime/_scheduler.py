@@ -32,19 +32,20 @@ import anyio
 import anyio.lowlevel
 import attrs
 
-from pipelinekit._approvals import Approvals
-from pipelinekit._cache import CacheEntry, cache_key, canonical, copy_outputs, hash_outputs
-from pipelinekit._clock import Clock
-from pipelinekit._compile import GATE, Plan
-from pipelinekit._context import ActionContext, LogFile, MemoryLogFile
-from pipelinekit._events import Event, EventType
-from pipelinekit._model import Action, Status
-from pipelinekit._recorder import Recorder
-from pipelinekit._results import ActionResult, Attempt, RunResult, StageResult
-from pipelinekit._secrets import Masker
-from pipelinekit._variables import Reference, resolve_value
+from pipelinekit._compiler._plan import GATE, Plan
+from pipelinekit._model._declarations import Action, Status
+from pipelinekit._model._events import Event, EventType
+from pipelinekit._model._secrets import Masker
+from pipelinekit._model._variables import Reference, resolve_value
+from pipelinekit._runtime._cache import cache_key, canonical, copy_outputs, hash_outputs
+from pipelinekit._runtime._recorder import Recorder
+from pipelinekit._runtime._results import ActionResult, Attempt, RunResult, StageResult
 from pipelinekit.exceptions import ActionFailed, ActionTimeout, ExecutionError, StoreError
 from pipelinekit.providers import ProviderRegistry
+from pipelinekit.providers._clock import Clock
+from pipelinekit.providers._context import ActionContext, LogFile, MemoryLogFile
+from pipelinekit.providers._decisions import Approvals
+from pipelinekit.stores import CacheEntry
 
 __all__ = ["Scheduler", "default_workdir"]
 

@@ -14,8 +14,8 @@ and a conformance check for providers.
         assert fake.never_ran("Deploy.Ship")
 """
 
-from pipelinekit._conformance import check_provider
-from pipelinekit._fake import (
+from pipelinekit.testing._conformance import check_provider
+from pipelinekit.testing._fake import (
     Approve,
     Call,
     Fail,
@@ -29,7 +29,7 @@ from pipelinekit._fake import (
     reject,
     succeed,
 )
-from pipelinekit._timeline import (
+from pipelinekit.testing._timeline import (
     RecordingHook,
     Verdict,
     never_ran,
@@ -37,7 +37,7 @@ from pipelinekit._timeline import (
     ran_in_parallel,
     timeline,
 )
-from pipelinekit._virtual_clock import DEFAULT_START, StuckRunError, VirtualClock
+from pipelinekit.testing._virtual_clock import DEFAULT_START, StuckRunError, VirtualClock
 
 __all__ = [
     "DEFAULT_START",

@@ -13,8 +13,8 @@ from typing import Any
 
 import attrs
 
-from pipelinekit._events import Event
-from pipelinekit._model import Status
+from pipelinekit._model._declarations import Status
+from pipelinekit._model._events import Event
 
 __all__ = ["RecordingHook", "Verdict", "never_ran", "ran_before", "ran_in_parallel", "timeline"]
 
