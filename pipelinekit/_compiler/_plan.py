@@ -72,6 +72,11 @@ class Plan:
                 groups.append(actions)
         return groups
 
+    @functools.cached_property
+    def successors(self) -> Mapping[str, tuple[str, ...]]:
+        """Each node's successors (what the scheduler walks: plain tuples, built once per plan)."""
+        return {node: tuple(after) for node, after in self.graph.adjacency()}
+
     def definition_hash(self) -> str:
         """A SHA-256 of the plan's JSON: two runs of the same definition share it."""
         return self._definition_hash

@@ -7,17 +7,14 @@ A decision for an execution this engine does not run is checked against the reco
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
-from pipelinekit._model._declarations import TERMINAL, Status
-from pipelinekit._model._events import execution_status
+from pipelinekit._runtime._replay import replay
 from pipelinekit.exceptions import ExecutionError
-from pipelinekit.providers._decisions import check_decider
+from pipelinekit.providers._decisions import Approvals, check_decider
 from pipelinekit.stores import Decision, Store
 
-__all__ = ["post_decision"]
+__all__ = ["post_decision", "take_decisions"]
 
 
 async def post_decision(
@@ -41,26 +38,22 @@ async def post_decision(
     if not events:
         msg = f"the store has no execution {execution_id!r}"
         raise ExecutionError(msg)
-    status = execution_status(events)
-    if status in TERMINAL:
-        msg = f"execution {execution_id} already ended {status}; no approval waits in it"
+    state = replay(events)
+    if state.ended:
+        msg = f"execution {execution_id} already ended {state.status}; no approval waits in it"
         raise ExecutionError(msg)
-    latest: dict[str, tuple[Status, int, Mapping[str, Any]]] = {}
-    for event in events:
-        if event.type == "approval" and event.node is not None:
-            latest[event.node] = (event.state, event.sequence, event.detail)
-    waiting = sorted(
-        n for n, (state, _, _) in latest.items() if state is Status.WAITING_FOR_APPROVAL
-    )
+    waiting = state.waiting_for_approval()
     if node not in waiting:
         msg = (
             f"no approval is waiting at {node!r} in execution {execution_id} "
             f"(waiting: {', '.join(waiting) or 'none'})"
         )
         raise ExecutionError(msg)
-    _, token, detail = latest[node]
+    request = state.actions[node].approval
+    assert request is not None  # noqa: S101 - it waits, so it has a request
+    token, detail = request.token, request.detail
     approvers = [str(name) for name in detail.get("approvers") or ()]
-    barred = events[0].detail.get("triggered_by") if detail.get("self_approval") is False else None
+    barred = state.start.get("triggered_by") if detail.get("self_approval") is False else None
     check_decider(execution_id, node, by, approvers, barred)
     ours = Decision(approved, by, summary, now)
     kept = await store.put_decision(execution_id, token, ours)
@@ -71,3 +64,29 @@ async def post_decision(
         )
         raise ExecutionError(msg)
     return kept
+
+
+async def take_decisions(store: Store, approvals: Approvals, execution_id: str) -> None:
+    """Hand decisions kept in ``store`` to the approvals of ``execution_id`` waiting here."""
+    for node, pending in approvals.pending(execution_id):
+        if pending.token is None:
+            continue  # its request is not on record yet
+        decision = await store.decision(execution_id, pending.token)
+        if decision is None or not approvals.is_waiting(execution_id, node):
+            continue
+        try:
+            approvals.decide(
+                execution_id,
+                node,
+                approved=decision.approved,
+                by=decision.by,
+                summary=decision.summary,
+                now=decision.time,
+            )
+        except ExecutionError as error:
+            # Checked when it was kept; refused here only if the rules changed meanwhile.
+            import structlog  # noqa: PLC0415 - rare, and slow to import
+
+            structlog.get_logger("pipelinekit").warning(
+                "approval decision refused", execution_id=execution_id, error=str(error)
+            )

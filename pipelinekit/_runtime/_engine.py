@@ -1,21 +1,23 @@
-"""``Engine`` and ``Execution``: starting runs, following them, waiting for their results.
+"""``Engine``: starting executions and following them; ``run()`` and ``arun()``.
 
 An engine is an async context manager that owns a task group; every execution it starts runs in
 that group, so leaving ``async with engine:`` waits for them (and cancelling it cancels them).
-``run()`` and ``arun()`` are the one-shot forms.
+Leaving it also closes what the runs used: the providers that hold resources and the executor
+(``aclose()``, once each). ``run()`` and ``arun()`` are the one-shot forms.
+
+The engine wires the parts of a run together and does little itself: the scheduler walks the
+plan, the recorder writes the record, delivery hands events to hooks, leases say who runs what,
+replay reads the record back, run variables are resolved and given again on resume.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import random
 import socket
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -23,21 +25,28 @@ from typing import Any, Self
 
 import anyio
 import anyio.abc
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from pipelinekit._model._declarations import TERMINAL, Status
-from pipelinekit._model._events import Event, execution_status
+from pipelinekit._model._events import Event
 from pipelinekit._model._loader import load_pipeline
 from pipelinekit._model._names import did_you_mean
 from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._model._secrets import Masker
-from pipelinekit._runtime._decisions import post_decision
+from pipelinekit._runtime._artifacts import DiskWorkspace, Workspace
+from pipelinekit._runtime._decisions import post_decision, take_decisions
+from pipelinekit._runtime._delivery import HookHandler, deliver, with_hook_errors
+from pipelinekit._runtime._execution import Execution, ExecutionFeed
+from pipelinekit._runtime._lease import Leases
 from pipelinekit._runtime._recorder import Recorder
+from pipelinekit._runtime._replay import ExecutionState, replay
 from pipelinekit._runtime._results import HookError, RunResult
+from pipelinekit._runtime._run_variables import resolve_run_variables, variables_again
 from pipelinekit._runtime._scheduler import Scheduler, default_workdir
 from pipelinekit.exceptions import ExecutionError
-from pipelinekit.executors import LocalExecutor
+from pipelinekit.executors import Executor, LocalExecutor
+from pipelinekit.hooks import Hook
 from pipelinekit.providers import ProviderRegistry
+from pipelinekit.providers._capabilities import Closeable
 from pipelinekit.providers._clock import Clock, SystemClock
 from pipelinekit.providers._decisions import Approvals
 from pipelinekit.stores import ExecutionSummary, SQLiteStore, Store
@@ -45,75 +54,11 @@ from pipelinekit.stores import ExecutionSummary, SQLiteStore, Store
 __all__ = ["Engine", "Execution", "arun", "run"]
 
 
-class Execution:
-    """A handle on one execution: ``id``, ``await wait()``, ``async for e in events()``."""
-
-    def __init__(self, execution_id: str, pipeline: Pipeline) -> None:
-        """Made by ``Engine.start``."""
-        self.id = execution_id
-        self.pipeline = pipeline
-        self._events: list[Event] = []
-        self._changed: anyio.Event | None = None
-        self._done = anyio.Event()
-        self._result: RunResult | None = None
-        self._error: BaseException | None = None
-        self._senders: list[MemoryObjectSendStream[Event]] = []
-        self._scheduler: Scheduler | None = None
-        self.status: Status = Status.IN_PROGRESS
-
-    def _announce(self, event: Event) -> None:
-        self._events.append(event)
-        if event.type == "pipeline":
-            self.status = event.state
-        for sender in self._senders:
-            sender.send_nowait(event)
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
-
-    def _finish(self, result: RunResult | None, error: BaseException | None) -> None:
-        self._result = result
-        self._error = error
-        self._done.set()
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
-
-    @property
-    def recorded(self) -> list[Event]:
-        """The events announced so far, oldest first."""
-        return list(self._events)
-
-    @property
-    def result(self) -> RunResult | None:
-        """The result once the execution ended (also a Stopped one after cancellation)."""
-        return self._result
-
-    @property
-    def done(self) -> bool:
-        """Whether the execution has ended."""
-        return self._done.is_set()
-
-    async def wait(self) -> RunResult:
-        """Wait for the end; return the ``RunResult``."""
-        await self._done.wait()
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None  # noqa: S101 - set with _done
-        return self._result
-
-    async def events(self) -> AsyncIterator[Event]:
-        """Every event of the execution, from its first, live until it ends."""
-        index = 0
-        while True:
-            while index < len(self._events):
-                yield self._events[index]
-                index += 1
-            if self._done.is_set():
-                return
-            if self._changed is None:
-                self._changed = anyio.Event()
-            await self._changed.wait()
+def _check_concurrency(value: object) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        msg = f"max_concurrency must be a whole number >= 1 (got {value!r})"
+        raise ExecutionError(msg)
+    return value
 
 
 class Engine:
@@ -121,24 +66,27 @@ class Engine:
 
     ``store`` keeps state (default: ``SQLiteStore`` at ``<workdir>/state.db``); ``hooks`` hear
     about every event of every execution (besides the pipeline's own hooks); ``executor`` runs
-    the actions (default:
-    ``LocalExecutor()``); ``workdir`` holds executions' artifacts, work folders and logs
-    (default ``.pipelinekit``, or ``$PIPELINEKIT_HOME``); ``hook_timeout`` bounds one hook call
-    (seconds) and how long a finished execution waits for its hooks.
+    the actions (default: ``LocalExecutor()``); ``max_concurrency`` bounds how many actions of
+    one execution run at once (default: no bound beyond the pipeline's shape); ``workdir`` holds
+    executions' artifacts, work folders and logs (default ``.pipelinekit``, or
+    ``$PIPELINEKIT_HOME``); ``hook_timeout`` bounds one hook call (seconds) and how long a
+    finished execution waits for its hooks.
     """
 
     def __init__(
         self,
         *,
         store: Store | None = None,
-        hooks: Iterable[Any] = (),
-        executor: Any = None,  # noqa: ANN401 - any Executor
+        hooks: Iterable[Hook | HookHandler] = (),
+        executor: Executor | None = None,
+        max_concurrency: int | None = None,
         workdir: str | Path | None = None,
         registry: ProviderRegistry | None = None,
         hook_timeout: float = 10.0,
         clock: Clock | None = None,
         rng: random.Random | None = None,
         lease_seconds: float | None = None,
+        workspaces: Callable[[Path], Workspace] = DiskWorkspace,
     ) -> None:
         """Configure an engine; nothing runs until ``async with``.
 
@@ -146,11 +94,12 @@ class Engine:
         30, or ``$PIPELINEKIT_LEASE_SECONDS``), renewed while it runs: another engine can resume
         it only once the lease has expired.
 
-        ``clock`` and ``rng`` (retry jitter) are for tests that need time and chance under
-        control.
+        ``clock``, ``rng`` (retry jitter) and ``workspaces`` (what makes an execution's folders
+        from its path) are for test doubles that need time, chance and the disk under control.
         """
         self.hooks = tuple(hooks)
-        self.executor = executor if executor is not None else LocalExecutor()
+        self.executor: Executor = executor if executor is not None else LocalExecutor()
+        self.max_concurrency = _check_concurrency(max_concurrency)
         # Absolute, because commands run in their own work folders and get paths from it.
         self.workdir = (Path(workdir) if workdir is not None else default_workdir()).absolute()
         # The default store lives in the working folder, which entering the engine then makes.
@@ -161,8 +110,13 @@ class Engine:
         self.hook_timeout = hook_timeout
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.rng = rng
+        self.workspaces = workspaces
         self._tasks: anyio.abc.TaskGroup | None = None
+        #: The executions started, resumed or retried by this engine, by id.
         self.executions: dict[str, Execution] = {}
+        self._schedulers: dict[str, Scheduler] = {}
+        #: Providers the runs used that hold resources, closed with the engine (by identity).
+        self._to_close: dict[int, Closeable] = {}
         self.approvals = Approvals()
         #: Who this engine is, in leases: host, process and a random part.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -171,6 +125,7 @@ class Engine:
             if lease_seconds is not None
             else float(os.environ.get("PIPELINEKIT_LEASE_SECONDS", "30"))
         )
+        self.leases = Leases(self.store, self.owner, self.lease_seconds, self.clock)
 
     @property
     def registry(self) -> ProviderRegistry:
@@ -193,7 +148,7 @@ class Engine:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool | None:
-        """Wait for the executions still running (or cancel them, on error)."""
+        """Wait for the executions still running (or cancel them, on error); close their parts."""
         assert self._tasks is not None  # noqa: S101 - entered first
         try:
             return await self._tasks.__aexit__(exc_type, exc, traceback)
@@ -205,6 +160,29 @@ class Engine:
             raise
         finally:
             self._tasks = None
+            with anyio.CancelScope(shield=True):
+                await self._close_parts()
+
+    async def _close_parts(self) -> None:
+        """``aclose()`` the providers the runs used and the executor, once each."""
+        closing: list[Closeable] = list(self._to_close.values())
+        self._to_close.clear()
+        if isinstance(self.executor, Closeable):
+            closing.append(self.executor)
+        for part in closing:
+            try:
+                await part.aclose()
+            except Exception as error:  # noqa: BLE001 - one part failing to close spares the others
+                import structlog  # noqa: PLC0415 - rare, and slow to import
+
+                structlog.get_logger("pipelinekit").warning(
+                    "closing failed", part=repr(part), error=f"{type(error).__name__}: {error}"
+                )
+
+    def _used(self, provider: object) -> None:
+        """Remember a provider a run used, to close it with the engine if it holds anything."""
+        if isinstance(provider, Closeable):
+            self._to_close.setdefault(id(provider), provider)
 
     async def start(
         self,
@@ -220,15 +198,12 @@ class Engine:
         ``variables`` override the pipeline variables' defaults; an unknown name or a variable
         with neither default nor value is an ``ExecutionError``, raised before anything runs.
         """
-        if self._tasks is None:
-            msg = "the engine is not running: use 'async with pk.Engine(...) as engine:'"
-            raise ExecutionError(msg)
+        tasks = self._running()
         if not isinstance(pipeline, Pipeline):
             msg = f"start() needs a pk.Pipeline (got {type(pipeline).__name__})"
             raise ExecutionError(msg)
         values = resolve_run_variables(pipeline, variables or {})
-        execution = Execution(str(uuid.uuid4()), pipeline)
-        self.executions[execution.id] = execution
+        execution_id = str(uuid.uuid4())
         trigger_detail: dict[str, Any] = {"trigger": trigger, "triggered_by": triggered_by}
         given = sorted(
             v.name for v in pipeline.variables if v.secret and v.name in (variables or {})
@@ -240,8 +215,24 @@ class Engine:
         if source is not None:
             # Where the pipeline is defined (FILE:NAME), so a resume can load it again.
             trigger_detail["source"] = source
-        await self._tasks.start(self._run, execution, values, trigger_detail)
+        execution, feed = self._execution(execution_id, pipeline)
+        await tasks.start(self._run, execution, feed, values, trigger_detail)
         return execution
+
+    def _running(self) -> anyio.abc.TaskGroup:
+        if self._tasks is None:
+            msg = "the engine is not running: use 'async with pk.Engine(...) as engine:'"
+            raise ExecutionError(msg)
+        return self._tasks
+
+    def _execution(self, execution_id: str, pipeline: Pipeline) -> tuple[Execution, ExecutionFeed]:
+        feed = ExecutionFeed()
+        execution = Execution(execution_id, pipeline, feed, self._stop_from_handle)
+        self.executions[execution_id] = execution
+        return execution, feed
+
+    async def _stop_from_handle(self, execution_id: str, abandon: bool, reason: str) -> None:  # noqa: FBT001 - Execution.stop's callback
+        await self.stop(execution_id, abandon=abandon, reason=reason)
 
     async def history(
         self, pipeline: Pipeline | str | None = None, *, limit: int = 20, offset: int = 0
@@ -303,16 +294,16 @@ class Engine:
         keeps their values, so those given when the execution started must be given again in
         ``variables`` (the others take their defaults again).
         """
-        events, status = await self._recorded(execution_id)
-        if status in TERMINAL:
+        events, state = await self._recorded(execution_id)
+        if state.ended:
             msg = (
-                f"execution {execution_id} already ended {status}; nothing to resume "
+                f"execution {execution_id} already ended {state.status}; nothing to resume "
                 "(retry a stage to run parts of it again)"
             )
             raise ExecutionError(msg)
         pipeline = _pipeline_for(events[0], pipeline, "resume it")
         values = variables_again(events[0], pipeline, variables or {})
-        await self._lease(execution_id)
+        await self.leases.take(execution_id)
         return await self._continue(events, pipeline, values)
 
     async def retry_stage(
@@ -332,7 +323,8 @@ class Engine:
         attempt stays in the history. Secret variables given when the execution started must be
         given again in ``variables``, as for ``resume``.
         """
-        events, status = await self._recorded(execution_id)
+        events, state = await self._recorded(execution_id)
+        status = state.status
         if status not in {Status.FAILED, Status.STOPPED}:
             if status is Status.SUCCEEDED:
                 why = "it succeeded; there is nothing to retry"
@@ -346,11 +338,11 @@ class Engine:
             hint = did_you_mean(stage, names)
             msg = f"pipeline {pipeline.name!r} has no stage {stage!r}{hint}"
             raise ExecutionError(msg)
-        ended = [e.state for e in events if e.type == "stage" and e.stage == stage]
-        if not ended or ended[-1] not in {Status.FAILED, Status.STOPPED}:
-            state = ended[-1] if ended else Status.NOT_STARTED
+        recorded = state.stages.get(stage)
+        ended = recorded.status if recorded is not None else Status.NOT_STARTED
+        if ended not in {Status.FAILED, Status.STOPPED}:
             msg = (
-                f"stage {stage!r} of execution {execution_id} ended {state}; only a failed or "
+                f"stage {stage!r} of execution {execution_id} ended {ended}; only a failed or "
                 "stopped stage can be retried"
             )
             raise ExecutionError(msg)
@@ -372,26 +364,22 @@ class Engine:
                 break
             offset += 50
         for summary in newer:
-            later = await self.store.events(summary.id)
-            if any(
-                e.type == "stage" and e.stage == stage and e.state is Status.FAILED for e in later
-            ):
+            later = replay(await self.store.events(summary.id)).stages.get(stage)
+            if later is not None and later.ever_failed:
                 msg = (
                     f"cannot retry stage {stage!r} of execution {first.execution_id}: a later "
                     f"execution ({summary.id}) failed in it since; retry that one instead"
                 )
                 raise ExecutionError(msg)
 
-    async def _recorded(self, execution_id: str) -> tuple[list[Event], Status]:
-        """An execution's events and its status, for continuing it."""
-        if self._tasks is None:
-            msg = "the engine is not running: use 'async with pk.Engine(...) as engine:'"
-            raise ExecutionError(msg)
+    async def _recorded(self, execution_id: str) -> tuple[list[Event], ExecutionState]:
+        """An execution's events and its state, for continuing it."""
+        self._running()
         events = await self.store.events(execution_id)
         if not events:
             msg = f"the store has no execution {execution_id!r}"
             raise ExecutionError(msg)
-        return events, execution_status(events)
+        return events, replay(events)
 
     async def _continue(
         self,
@@ -401,73 +389,14 @@ class Engine:
         retry: tuple[str, bool] | None = None,
     ) -> Execution:
         """Run a recorded execution on from its events (resumed, or a stage retried)."""
-        assert self._tasks is not None  # noqa: S101 - checked by _recorded
+        tasks = self._running()
         first = events[0]
-        execution = Execution(first.execution_id, pipeline)
-        self.executions[first.execution_id] = execution
+        execution, feed = self._execution(first.execution_id, pipeline)
         trigger = {k: first.detail.get(k) for k in ("trigger", "triggered_by", "source")}
-        await self._tasks.start(
-            partial(self._run, execution, values, trigger, recovered=events, retry=retry)
+        await tasks.start(
+            partial(self._run, execution, feed, values, trigger, recovered=events, retry=retry)
         )
         return execution
-
-    async def _lease(self, execution_id: str) -> None:
-        """Take the execution's lease for this engine, or say who holds it."""
-        now = time.time()
-        holder, until = await self.store.acquire(
-            execution_id, self.owner, until=now + self.lease_seconds, now=now
-        )
-        if holder != self.owner:
-            when = datetime.fromtimestamp(until, UTC).isoformat(timespec="seconds")
-            msg = (
-                f"execution {execution_id} is run by {holder} (its lease lasts until {when}); "
-                "stop it there, or wait for the lease to expire if that process died"
-            )
-            raise ExecutionError(msg)
-
-    async def _heartbeat(self, execution_id: str, scheduler: Scheduler) -> None:
-        """Renew the lease while the execution runs; pick up stop requests and decisions.
-
-        The lease tells other processes the owner is alive; stop requests and approval
-        decisions come from other processes through the store.
-        """
-        interval = min(self.lease_seconds / 3, 1.0)
-        renewed = time.monotonic()
-        while True:
-            await anyio.sleep(interval)
-            if time.monotonic() - renewed >= self.lease_seconds / 3:
-                await self._lease(execution_id)
-                renewed = time.monotonic()
-            request = await self.store.stop_request(execution_id)
-            if request is not None:
-                abandon, reason = request
-                scheduler.request_stop(abandon=abandon, reason=reason)
-            await self._take_decisions(execution_id)
-
-    async def _take_decisions(self, execution_id: str) -> None:
-        """Hand decisions kept in the store to the approvals of ``execution_id`` waiting here."""
-        for node, pending in self.approvals.pending(execution_id):
-            if pending.token is None:
-                continue  # its request is not on record yet
-            decision = await self.store.decision(execution_id, pending.token)
-            if decision is None or not self.approvals.is_waiting(execution_id, node):
-                continue
-            try:
-                self.approvals.decide(
-                    execution_id,
-                    node,
-                    approved=decision.approved,
-                    by=decision.by,
-                    summary=decision.summary,
-                    now=decision.time,
-                )
-            except ExecutionError as error:
-                # Checked when it was kept; refused here only if the rules changed meanwhile.
-                import structlog  # noqa: PLC0415 - rare, and slow to import
-
-                structlog.get_logger("pipelinekit").warning(
-                    "approval decision refused", execution_id=execution_id, error=str(error)
-                )
 
     async def stop(self, execution_id: str, *, abandon: bool = False, reason: str = "") -> None:
         """Stop an execution; it ends ``Stopped``.
@@ -481,7 +410,7 @@ class Engine:
         if not events:
             msg = f"the store has no execution {execution_id!r}"
             raise ExecutionError(msg)
-        status = execution_status(events)
+        status = replay(events).status
         if status in TERMINAL:
             msg = f"execution {execution_id} already ended {status}; there is nothing to stop"
             raise ExecutionError(msg)
@@ -493,13 +422,64 @@ class Engine:
             )
             raise ExecutionError(msg)
         await self.store.request_stop(execution_id, abandon=abandon, reason=reason)
-        local = self.executions.get(execution_id)
-        if local is not None and local._scheduler is not None and not local.done:  # noqa: SLF001
-            local._scheduler.request_stop(abandon=abandon, reason=reason)  # noqa: SLF001
+        scheduler = self._schedulers.get(execution_id)
+        if scheduler is not None:
+            scheduler.request_stop(abandon=abandon, reason=reason)
+
+    def _scheduler(
+        self,
+        *,
+        execution: Execution,
+        feed: ExecutionFeed,
+        values: dict[str, str],
+        trigger: dict[str, Any],
+        masker: Masker,
+        recovered: list[Event] | None,
+        retry: tuple[str, bool] | None,
+    ) -> Scheduler:
+        """A scheduler for ``execution``, wired to this engine's parts."""
+        return Scheduler(
+            plan=execution.pipeline.shared_plan(),
+            execution_id=execution.id,
+            variables=values,
+            executor=self.executor,
+            recorder=Recorder(
+                self.store,
+                feed.announce,
+                last_sequence=recovered[-1].sequence if recovered else 0,
+            ),
+            workspace=self.workspaces(self.workdir / "executions" / execution.id),
+            masker=masker,
+            registry=lambda: self.registry,
+            clock=self.clock,
+            trigger=trigger,
+            approvals=self.approvals,
+            rng=self.rng,
+            max_concurrency=self.max_concurrency,
+            recovered=recovered,
+            retry=retry,
+            used=self._used,
+        )
+
+    async def _beat(
+        self, scope: anyio.CancelScope, execution_id: str, scheduler: Scheduler
+    ) -> None:
+        """Keep the lease of ``execution_id`` until ``scope`` is cancelled (the run's end)."""
+
+        def stop(abandon: bool, reason: str) -> None:  # noqa: FBT001 - the heartbeat's callback
+            scheduler.request_stop(abandon=abandon, reason=reason)
+
+        with scope:
+            await self.leases.heartbeat(
+                execution_id,
+                stop=stop,
+                decisions=partial(take_decisions, self.store, self.approvals, execution_id),
+            )
 
     async def _run(
         self,
         execution: Execution,
+        feed: ExecutionFeed,
         values: dict[str, str],
         trigger: dict[str, Any],
         *,
@@ -524,54 +504,43 @@ class Engine:
 
         try:
             async with anyio.create_task_group() as deliveries:
+                senders = []
                 for hook in hooks:
                     send, receive = anyio.create_memory_object_stream[Event](math.inf)
-                    execution._senders.append(send)  # noqa: SLF001 - the engine owns its executions
-                    deliveries.start_soon(self._deliver, hook, receive, hook_errors)
+                    senders.append(send)
+                    feed.listen(send.send_nowait)
+                    deliveries.start_soon(
+                        partial(deliver, hook, receive, hook_errors, limit=self.hook_timeout)
+                    )
+                heartbeat = anyio.CancelScope()
                 try:
-                    scheduler = Scheduler(
-                        plan=pipeline.shared_plan(),
-                        execution_id=execution.id,
-                        variables=values,
-                        executor=self.executor,
-                        recorder=Recorder(
-                            self.store,
-                            execution._announce,  # noqa: SLF001
-                            last_sequence=recovered[-1].sequence if recovered else 0,
-                        ),
-                        workdir=self.workdir / "executions" / execution.id,
-                        masker=masker,
-                        registry=lambda: self.registry,
-                        clock=self.clock,
+                    plan = pipeline.shared_plan()
+                    scheduler = self._scheduler(
+                        execution=execution,
+                        feed=feed,
+                        values=values,
                         trigger=trigger,
-                        approvals=self.approvals,
-                        rng=self.rng,
+                        masker=masker,
                         recovered=recovered,
                         retry=retry,
                     )
-
-                    heartbeat = anyio.CancelScope()
-
-                    execution._scheduler = scheduler  # noqa: SLF001
-
-                    async def beat() -> None:
-                        with heartbeat:
-                            await self._heartbeat(execution.id, scheduler)
+                    self._schedulers[execution.id] = scheduler
 
                     async def take_lease() -> None:
-                        await self.store.remember_pipeline(pipeline.shared_plan())
-                        await self._lease(execution.id)
-                        deliveries.start_soon(beat)
+                        await self.store.remember_pipeline(plan)
+                        await self.leases.take(execution.id)
+                        deliveries.start_soon(self._beat, heartbeat, execution.id, scheduler)
 
                     result = await scheduler.run(started=mark_started, recorded=take_lease)
                 finally:
-                    for send in execution._senders:  # noqa: SLF001
+                    self._schedulers.pop(execution.id, None)
+                    for send in senders:
                         send.close()
                     heartbeat.cancel()
                     # Hooks get a bounded time to catch up; the result does not wait longer.
                     deliveries.cancel_scope.deadline = anyio.current_time() + self.hook_timeout
                     with anyio.CancelScope(shield=True):
-                        await self.store.release(execution.id, self.owner)
+                        await self.leases.release(execution.id)
         except Exception as failure:
             if not started:
                 raise  # start() raises it: nothing was recorded
@@ -580,92 +549,8 @@ class Engine:
             if result is None and scheduler is not None:
                 result = scheduler.result  # a cancelled run still has a (Stopped) result
             if result is not None and hook_errors:
-                result = _with_hook_errors(result, hook_errors)
-            execution._finish(result, error)  # noqa: SLF001
-
-    async def _deliver(
-        self,
-        hook: Any,  # noqa: ANN401 - any hook
-        receive: MemoryObjectReceiveStream[Event],
-        errors: list[HookError],
-    ) -> None:
-        name = _hook_name(hook)
-        handler = getattr(hook, "on_event", hook)
-        delivered = 0
-        async with receive:
-            try:
-                async for event in receive:
-                    delivered += 1
-                    try:
-                        with anyio.move_on_after(self.hook_timeout) as scope:
-                            await _call(handler, event)
-                    except Exception as failure:  # noqa: BLE001 - a hook never fails the pipeline
-                        errors.append(
-                            HookError(name, str(event), f"{type(failure).__name__}: {failure}")
-                        )
-                    else:
-                        if scope.cancelled_caught:
-                            errors.append(
-                                HookError(
-                                    name, str(event), f"timed out after {self.hook_timeout:g}s"
-                                )
-                            )
-            except anyio.get_cancelled_exc_class():
-                left = receive.statistics().current_buffer_used
-                errors.append(
-                    HookError(name, "(remaining events)", f"gave up with {left} events undelivered")
-                )
-                raise
-
-
-async def _call(handler: Callable[[Event], Any], event: Event) -> None:
-    if inspect.iscoroutinefunction(handler):
-        await handler(event)
-        return
-    returned = await anyio.to_thread.run_sync(handler, event, abandon_on_cancel=True)
-    if inspect.isawaitable(returned):
-        await returned
-
-
-def _hook_name(hook: Any) -> str:  # noqa: ANN401 - any hook
-    return getattr(hook, "__qualname__", None) or type(hook).__name__
-
-
-def _with_hook_errors(result: RunResult, errors: list[HookError]) -> RunResult:
-    import attrs  # noqa: PLC0415 - only needed when a hook failed
-
-    return attrs.evolve(result, hook_errors=tuple(errors))
-
-
-def resolve_run_variables(pipeline: Pipeline, overrides: Mapping[str, str]) -> dict[str, str]:
-    """The run's pipeline variables: their defaults, with ``overrides`` applied.
-
-    Raises ``ExecutionError`` when a name is unknown, a value is not a string or a variable has
-    no value at all.
-    """
-    declared = {variable.name: variable for variable in pipeline.variables}
-    problems = []
-    for name, value in overrides.items():
-        if name not in declared:
-            hint = did_you_mean(name, declared)
-            problems.append(
-                f"variable {name!r} is not declared by pipeline {pipeline.name!r}{hint}"
-            )
-        elif not isinstance(value, str):
-            problems.append(f"variable {name!r} must be a string (got {value!r})")
-    values: dict[str, str] = {}
-    for name, variable in declared.items():
-        chosen: object = overrides.get(name, variable.default)
-        if chosen is None:
-            problems.append(
-                f"variable {name!r} has no default; give it a value, e.g. variables="
-                f"{{{name!r}: ...}} or --var {name}=..."
-            )
-        elif isinstance(chosen, str):
-            values[name] = chosen
-    if problems:
-        raise ExecutionError("; ".join(problems))
-    return values
+                result = with_hook_errors(result, hook_errors)
+            feed.finish(result, error)
 
 
 def _warn_unevaluated(pipeline: Pipeline, execution_id: str) -> None:
@@ -688,71 +573,28 @@ def _warn_unevaluated(pipeline: Pipeline, execution_id: str) -> None:
         )
 
 
-def variables_again(first: Event, pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, str]:
-    """The variables a recorded execution runs on with, from its first event.
-
-    Secret values were never recorded: each comes from ``given``, or is the variable's default
-    when the execution started with the default. Raises ``ExecutionError`` when a secret that
-    was given at the start is missing, or ``given`` names anything but a secret variable.
-    """
-    values = {k: str(v) for k, v in dict(first.detail.get("variables") or {}).items()}
-    declared = {variable.name: variable for variable in pipeline.variables}
-    problems = []
-    for name, value in given.items():
-        variable = declared.get(name)
-        if variable is None:
-            hint = did_you_mean(name, declared)
-            problems.append(
-                f"variable {name!r} is not declared by pipeline {pipeline.name!r}{hint}"
-            )
-        elif not variable.secret:
-            problems.append(
-                f"variable {name!r} is not secret: execution {first.execution_id} goes on with "
-                f"the value it started with ({values.get(name)!r})"
-            )
-        elif not isinstance(value, str):
-            problems.append(f"variable {name!r} must be a string (got {value!r})")
-    started_with = set(first.detail.get("secrets_given") or ())
-    for variable in declared.values():
-        if not variable.secret:
-            continue
-        name = variable.name
-        if name in given:
-            values[name] = given[name]
-        elif name in started_with or variable.default is None:
-            problems.append(
-                f"secret variable {name!r} had a value given when execution "
-                f"{first.execution_id} started, and the store never keeps secrets; give it "
-                f"again: variables={{{name!r}: ...}} or --var {name}=..."
-            )
-        else:
-            values[name] = variable.default
-    if problems:
-        raise ExecutionError("; ".join(problems))
-    return values
-
-
 async def arun(
     pipeline: Pipeline,
     *,
     variables: Mapping[str, str] | None = None,
     store: Store | None = None,
-    hooks: Iterable[Any] = (),
-    executor: Any = None,  # noqa: ANN401 - any Executor
+    hooks: Iterable[Hook | HookHandler] = (),
+    executor: Executor | None = None,
     max_concurrency: int | None = None,
     workdir: str | Path | None = None,
     triggered_by: str | None = None,
 ) -> RunResult:
     """Run ``pipeline`` to its end inside a running event loop; return the result.
 
-    ``max_concurrency`` bounds how many actions run at once (with the default executor).
+    ``max_concurrency`` bounds how many actions run at once.
     """
-    if executor is None:
-        executor = LocalExecutor(max_concurrency=max_concurrency)
-    elif max_concurrency is not None:
-        msg = "pass max_concurrency to your executor, not to arun(), when you give one"
-        raise ExecutionError(msg)
-    async with Engine(store=store, hooks=hooks, executor=executor, workdir=workdir) as engine:
+    async with Engine(
+        store=store,
+        hooks=hooks,
+        executor=executor,
+        max_concurrency=max_concurrency,
+        workdir=workdir,
+    ) as engine:
         execution = await engine.start(pipeline, variables=variables, triggered_by=triggered_by)
         return await execution.wait()
 
@@ -762,8 +604,8 @@ def run(
     *,
     variables: Mapping[str, str] | None = None,
     store: Store | None = None,
-    hooks: Iterable[Any] = (),
-    executor: Any = None,  # noqa: ANN401 - any Executor
+    hooks: Iterable[Hook | HookHandler] = (),
+    executor: Executor | None = None,
     max_concurrency: int | None = None,
     workdir: str | Path | None = None,
     triggered_by: str | None = None,

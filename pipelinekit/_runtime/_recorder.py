@@ -40,9 +40,9 @@ class Recorder:
         self._written: anyio.Event | None = None
         self._flush_scheduled = False
         # Stores whose writes cost (a transaction, a thread) ask for bursts to be batched.
-        self._batching = bool(getattr(store, "batches_writes", False))
+        self._batching = store.batches_writes
         #: Whether what the store keeps survives the process (then starts are written first).
-        self.durable = bool(getattr(store, "durable", True))
+        self.durable = store.durable
 
     def number(self) -> int:
         """The sequence number of the next event."""

@@ -278,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit 
 def _run_command(
     args: argparse.Namespace, pipeline: Pipeline, source: str, out: TextIO, err: TextIO
 ) -> int:
-    from pipelinekit._runtime._engine import resolve_run_variables  # noqa: PLC0415 - only `run` needs the engine
+    from pipelinekit._runtime._run_variables import resolve_run_variables  # noqa: PLC0415 - only `run` needs it
     from pipelinekit.cli._run import BadVariableError, parse_variables, run_pipeline  # noqa: PLC0415
 
     try:

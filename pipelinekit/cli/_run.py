@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
-import structlog
 
 from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._runtime._engine import Engine, Execution
 from pipelinekit._runtime._results import RunResult
 from pipelinekit.cli._user import current_user
-from pipelinekit.executors import LocalExecutor
+from pipelinekit.providers._log import LOGGER_NAME
 from pipelinekit.stores import SQLiteStore
 
 __all__ = ["parse_variables", "run_pipeline"]
@@ -43,14 +43,28 @@ def parse_variables(items: Sequence[str]) -> dict[str, str]:
     return values
 
 
-def quiet_structlog(err: TextIO, *, verbose: bool) -> None:
-    """Send structlog to stderr, warnings and worse only unless ``verbose`` (the CLI owns it)."""
-    level = logging.DEBUG if verbose else logging.WARNING
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(err),
-        cache_logger_on_first_use=False,
-    )
+@contextlib.contextmanager
+def show_log(err: TextIO, *, verbose: bool) -> Iterator[None]:
+    """Show pipelinekit's log on ``err``: warnings and worse, everything when ``verbose``.
+
+    The command owns its process, so it configures the log the library leaves alone: the
+    standard library's ``"pipelinekit"`` logger, where the library logs when structlog is not
+    configured (see ``providers/_log.py``). Not structlog: importing it costs a tenth of a
+    second, and nothing needs it here. Undone at the end, for ``main()`` called in-process.
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    saved = logger.level, logger.propagate
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logger.propagate = False  # shown here, not again by a root handler
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
 
 
 def make_view(pipeline: Pipeline, out: TextIO, *, plain: bool) -> Any:  # noqa: ANN401 - a view
@@ -94,7 +108,7 @@ async def _run(
     async with anyio.create_task_group() as tasks:
         watcher = anyio.CancelScope()
         tasks.start_soon(_watch_interrupt, tasks.cancel_scope, watcher, flags)
-        engine = Engine(executor=LocalExecutor(max_concurrency), workdir=workdir)
+        engine = Engine(max_concurrency=max_concurrency, workdir=workdir)
         async with engine:
             execution = await engine.start(
                 pipeline, variables=variables, triggered_by=current_user(), source=source
@@ -122,22 +136,22 @@ def run_pipeline(
     err: TextIO,
 ) -> int:
     """Run ``pipeline`` with progress on ``out``; return the exit status."""
-    quiet_structlog(err, verbose=verbose)
     view = make_view(pipeline, out, plain=plain)
     flags = {"interrupted": False}
     holder: list[Execution] = []
-    result = anyio.run(
-        lambda: _run(
-            pipeline,
-            variables,
-            view,
-            max_concurrency=max_concurrency,
-            workdir=workdir,
-            flags=flags,
-            holder=holder,
-            source=source,
+    with show_log(err, verbose=verbose):
+        result = anyio.run(
+            lambda: _run(
+                pipeline,
+                variables,
+                view,
+                max_concurrency=max_concurrency,
+                workdir=workdir,
+                flags=flags,
+                holder=holder,
+                source=source,
+            )
         )
-    )
     view.finish(
         result, interrupted=flags["interrupted"], events=holder[0].recorded if holder else ()
     )
@@ -164,7 +178,6 @@ def resume_execution(
     With ``retry`` (a stage, and whether only its failed actions run) run that stage again.
     ``variables`` gives secret variables their values again.
     """
-    quiet_structlog(err, verbose=False)
     store = SQLiteStore(store_path)
 
     async def main() -> tuple[Any, RunResult]:
@@ -192,7 +205,8 @@ def resume_execution(
 
     try:
         # The engine hands back errors of its body unwrapped (see Engine.__aexit__).
-        view, result = anyio.run(main)
+        with show_log(err, verbose=False):
+            view, result = anyio.run(main)
     finally:
         store.close()
     view.finish(result, interrupted=False)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pipelinekit.providers._capabilities import Runnable
     from pipelinekit.providers._context import ActionContext
 
 __all__ = ["LocalExecutor"]
@@ -14,24 +15,20 @@ class LocalExecutor:
     """Run each action's provider in this process.
 
     Async code runs in the event loop, commands as subprocesses, sync Python functions in worker
-    threads.
-
-    ``max_concurrency`` bounds how many actions run at once (``None``: no bound beyond the
-    pipeline's own shape); the scheduler holds a slot from an action's start to its end, so
-    waiting for a slot counts neither as running nor against the action's timeout.
+    threads. How many actions run at once is the engine's option: ``pk.Engine(max_concurrency=8)``
+    or ``pk.run(..., max_concurrency=8)``.
     """
 
-    def __init__(self, max_concurrency: int | None = None) -> None:
-        """Bound concurrency to ``max_concurrency`` actions (at least 1), or not at all."""
-        if max_concurrency is not None and (
-            not isinstance(max_concurrency, int)
-            or isinstance(max_concurrency, bool)
-            or max_concurrency < 1
-        ):
-            msg = f"max_concurrency must be a whole number >= 1 (got {max_concurrency!r})"
-            raise ValueError(msg)
-        self.max_concurrency = max_concurrency
+    def __init__(self, *, max_concurrency: object = None) -> None:
+        """A local executor (``max_concurrency`` moved to the engine; passing it is an error)."""
+        if max_concurrency is not None:
+            msg = (
+                "max_concurrency is an option of the engine now, not of LocalExecutor: "
+                f"pk.Engine(max_concurrency={max_concurrency!r}) or "
+                f"pk.run(..., max_concurrency={max_concurrency!r})"
+            )
+            raise TypeError(msg)
 
-    async def execute(self, provider: Any, ctx: ActionContext) -> None:  # noqa: ANN401 - any provider
+    async def execute(self, provider: Runnable, ctx: ActionContext) -> None:
         """Run ``provider.run(ctx)``."""
         await provider.run(ctx)

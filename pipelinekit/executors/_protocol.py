@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from pipelinekit.providers._capabilities import Runnable
     from pipelinekit.providers._context import ActionContext
 
 __all__ = ["Executor"]
@@ -14,14 +15,15 @@ __all__ = ["Executor"]
 class Executor(Protocol):
     """Runs one attempt of one action.
 
-    An executor may have ``max_concurrency`` (``int | None``): how many actions may run at once.
-
     ``execute`` runs ``provider.run(ctx)`` somewhere (in this process, in a test double, on a
     cluster) and returns when it is done; it raises what the provider raised to fail the attempt.
-    Cancelling ``execute`` must cancel the work. Retries, timeouts and state changes are the
-    scheduler's: an executor never records anything.
+    Cancelling ``execute`` must cancel the work. Retries, timeouts, concurrency limits and state
+    changes are the engine's: an executor never records anything.
+
+    Optional: ``async def aclose(self)``, called once when the engine that used the executor
+    closes (``pipelinekit.providers._capabilities.Closeable``).
     """
 
-    async def execute(self, provider: Any, ctx: ActionContext) -> None:  # noqa: ANN401 - any provider
+    async def execute(self, provider: Runnable, ctx: ActionContext) -> None:
         """Run one attempt."""
         ...

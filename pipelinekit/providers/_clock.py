@@ -25,6 +25,14 @@ class Clock(Protocol):
         """Wait ``seconds``."""
         ...
 
+    async def background_sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` between rounds of a background chore (renewing a lease).
+
+        Like ``sleep``, except that a virtual clock never moves time forward for such a wait
+        alone: a run whose only timers are background ones is idle, not waiting.
+        """
+        ...
+
     def move_on_after(self, seconds: float) -> AbstractContextManager[anyio.CancelScope]:
         """A cancel scope that cancels itself ``seconds`` from now (``anyio.move_on_after``)."""
         ...
@@ -38,6 +46,10 @@ class SystemClock:
         return datetime.now(UTC)
 
     async def sleep(self, seconds: float) -> None:
+        """Sleep for real."""
+        await anyio.sleep(seconds)
+
+    async def background_sleep(self, seconds: float) -> None:
         """Sleep for real."""
         await anyio.sleep(seconds)
 

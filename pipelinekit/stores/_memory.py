@@ -7,15 +7,18 @@ same operations), so a test on one says something about the other.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import attrs
 
-from pipelinekit._compiler._plan import Plan
 from pipelinekit._model._declarations import TERMINAL, Status
 from pipelinekit._model._events import Event
 from pipelinekit.exceptions import StoreError
 from pipelinekit.stores._records import CacheEntry, Decision, ExecutionSummary
+
+if TYPE_CHECKING:
+    # Annotations only: the compiler brings networkx, which a store never needs.
+    from pipelinekit._compiler._plan import Plan
 
 __all__ = [
     "TERMINAL",
@@ -83,6 +86,7 @@ class MemoryStore:
 
     #: Nothing survives the process, so the engine need not wait for a write to go on.
     durable = False
+    batches_writes = False
 
     def __init__(self) -> None:
         """An empty store."""

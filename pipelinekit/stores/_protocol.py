@@ -24,7 +24,17 @@ class Store(Protocol):
     history. The engine announces an event to hooks and readers only after ``record`` returned
     it. ``events`` returns what was recorded for one execution, oldest first; ``executions``
     the history.
+
+    Two attributes tell the engine how to write: ``durable`` (what it keeps outlives the
+    process; then an action's start is written before the action runs, so that a crash can
+    never hide it) and ``batches_writes`` (a write costs enough, a transaction or a thread, that
+    the engine should gather a burst of changes into one ``record`` call).
     """
+
+    #: Whether what the store keeps outlives the process.
+    durable: bool
+    #: Whether bursts of events should be gathered into one ``record`` call.
+    batches_writes: bool
 
     async def record(self, events: Sequence[Event]) -> list[Event]:
         """Persist ``events``; return them."""

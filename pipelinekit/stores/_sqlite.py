@@ -22,16 +22,14 @@ import contextlib
 import functools
 import json
 import os
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 
-from pipelinekit._compiler._plan import Plan
 from pipelinekit._model._declarations import Status
 from pipelinekit._model._events import Event
 from pipelinekit.exceptions import StoreError
@@ -43,6 +41,13 @@ from pipelinekit.stores._memory import (
 )
 from pipelinekit.stores._records import CacheEntry, Decision, ExecutionSummary
 from pipelinekit.stores._thread import StoreThread
+
+if TYPE_CHECKING:
+    # Annotations only. sqlite3 is imported by the functions that open and write a database,
+    # so that importing pipelinekit does not load it; the compiler brings networkx.
+    import sqlite3
+
+    from pipelinekit._compiler._plan import Plan
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -220,6 +225,8 @@ def _immediate(connection: sqlite3.Connection, *, unknown: str | None = None) ->
     With ``unknown``, a foreign key that points nowhere (an execution the store does not have)
     becomes a ``StoreError`` saying ``unknown``.
     """
+    import sqlite3  # noqa: PLC0415 - see the imports at the top
+
     connection.execute("BEGIN IMMEDIATE")
     try:
         yield
@@ -250,6 +257,7 @@ class SQLiteStore:
 
     #: Each write is a transaction in a worker thread: the engine batches bursts of changes.
     batches_writes = True
+    durable = True
 
     def __init__(
         self,
@@ -290,6 +298,8 @@ class SQLiteStore:
         return StoreError(f"cannot use {str(self.path)!r} as a pipelinekit store: {reason}")
 
     def _open(self) -> sqlite3.Connection:
+        import sqlite3  # noqa: PLC0415 - see the imports at the top
+
         path = self.path
         if not path.parent.is_dir():
             msg = f"its folder {str(path.parent)!r} does not exist; create it first"
@@ -327,6 +337,8 @@ class SQLiteStore:
         return connection
 
     def _migrate(self, connection: sqlite3.Connection) -> None:
+        import sqlite3  # noqa: PLC0415 - see the imports at the top
+
         with _immediate(connection):
             has_meta = connection.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"

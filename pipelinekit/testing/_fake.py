@@ -1,9 +1,14 @@
-"""``FakeExecutor``: runs a pipeline through the real scheduler with scripted outcomes.
+"""``FakeExecutor``: runs a pipeline through the real engine with scripted outcomes.
 
 Each action is answered by an outcome (``succeed()``, ``fail()``, ``hang()``, ``approve()``,
 ``reject()``) instead of its provider. Time is virtual (``VirtualClock``): ``after=`` durations,
 retry backoff, timeouts and approval timeouts cost no real time, and results carry virtual
 timestamps. Nothing touches the disk: artifacts an outcome writes are kept in ``artifacts``.
+
+``FakeExecutor`` is the harness: it builds an ordinary ``Engine`` and injects what differs, as
+trio injects its ``MockClock``: a ``ScriptedExecutor`` that plays the outcomes, the virtual clock,
+an in-memory store and a workspace that touches no disk. The engine and scheduler do not know
+they are under test.
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ from pipelinekit._model._events import Event
 from pipelinekit._model._frozendict import to_frozendict
 from pipelinekit._model._names import did_you_mean
 from pipelinekit._model._pipeline import Pipeline
+from pipelinekit._runtime._artifacts import MemoryWorkspace
 from pipelinekit._runtime._engine import Engine, Execution
 from pipelinekit._runtime._results import RunResult
 from pipelinekit.exceptions import ActionFailed, ExecutionError
+from pipelinekit.providers._capabilities import DeclaresOutputVariables
 from pipelinekit.providers._context import ActionContext
 from pipelinekit.stores import MemoryStore
 from pipelinekit.testing._timeline import Verdict, never_ran, ran_before, ran_in_parallel
@@ -41,6 +48,7 @@ __all__ = [
     "FakeExecutor",
     "Hang",
     "Reject",
+    "ScriptedExecutor",
     "Succeed",
     "approve",
     "fail",
@@ -166,145 +174,31 @@ class Call(str):  # noqa: SLOT000 - instances carry an attempt number
         return f"Call({str(self)!r}, attempt={self.attempt})"
 
 
-class FakeExecutor:
-    """Run pipelines with scripted outcomes, in virtual time, through the real scheduler.
+class ScriptedExecutor:
+    """An ``Executor`` that plays scripted outcomes instead of running providers.
 
-    ``outcomes`` maps ``"Stage.Action"`` to a script; every other action gets ``default``
-    (``succeed()`` unless told otherwise). A key that names no action is an error listing the
-    real names. After a run: ``calls`` (actions in start order, with attempt numbers),
-    ``events`` (every state change), ``artifacts`` (files outcomes wrote) and ``result``.
+    ``outcomes`` maps ``"Stage.Action"`` to a script; every other action gets ``default``.
+    ``calls`` lists the attempts it played, in start order; ``artifacts`` the files outcomes
+    wrote (artifact -> path -> bytes).
     """
 
-    #: Scripted outcomes run nothing for real: the scheduler keeps the run off the disk, and
-    #: need not record an action's start before it runs (nothing real could be interrupted).
-    virtual = True
-
-    def __init__(
-        self,
-        outcomes: Mapping[str, Script] | None = None,
-        *,
-        default: Script | None = None,
-        max_concurrency: int | None = None,
-        start: datetime = DEFAULT_START,
-        hooks: Sequence[Any] = (),
-        seed: int = 0,
-        stuck_after: float = 2.0,
-    ) -> None:
-        """Script the actions; nothing runs until ``run`` or ``arun``.
-
-        ``start`` is where virtual time begins; ``seed`` makes retry jitter reproducible;
-        ``stuck_after`` is how long (real seconds) an idle run with nothing left to wake it
-        waits before it fails with ``StuckRunError``.
-        """
-        self.seed = seed
-        self.stuck_after = stuck_after
-        self.outcomes = dict(outcomes or {})
-        self.default: Script = default if default is not None else Succeed()
-        self.max_concurrency = max_concurrency
-        self.start = start
-        self.hooks = tuple(hooks)
+    def __init__(self, outcomes: Mapping[str, Script], default: Script) -> None:
+        """Play ``outcomes`` (and ``default`` for the rest)."""
+        self.outcomes = outcomes
+        self.default = default
         self.calls: list[Call] = []
-        self.events: list[Event] = []
         self.artifacts: dict[str, dict[str, bytes]] = {}
-        self.result: RunResult | None = None
-        self.engine: Engine | None = None
-        self._execution: Execution | None = None
-        self._running: set[str] = set()
+        self.running: set[str] = set()
 
-    # -- running ---------------------------------------------------------------------------------
-
-    def check(self, pipeline: Pipeline) -> None:
-        """Refuse keys that name no action of ``pipeline`` (a typo must never do nothing)."""
-        nodes = [
-            f"{stage.name}.{action.name}" for stage in pipeline.stages for action in stage.actions
-        ]
-        unknown = [key for key in self.outcomes if key not in nodes]
-        if unknown:
-            hints = "".join(did_you_mean(key, nodes) for key in unknown[:1])
-            msg = (
-                f"FakeExecutor outcomes name no action of pipeline {pipeline.name!r}: "
-                f"{', '.join(map(repr, unknown))}{hints} (actions: {', '.join(nodes)})"
-            )
-            raise ExecutionError(msg)
-
-    def run(
-        self,
-        pipeline: Pipeline,
-        *,
-        variables: Mapping[str, str] | None = None,
-        triggered_by: str | None = None,
-    ) -> RunResult:
-        """Run ``pipeline`` to its end (blocking; its own event loop); return the result."""
-        return anyio.run(
-            partial(self.arun, pipeline, variables=variables, triggered_by=triggered_by),
-            backend="asyncio",
-        )
-
-    async def arun(
-        self,
-        pipeline: Pipeline,
-        *,
-        variables: Mapping[str, str] | None = None,
-        triggered_by: str | None = None,
-    ) -> RunResult:
-        """Run ``pipeline`` to its end inside a running (asyncio) event loop."""
-        self.check(pipeline)
-        self.calls = []
-        self.events = []
-        self.artifacts = {}
-        self.result = None
-        clock = VirtualClock(self.start, stuck_after=self.stuck_after)
-        engine = Engine(
-            store=MemoryStore(),
-            executor=self,
-            clock=clock,
-            rng=random.Random(self.seed),  # noqa: S311 - jitter, not secrets
-            hooks=self.hooks,
-            workdir=Path("fake-run"),
-        )
-        self.engine = engine
-        result: RunResult | None = None
-        try:
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(clock.drive, self._describe_stuck)
-                async with engine:
-                    self._execution = await engine.start(
-                        pipeline, variables=variables, triggered_by=triggered_by
-                    )
-                    result = await self._execution.wait()
-                tasks.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            stuck = group.subgroup(StuckRunError)
-            if stuck is not None:
-                raise stuck.exceptions[0] from None
-            raise
-        finally:
-            if self._execution is not None:
-                self.events = self._execution.recorded
-        assert result is not None  # noqa: S101 - wait() returned
-        self.result = result
-        return result
-
-    def _describe_stuck(self) -> str:
-        stuck = sorted(self._running)
-        return (
-            "the fake run can never finish: "
-            + (", ".join(stuck) or "an action")
-            + " waits forever (hang(), or a wait nothing will end) and has no timeout; "
-            "give the action a timeout or script another outcome"
-        )
-
-    # -- the Executor protocol -------------------------------------------------------------------
-
-    async def execute(self, provider: Any, ctx: ActionContext) -> None:  # noqa: ANN401, ARG002 - the protocol's signature; the provider is never run
+    async def execute(self, provider: object, ctx: ActionContext) -> None:  # noqa: ARG002 - the protocol's signature; the provider is never run
         """Play the scripted outcome of this attempt instead of running ``provider``."""
         node = f"{ctx.stage}.{ctx.action}"
         self.calls.append(Call(node, ctx.attempt))
-        self._running.add(node)
+        self.running.add(node)
         try:
             await self._execute(node, ctx)
         finally:
-            self._running.discard(node)
+            self.running.discard(node)
 
     async def _execute(self, node: str, ctx: ActionContext) -> None:
         # Yield once, as real work would: every action of a group starts before any ends.
@@ -376,11 +270,141 @@ class FakeExecutor:
     def _succeed(outcome: Succeed, ctx: ActionContext) -> None:
         # As if the provider had run: the variables it declares get a placeholder value, so
         # that later references resolve unless a test scripts real values.
-        for name in getattr(ctx.provider, "output_variables", ()):
+        declared = ctx.provider if isinstance(ctx.provider, DeclaresOutputVariables) else None
+        for name in declared.output_variables if declared is not None else ():
             if name not in outcome.variables:
                 ctx.set_variable(name, f"fake-{name}")
         for name, value in outcome.variables.items():
             ctx.set_variable(name, value)
+
+
+class FakeExecutor:
+    """Run pipelines with scripted outcomes, in virtual time, through the real scheduler.
+
+    ``outcomes`` maps ``"Stage.Action"`` to a script; every other action gets ``default``
+    (``succeed()`` unless told otherwise). A key that names no action is an error listing the
+    real names. After a run: ``calls`` (actions in start order, with attempt numbers),
+    ``events`` (every state change), ``artifacts`` (files outcomes wrote) and ``result``.
+    """
+
+    def __init__(
+        self,
+        outcomes: Mapping[str, Script] | None = None,
+        *,
+        default: Script | None = None,
+        max_concurrency: int | None = None,
+        start: datetime = DEFAULT_START,
+        hooks: Sequence[Any] = (),
+        seed: int = 0,
+        stuck_after: float = 2.0,
+    ) -> None:
+        """Script the actions; nothing runs until ``run`` or ``arun``.
+
+        ``start`` is where virtual time begins; ``seed`` makes retry jitter reproducible;
+        ``stuck_after`` is how long (real seconds) an idle run with nothing left to wake it
+        waits before it fails with ``StuckRunError``.
+        """
+        self.seed = seed
+        self.stuck_after = stuck_after
+        self.outcomes = dict(outcomes or {})
+        self.default: Script = default if default is not None else Succeed()
+        self.max_concurrency = max_concurrency
+        self.start = start
+        self.hooks = tuple(hooks)
+        self.calls: list[Call] = []
+        self.events: list[Event] = []
+        self.artifacts: dict[str, dict[str, bytes]] = {}
+        self.result: RunResult | None = None
+        self.engine: Engine | None = None
+        self._execution: Execution | None = None
+        self._scripted: ScriptedExecutor | None = None
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def check(self, pipeline: Pipeline) -> None:
+        """Refuse keys that name no action of ``pipeline`` (a typo must never do nothing)."""
+        nodes = [
+            f"{stage.name}.{action.name}" for stage in pipeline.stages for action in stage.actions
+        ]
+        unknown = [key for key in self.outcomes if key not in nodes]
+        if unknown:
+            hints = "".join(did_you_mean(key, nodes) for key in unknown[:1])
+            msg = (
+                f"FakeExecutor outcomes name no action of pipeline {pipeline.name!r}: "
+                f"{', '.join(map(repr, unknown))}{hints} (actions: {', '.join(nodes)})"
+            )
+            raise ExecutionError(msg)
+
+    def run(
+        self,
+        pipeline: Pipeline,
+        *,
+        variables: Mapping[str, str] | None = None,
+        triggered_by: str | None = None,
+    ) -> RunResult:
+        """Run ``pipeline`` to its end (blocking; its own event loop); return the result."""
+        return anyio.run(
+            partial(self.arun, pipeline, variables=variables, triggered_by=triggered_by),
+            backend="asyncio",
+        )
+
+    async def arun(
+        self,
+        pipeline: Pipeline,
+        *,
+        variables: Mapping[str, str] | None = None,
+        triggered_by: str | None = None,
+    ) -> RunResult:
+        """Run ``pipeline`` to its end inside a running (asyncio) event loop."""
+        self.check(pipeline)
+        scripted = self._scripted = ScriptedExecutor(self.outcomes, self.default)
+        # The harness's lists are the executor's: a test reading them mid-run sees them grow.
+        self.calls = scripted.calls
+        self.artifacts = scripted.artifacts
+        self.events = []
+        self.result = None
+        clock = VirtualClock(self.start, stuck_after=self.stuck_after)
+        engine = Engine(
+            store=MemoryStore(),
+            executor=scripted,
+            max_concurrency=self.max_concurrency,
+            clock=clock,
+            rng=random.Random(self.seed),  # noqa: S311 - jitter, not secrets
+            hooks=self.hooks,
+            workdir=Path("fake-run"),
+            workspaces=MemoryWorkspace,
+        )
+        self.engine = engine
+        result: RunResult | None = None
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(clock.drive, self._describe_stuck)
+                async with engine:
+                    self._execution = await engine.start(
+                        pipeline, variables=variables, triggered_by=triggered_by
+                    )
+                    result = await self._execution.wait()
+                tasks.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            stuck = group.subgroup(StuckRunError)
+            if stuck is not None:
+                raise stuck.exceptions[0] from None
+            raise
+        finally:
+            if self._execution is not None:
+                self.events = self._execution.recorded
+        assert result is not None  # noqa: S101 - wait() returned
+        self.result = result
+        return result
+
+    def _describe_stuck(self) -> str:
+        stuck = sorted(self._scripted.running) if self._scripted is not None else []
+        return (
+            "the fake run can never finish: "
+            + (", ".join(stuck) or "an action")
+            + " waits forever (hang(), or a wait nothing will end) and has no timeout; "
+            "give the action a timeout or script another outcome"
+        )
 
     # -- questions about the last run --------------------------------------------------------------
 

@@ -59,6 +59,9 @@ class VirtualClock:
         self.elapsed = 0.0
         self._now = start  # time moves only in _advance, so now() is read far more than built
         self._timers: list[tuple[float, int, _Timer]] = []
+        # Timers of background chores (a lease's heartbeat): they fire when time gets to them,
+        # but time never moves for them alone.
+        self._background: list[tuple[float, int, _Timer]] = []
         self._order = itertools.count()
         self._wake: anyio.Event | None = None
 
@@ -66,15 +69,25 @@ class VirtualClock:
         """The virtual time."""
         return self._now
 
-    def _add(self, seconds: float, callback: Callable[[], object]) -> _Timer:
+    def _add(
+        self, seconds: float, callback: Callable[[], object], *, background: bool = False
+    ) -> _Timer:
         timer = _Timer(self.elapsed + max(seconds, 0.0), callback)
-        heapq.heappush(self._timers, (timer.deadline, next(self._order), timer))
-        if self._wake is not None:
+        heap = self._background if background else self._timers
+        heapq.heappush(heap, (timer.deadline, next(self._order), timer))
+        if self._wake is not None and not background:
             self._wake.set()
         return timer
 
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` of virtual time."""
+        await self._sleep(seconds, background=False)
+
+    async def background_sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of virtual time, which never moves for this wait alone."""
+        await self._sleep(seconds, background=True)
+
+    async def _sleep(self, seconds: float, *, background: bool) -> None:
         if seconds <= 0:
             await anyio.lowlevel.checkpoint()
             return
@@ -85,7 +98,7 @@ class VirtualClock:
             if not woken.done():
                 woken.set_result(None)
 
-        timer = self._add(seconds, wake)
+        timer = self._add(seconds, wake, background=background)
         try:
             await woken
         finally:
@@ -114,11 +127,12 @@ class VirtualClock:
             return False
         self.elapsed = max(self.elapsed, timer.deadline)
         self._now = self.start + timedelta(seconds=self.elapsed)
-        while self._timers and self._timers[0][0] <= self.elapsed:
-            _, _, due = heapq.heappop(self._timers)
-            if not due.cancelled:
-                due.cancelled = True
-                due.callback()
+        for heap in (self._background, self._timers):
+            while heap and heap[0][0] <= self.elapsed:
+                _, _, due = heapq.heappop(heap)
+                if not due.cancelled:
+                    due.cancelled = True
+                    due.callback()
         return True
 
     async def drive(self, describe_stuck: Callable[[], str]) -> None:

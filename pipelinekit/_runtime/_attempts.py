@@ -1,0 +1,303 @@
+"""Running one action: its attempts, with retries, timeouts, its context and its cache.
+
+``Attempts.run`` takes an action whose stage has been entered to its end: each attempt is opened
+(an ``InProgress`` event, on record before the provider runs when the store is durable), its
+context built (references resolved, folders ready, a log file), its provider run by the executor
+under the action's timeout, and its end recorded. A failed attempt is retried while the action's
+``Retry`` allows, after a backoff on the run's clock. The graph walk knows none of this: it hears
+``True`` (succeeded) or ``False`` (failed) back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+import anyio
+
+from pipelinekit._model._declarations import Status
+from pipelinekit._model._variables import resolve_value
+from pipelinekit._runtime._cache import canonical
+from pipelinekit._runtime._results import Attempt
+from pipelinekit._runtime._run import ActionRecord, Run
+from pipelinekit.exceptions import ActionFailed, ActionTimeout, StoreError
+from pipelinekit.providers._capabilities import Runnable
+from pipelinekit.providers._context import ActionContext, LogFile
+from pipelinekit.stores import CacheEntry
+
+__all__ = ["Attempts", "describe"]
+
+
+def describe(error: BaseException) -> str:
+    """How an error reads in a result: an ``ActionFailed``'s message, else type and message."""
+    if isinstance(error, ActionFailed):
+        return str(error) or type(error).__name__
+    return f"{type(error).__name__}: {error}"
+
+
+def _human(duration: timedelta) -> str:
+    seconds = duration.total_seconds()
+    if seconds < 60:  # noqa: PLR2004 - seconds in a minute
+        return f"{seconds:g}s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}m{rest:02.0f}s"
+
+
+class Attempts:
+    """Runs the attempts of the actions of one ``Run``."""
+
+    def __init__(self, run: Run) -> None:
+        """Work for ``run``."""
+        self.run_ = run
+
+    async def run(self, record: ActionRecord, opened: datetime | None) -> bool:
+        """Run ``record``'s action to its end; ``True`` if it succeeded.
+
+        ``opened`` is when its first attempt was opened (and put on record) by the caller;
+        ``None`` opens it here.
+        """
+        run = self.run_
+        action = record.action
+        retry = action.retry
+        attempts = retry.attempts if retry else 1
+        previous: str | None = None
+        # A resumed action goes on counting from the attempts it made before the crash.
+        first = len(record.attempts) + 1
+        last = first + attempts - 1
+        for number in range(first, last + 1):
+            if run.limiter is None:
+                error = await self._attempt(record, number, previous, opened)
+            else:
+                async with run.limiter:
+                    error = await self._attempt(record, number, previous, opened)
+            opened = None  # later attempts open themselves
+            if error is None:
+                return True
+            previous = describe(error)
+            if number < last and retry is not None and retry.retries(error) and not run.stopping:
+                try:
+                    await run.clock.sleep(retry.delay_before(number + 1, run.rng).total_seconds())
+                except anyio.get_cancelled_exc_class():
+                    # Stopped (or cancelled) between attempts: the action ends here.
+                    record.status = Status.ABANDONED
+                    record.error = "abandoned between attempts: the execution was stopped"
+                    record.finished_at = run.now()
+                    run.emit("action", Status.ABANDONED, stage=record.stage, action=action.name)
+                    raise
+                continue
+            record.status = Status.FAILED
+            record.error = previous = run.masker.mask(previous)
+            record.finished_at = record.attempts[-1].finished_at
+            run.emit(
+                "action",
+                Status.FAILED,
+                stage=record.stage,
+                action=action.name,
+                detail={"attempt": number, "error": previous, "log_path": record.log_path},
+            )
+            return False
+        return False  # pragma: no cover - the loop always returns
+
+    def open(self, record: ActionRecord, number: int, previous: str | None) -> datetime:
+        """Mark attempt ``number`` of an action started (an event); return when it started."""
+        run = self.run_
+        started = run.now()
+        record.status = Status.IN_PROGRESS
+        if record.started_at is None:
+            record.started_at = started
+        detail: dict[str, Any] = {"attempt": number, "action_type": record.action_type}
+        if previous is not None:
+            detail["previous_error"] = previous
+        run.emit(
+            "action", Status.IN_PROGRESS, stage=record.stage, action=record.name, detail=detail
+        )
+        return started
+
+    def abandoned(self, record: ActionRecord, number: int, started: datetime) -> None:
+        """End attempt ``number`` (and so the action) ``Abandoned``: the execution stopped."""
+        run = self.run_
+        finished = run.now()
+        record.attempts.append(Attempt(number, Status.ABANDONED, started, finished, "cancelled"))
+        record.status = Status.ABANDONED
+        record.finished_at = finished
+        record.error = (
+            "abandoned: the execution was stopped"
+            if run.abandoning
+            else "abandoned: the execution was cancelled"
+        )
+        run.emit("action", Status.ABANDONED, stage=record.stage, action=record.name)
+
+    async def _attempt(
+        self, record: ActionRecord, number: int, previous: str | None, opened: datetime | None
+    ) -> BaseException | None:
+        """Run attempt ``number``; return its error (``None`` when it succeeded)."""
+        run = self.run_
+        action = record.action
+        if opened is None:
+            started = self.open(record, number, previous)
+            await run.record_starts()
+        else:
+            started = opened
+        log_file = run.workspace.log_file(
+            record.node,
+            run.masker,
+            lambda: f"--- {record.node} attempt {number} at {started.isoformat()} ---",
+        )
+        error: BaseException | None = None
+        ctx: ActionContext | None = None
+        cached = False
+        try:
+            ctx, provider = await self._prepare(record, number, log_file)
+            if action.cache:
+                cached = await self._from_cache(record, ctx, provider)
+            if cached:
+                pass  # the outputs and variables of an identical earlier attempt
+            elif action.timeout is None:
+                await run.executor.execute(provider, ctx)
+            else:
+                with run.clock.move_on_after(action.timeout.total_seconds()) as scope:
+                    await run.executor.execute(provider, ctx)
+                if scope.cancelled_caught:
+                    error = ActionTimeout(f"timed out after {_human(action.timeout)}")
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._close_log(record, log_file)
+                self.abandoned(record, number, started)
+            raise
+        except StoreError:
+            raise  # the run cannot go on without its record; never an action's failure
+        except Exception as raised:  # noqa: BLE001 - any provider error fails the attempt
+            error = raised
+        finished = run.now()
+        if error is not None:
+            message = run.masker.mask(describe(error))
+            log_file.queue(f"--- attempt {number} failed: {message} ---")
+            await self._close_log(record, log_file)
+            record.attempts.append(Attempt(number, Status.FAILED, started, finished, message))
+            return error
+        assert ctx is not None  # noqa: S101 - set when no error was raised
+        await self._close_log(record, log_file)
+        record.attempts.append(Attempt(number, Status.SUCCEEDED, started, finished))
+        await self._succeeded(record, ctx, number, cached=cached)
+        return None
+
+    async def _succeeded(
+        self, record: ActionRecord, ctx: ActionContext, number: int, *, cached: bool
+    ) -> None:
+        run = self.run_
+        action = record.action
+        record.status = Status.SUCCEEDED
+        record.finished_at = record.attempts[-1].finished_at
+        record.error = None
+        record.variables = dict(ctx.output_variables)
+        if action.namespace:
+            for name, value in ctx.output_variables.items():
+                run.values[f"{action.namespace}.{name}"] = value
+        ended: dict[str, Any] = {
+            "attempt": number,
+            "variables": record.variables,
+            "log_path": record.log_path,
+            **self._resolved(record, ctx),
+        }
+        hashes: dict[str, tuple[str, str]] = {}
+        if action.outputs:
+            hashes = await run.workspace.seal(ctx.outputs)
+            if hashes:
+                ended["artifacts"] = {name: digest for name, (_, digest) in hashes.items()}
+        if action.cache and not cached and ctx.cache_key is not None:
+            entry = CacheEntry(run.execution_id, record.node, dict(record.variables), hashes)
+            await run.recorder.store.cache_put(ctx.cache_key, entry)
+        if cached:
+            ended["cached"] = True
+            record.cached = True
+        run.emit("action", Status.SUCCEEDED, stage=record.stage, action=action.name, detail=ended)
+
+    def _resolved(self, record: ActionRecord, ctx: ActionContext) -> dict[str, Any]:
+        """What the attempt ran with, references resolved (masked when the event is built)."""
+        resolved: dict[str, Any] = {}
+        if ctx.configuration:
+            resolved["configuration"] = dict(ctx.configuration)
+        if record.node in self.run_.plan.referencing:
+            resolved["provider"] = canonical(ctx.provider)
+        return resolved
+
+    async def _from_cache(
+        self, record: ActionRecord, ctx: ActionContext, provider: Runnable
+    ) -> bool:
+        """Reuse an identical earlier attempt's results; ``False`` when there is none."""
+        run = self.run_
+        key = await run.workspace.cache_key(
+            record.action_type, provider, ctx.configuration, ctx.inputs
+        )
+        if key is None:
+            return False
+        ctx.cache_key = key
+        entry = await run.recorder.store.cache_get(key)
+        if entry is None:
+            return False
+        if not await run.workspace.restore(entry, ctx.outputs):
+            return False
+        for name, value in entry.variables.items():
+            ctx.set_variable(name, value)
+        ctx.log.info("cached", reused=f"{entry.node} of execution {entry.execution_id}")
+        return True
+
+    @staticmethod
+    async def _close_log(record: ActionRecord, log_file: LogFile) -> None:
+        if log_file.pending:
+            with anyio.CancelScope(shield=True):
+                await log_file.flush()
+        if log_file.written:
+            record.log_path = str(log_file.path)
+
+    async def _prepare(
+        self, record: ActionRecord, number: int, log_file: LogFile
+    ) -> tuple[ActionContext, Runnable]:
+        run = self.run_
+        action = record.action
+        provider = run.provider(action)
+        configuration = action.configuration
+        if record.node in run.plan.referencing:
+            configuration = resolve_value(configuration, run.lookup)
+            provider = resolve_value(provider, run.lookup)
+        workspace = run.workspace
+        outputs = {name: workspace.artifact(name) for name in action.outputs}
+        inputs = {name: run.artifact_paths[name] for name in action.inputs}
+        await workspace.prepare(record.node, outputs, again=number > 1)
+        run.artifact_paths.update(outputs)
+        ctx = ActionContext(
+            execution_id=run.execution_id,
+            pipeline=run.pipeline,
+            stage=record.stage,
+            action=action.name,
+            attempt=number,
+            inputs=inputs,
+            outputs=outputs,
+            work_root=workspace.work,
+            configuration=configuration,
+            variables=run.values,
+            log_file=log_file,
+            masker=run.masker,
+            clock=run.clock,
+            approvals=run.approvals,
+            triggered_by=run.trigger.get("triggered_by"),
+            report=partial(self._report_approval, record),
+        )
+        ctx.provider = provider
+        return ctx, provider
+
+    async def _report_approval(
+        self, record: ActionRecord, status: Status, detail: dict[str, Any]
+    ) -> int:
+        run = self.run_
+        record.status = (
+            Status.WAITING_FOR_APPROVAL
+            if status is Status.WAITING_FOR_APPROVAL
+            else Status.IN_PROGRESS
+        )
+        sequence = run.emit(
+            "approval", status, stage=record.stage, action=record.name, detail=detail
+        )
+        await run.recorder.flush()
+        return sequence
