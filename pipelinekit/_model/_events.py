@@ -8,7 +8,7 @@ CodePipeline's EventBridge events, so that tools written for those can read ours
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -16,7 +16,7 @@ import attrs
 
 from pipelinekit._model._declarations import Status
 
-__all__ = ["Event", "EventType", "execution_status"]
+__all__ = ["Event", "EventType"]
 
 EventType = Literal["pipeline", "stage", "action", "approval"]
 
@@ -137,7 +137,3 @@ class Event:
             "detail": detail,
         }
 
-
-def execution_status(events: Sequence[Event]) -> Status:
-    """The status of the execution whose events these are: that of its latest pipeline event."""
-    return next(event.state for event in reversed(events) if event.type == "pipeline")

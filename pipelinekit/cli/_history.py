@@ -13,7 +13,8 @@ from typing import Any, TextIO
 import anyio
 
 from pipelinekit._model._declarations import TERMINAL, Status
-from pipelinekit._model._events import Event, execution_status
+from pipelinekit._model._events import Event
+from pipelinekit._runtime._replay import ActionState, replay
 from pipelinekit.cli._user import current_user
 from pipelinekit.cli._view import SYMBOLS, render_duration
 from pipelinekit.exceptions import ExecutionError, PipelineKitError
@@ -84,68 +85,48 @@ def history(
 
 def execution_state(events: Sequence[Event]) -> dict[str, Any]:
     """The execution's state in the shape of CodePipeline's GetPipelineState."""
+    state = replay(events)
     first = events[0]
-    shape: dict[str, list[str]] = first.detail.get("stages", {})
-    status = first.state
-    stages: dict[str, dict[str, Any]] = {
-        name: {
-            "stageName": name,
-            "latestExecution": {"pipelineExecutionId": first.execution_id, "status": "NotStarted"},
-            "actionStates": {
-                action: {"actionName": action, "latestExecution": {"status": "NotStarted"}}
-                for action in actions
-            },
-        }
-        for name, actions in shape.items()
-    }
-    for event in events:
-        if event.type == "pipeline":
-            status = event.state
-            continue
-        stage = stages.setdefault(
-            event.stage or "",
-            {
-                "stageName": event.stage,
-                "latestExecution": {"pipelineExecutionId": event.execution_id},
-                "actionStates": {},
-            },
-        )
-        if event.type == "stage":
-            stage["latestExecution"]["status"] = str(event.state)
-            continue
-        action = stage["actionStates"].setdefault(
-            event.action, {"actionName": event.action, "latestExecution": {}}
-        )
-        latest = action["latestExecution"]
-        if event.type == "approval":
-            latest["approval"] = {"status": str(event.state), **dict(event.detail)}
-            if event.state is Status.WAITING_FOR_APPROVAL:
-                latest["status"] = str(event.state)
-            continue
-        latest["status"] = str(event.state)
-        latest["lastStatusChange"] = event.time.isoformat()
-        if "attempt" in event.detail:
-            latest["attempt"] = event.detail["attempt"]
-        if event.detail.get("error"):
-            latest["errorDetails"] = {"code": "JobFailed", "message": event.detail["error"]}
-        elif event.state is not Status.FAILED:
-            latest.pop("errorDetails", None)
-        if event.detail.get("log_path"):
-            latest["logPath"] = event.detail["log_path"]
-        if event.detail.get("variables"):
-            latest["outputVariables"] = event.detail["variables"]
+
+    def action_state(action: ActionState) -> dict[str, Any]:
+        latest: dict[str, Any] = {"status": str(action.status)}
+        if action.changed_at is not None:
+            latest["lastStatusChange"] = action.changed_at.isoformat()
+        if action.attempts:
+            latest["attempt"] = action.attempts[-1].number
+        if action.error:
+            latest["errorDetails"] = {"code": "JobFailed", "message": action.error}
+        if action.log_path:
+            latest["logPath"] = action.log_path
+        if action.variables:
+            latest["outputVariables"] = action.variables
+        if action.approval is not None:
+            latest["approval"] = {"status": str(action.approval.status), **action.approval.detail}
+        return {"actionName": action.name, "latestExecution": latest}
+
     return {
-        "pipelineName": first.pipeline,
-        "pipelineExecutionId": first.execution_id,
-        "status": str(status),
+        "pipelineName": state.pipeline,
+        "pipelineExecutionId": state.execution_id,
+        "status": str(state.status),
         "startTime": first.time.isoformat(),
         "trigger": {
-            "triggerType": first.detail.get("trigger"),
-            "triggerDetail": first.detail.get("triggered_by"),
+            "triggerType": state.start.get("trigger"),
+            "triggerDetail": state.start.get("triggered_by"),
         },
         "stageStates": [
-            {**stage, "actionStates": list(stage["actionStates"].values())}
-            for stage in stages.values()
+            {
+                "stageName": stage.name,
+                "latestExecution": {
+                    "pipelineExecutionId": state.execution_id,
+                    "status": str(stage.status),
+                },
+                "actionStates": [
+                    action_state(action)
+                    for action in state.actions.values()
+                    if action.stage == stage.name
+                ],
+            }
+            for stage in state.stages.values()
         ],
     }
 
@@ -265,10 +246,9 @@ def _no_log(events: Sequence[Event], node: str, path: Path, *, gone: bool) -> st
 
 def _ended(events: Sequence[Event], node: str) -> bool:
     """Whether ``node`` is done in this record: it ended, or its execution did."""
-    if execution_status(events) in TERMINAL:
-        return True
-    states = [e.state for e in events if e.type == "action" and e.node == node]
-    return bool(states) and states[-1] in TERMINAL
+    state = replay(events)
+    action = state.actions.get(node)
+    return state.ended or (action is not None and action.status in TERMINAL)
 
 
 def _print_from(path: Path, offset: int, out: TextIO) -> int:

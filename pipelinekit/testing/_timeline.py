@@ -8,19 +8,16 @@ and shows the run's timeline, which pytest prints::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from pipelinekit._model._declarations import Status
 from pipelinekit._model._events import Event
+from pipelinekit._runtime._replay import ActionState, replay
 
 __all__ = ["RecordingHook", "Verdict", "never_ran", "ran_before", "ran_in_parallel", "timeline"]
-
-_ENDS = frozenset(
-    {Status.SUCCEEDED, Status.FAILED, Status.ABANDONED, Status.STOPPED, Status.CANCELLED}
-)
 
 
 @attrs.frozen
@@ -84,24 +81,19 @@ def timeline(events: Iterable[Event]) -> str:
 
 def _span(events: Sequence[Event], node: str) -> tuple[int, int] | None:
     """Sequence numbers of ``node``'s first start and its last end (``None`` if it never ran)."""
-    start = end = None
-    for event in events:
-        if event.node != node or event.type != "action":
-            continue
-        if event.state is Status.IN_PROGRESS and start is None:
-            start = event.sequence
-        elif event.state in _ENDS:
-            end = event.sequence
-    if start is None:
+    action = _replayed(events).get(node)
+    if action is None or action.first_start is None:
         return None
-    return start, end if end is not None else 1 << 62
+    return action.first_start, action.last_end if action.last_end is not None else 1 << 62
 
 
 def _succeeded_at(events: Sequence[Event], node: str) -> int | None:
-    for event in events:
-        if event.node == node and event.type == "action" and event.state is Status.SUCCEEDED:
-            return event.sequence
-    return None
+    action = _replayed(events).get(node)
+    return action.first_success if action is not None else None
+
+
+def _replayed(events: Sequence[Event]) -> Mapping[str, ActionState]:
+    return replay(events).actions if events else {}
 
 
 def _no(question: str, why: str, events: Sequence[Event]) -> Verdict:
