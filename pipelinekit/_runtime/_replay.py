@@ -92,6 +92,15 @@ class ActionState:
         self.changed_at = event.time
         if state is Status.IN_PROGRESS:
             number = int(detail.get("attempt", len(self.attempts) + 1))
+            if self.attempts and self.attempts[-1].status in RUNNING:
+                # A retry: the attempt before it failed (the events record its error with the
+                # retry's start, not on an event of its own).
+                self.attempts[-1] = attrs.evolve(
+                    self.attempts[-1],
+                    status=Status.FAILED,
+                    finished_at=event.time,
+                    error=detail.get("previous_error"),
+                )
             if self.started_at is None:
                 self.started_at = event.time
             if self.first_start is None:
