@@ -231,11 +231,12 @@ class ActionContext:
     def log(self) -> ActionLog:
         """A structlog-style logger bound to this action; it also writes the log file."""
         if self._log is None:
-            # Imported here: structlog costs a tenth of a second at import, and many actions
-            # never log.
-            import structlog  # noqa: PLC0415
+            # pipelinekit's logger is silent unless the application configured structlog or
+            # logging (see _log.py); the log file gets every line regardless. Imported here:
+            # many actions never log.
+            from pipelinekit.providers._log import library_logger  # noqa: PLC0415
 
-            logger = structlog.get_logger("pipelinekit").bind(
+            logger = library_logger(
                 pipeline=self.pipeline,
                 execution_id=self.execution_id,
                 stage=self.stage,
