@@ -2,14 +2,19 @@
 
 ``import pipelinekit as pk``; see ``pk.Pipeline``, ``pk.Stage`` and ``pk.Action``. Importing the
 package has no side effects: it configures no logging, touches no file and starts no event loop.
+It is also quick: what only some programs need (the compiler and networkx, behind ``pk.Plan``)
+is imported when first used, as attrs and structlog serve ``__version__``.
 """
+
+from __future__ import annotations
+
+import typing as _typing
 
 from pipelinekit import exceptions as exceptions
 from pipelinekit import executors as executors
 from pipelinekit import hooks as hooks
 from pipelinekit import providers as providers
 from pipelinekit import stores as stores
-from pipelinekit._compiler._plan import Plan as Plan
 from pipelinekit._model._declarations import Action as Action
 from pipelinekit._model._declarations import ActionTypeId as ActionTypeId
 from pipelinekit._model._declarations import BeforeEntry as BeforeEntry
@@ -65,6 +70,9 @@ from pipelinekit.stores import ExecutionSummary as ExecutionSummary
 from pipelinekit.stores import MemoryStore as MemoryStore
 from pipelinekit.stores import SQLiteStore as SQLiteStore
 from pipelinekit.stores import Store as Store
+
+if _typing.TYPE_CHECKING:
+    from pipelinekit._compiler._plan import Plan as Plan
 
 __all__ = [
     "Action",
@@ -132,18 +140,48 @@ __all__ = [
 ]
 
 
+#: Names imported when first asked for (see ``__getattr__``): module and attribute.
+_LAZY = {"Plan": ("pipelinekit._compiler._plan", "Plan")}
+
+# Hidden from type checkers, which see the lazy names imported above: to them, a module with a
+# __getattr__ has every attribute, and ``pk.Pipline`` would no longer be an error.
+if not _typing.TYPE_CHECKING:
+
+    def __getattr__(name: str) -> object:
+        """Import a rarely needed, costly name when it is first asked for, then keep it."""
+        try:
+            module_name, attribute = _LAZY[name]
+        except KeyError:
+            msg = f"module {__name__!r} has no attribute {name!r}"
+            raise AttributeError(msg) from None
+        import importlib  # noqa: PLC0415 - only for the lazy names
+
+        value = getattr(importlib.import_module(module_name), attribute)
+        _rename(value)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        """Every name, including those imported when first asked for."""
+        return sorted({*globals(), *_LAZY})
+
+
 def compile(pipeline: Pipeline) -> Plan:  # noqa: A001 - the API is pk.compile(pipeline), like pipeline.compile()
     """Compile ``pipeline`` into a ``Plan`` (the same as ``pipeline.compile()``)."""
     return pipeline.compile()
 
 
-def _set_module() -> None:
+def _rename(obj: object) -> None:
     # Reprs and docs say pipelinekit.Action, not pipelinekit._model._declarations.Action (as
     # trio does).
+    if getattr(obj, "__module__", "").startswith("pipelinekit._"):
+        obj.__module__ = __name__
+
+
+def _set_module() -> None:
     for name in __all__:
-        obj = globals()[name]
-        if getattr(obj, "__module__", "").startswith("pipelinekit._"):
-            obj.__module__ = __name__
+        if name not in _LAZY:
+            _rename(globals()[name])
 
 
 _set_module()

@@ -16,7 +16,6 @@ cancels ``run``. Optional attributes: ``idempotent`` (bool: may run again after 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from importlib import metadata
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from pipelinekit._model._declarations import ActionTypeId
@@ -85,8 +84,13 @@ class ProviderRegistry:
     def discover(self) -> None:
         """Register the provider classes of installed plugins.
 
-        Plugins declare them under the entry point group ``pipelinekit.providers``.
+        Plugins declare them under the entry point group ``pipelinekit.providers``. Finding them
+        reads the metadata of every installed package, so it happens only here: never at import,
+        and an engine makes its default registry only to run an action that names an action
+        type instead of holding a provider.
         """
+        from importlib import metadata  # noqa: PLC0415 - tens of milliseconds; only plugins need it
+
         for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
             try:
                 provider_class = entry_point.load()
