@@ -117,6 +117,7 @@ class Engine:
         self._schedulers: dict[str, Scheduler] = {}
         #: Providers the runs used that hold resources, closed with the engine (by identity).
         self._to_close: dict[int, Closeable] = {}
+        self._closeable_types: dict[type, bool] = {}
         self.approvals = Approvals()
         #: Who this engine is, in leases: host, process and a random part.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -181,8 +182,13 @@ class Engine:
 
     def _used(self, provider: object) -> None:
         """Remember a provider a run used, to close it with the engine if it holds anything."""
-        if isinstance(provider, Closeable):
-            self._to_close.setdefault(id(provider), provider)
+        kind = type(provider)
+        closeable = self._closeable_types.get(kind)
+        if closeable is None:
+            # A protocol check costs microseconds, and a run asks it for every action.
+            closeable = self._closeable_types[kind] = isinstance(provider, Closeable)
+        if closeable:
+            self._to_close.setdefault(id(provider), provider)  # type: ignore[arg-type]  # checked by type above
 
     async def start(
         self,
