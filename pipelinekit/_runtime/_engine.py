@@ -26,10 +26,8 @@ from typing import Any, Self
 import anyio
 import anyio.abc
 
-from pipelinekit._model._declarations import TERMINAL, Status
+from pipelinekit._model._declarations import TERMINAL
 from pipelinekit._model._events import Event
-from pipelinekit._model._loader import load_pipeline
-from pipelinekit._model._names import did_you_mean
 from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._model._secrets import Masker
 from pipelinekit._runtime._artifacts import DiskWorkspace, Workspace
@@ -37,6 +35,12 @@ from pipelinekit._runtime._decisions import post_decision, take_decisions
 from pipelinekit._runtime._delivery import HookHandler, deliver, with_hook_errors
 from pipelinekit._runtime._execution import Execution, ExecutionFeed
 from pipelinekit._runtime._lease import Leases
+from pipelinekit._runtime._recorded import (
+    check_resumable,
+    check_retryable,
+    pipeline_for,
+    refuse_if_not_latest,
+)
 from pipelinekit._runtime._recorder import Recorder
 from pipelinekit._runtime._replay import ExecutionState, replay
 from pipelinekit._runtime._results import HookError, RunResult
@@ -301,13 +305,8 @@ class Engine:
         ``variables`` (the others take their defaults again).
         """
         events, state = await self._recorded(execution_id)
-        if state.ended:
-            msg = (
-                f"execution {execution_id} already ended {state.status}; nothing to resume "
-                "(retry a stage to run parts of it again)"
-            )
-            raise ExecutionError(msg)
-        pipeline = _pipeline_for(events[0], pipeline, "resume it")
+        check_resumable(state)
+        pipeline = pipeline_for(events[0], pipeline, "resume it")
         values = variables_again(events[0], pipeline, variables or {})
         await self.leases.take(execution_id)
         return await self._continue(events, pipeline, values)
@@ -330,53 +329,11 @@ class Engine:
         given again in ``variables``, as for ``resume``.
         """
         events, state = await self._recorded(execution_id)
-        status = state.status
-        if status not in {Status.FAILED, Status.STOPPED}:
-            if status is Status.SUCCEEDED:
-                why = "it succeeded; there is nothing to retry"
-            else:
-                why = f"it is {status}; stop it or wait for it to end first"
-            msg = f"cannot retry a stage of execution {execution_id}: {why}"
-            raise ExecutionError(msg)
-        pipeline = _pipeline_for(events[0], pipeline, "retry its stages")
-        names = [s.name for s in pipeline.stages]
-        if stage not in names:
-            hint = did_you_mean(stage, names)
-            msg = f"pipeline {pipeline.name!r} has no stage {stage!r}{hint}"
-            raise ExecutionError(msg)
-        recorded = state.stages.get(stage)
-        ended = recorded.status if recorded is not None else Status.NOT_STARTED
-        if ended not in {Status.FAILED, Status.STOPPED}:
-            msg = (
-                f"stage {stage!r} of execution {execution_id} ended {ended}; only a failed or "
-                "stopped stage can be retried"
-            )
-            raise ExecutionError(msg)
+        pipeline = pipeline_for(events[0], pipeline, "retry its stages")
+        check_retryable(state, stage, pipeline)
         values = variables_again(events[0], pipeline, variables or {})
-        await self._refuse_if_not_latest(events[0], stage)
+        await refuse_if_not_latest(self.store, events[0], stage)
         return await self._continue(events, pipeline, values, retry=(stage, failed_only))
-
-    async def _refuse_if_not_latest(self, first: Event, stage: str) -> None:
-        """Refuse a retry once a later execution failed in the same stage.
-
-        CodePipeline's rule: retrying the older failure would undo the newer state.
-        """
-        newer: list[ExecutionSummary] = []
-        offset = 0
-        while True:
-            page = await self.store.executions(first.pipeline, limit=50, offset=offset)
-            newer.extend(s for s in page if s.started_at > first.time)
-            if len(page) < 50 or page[-1].started_at <= first.time:  # noqa: PLR2004 - the page size
-                break
-            offset += 50
-        for summary in newer:
-            later = replay(await self.store.events(summary.id)).stages.get(stage)
-            if later is not None and later.ever_failed:
-                msg = (
-                    f"cannot retry stage {stage!r} of execution {first.execution_id}: a later "
-                    f"execution ({summary.id}) failed in it since; retry that one instead"
-                )
-                raise ExecutionError(msg)
 
     async def _recorded(self, execution_id: str) -> tuple[list[Event], ExecutionState]:
         """An execution's events and its state, for continuing it."""
@@ -630,41 +587,3 @@ def run(
             triggered_by=triggered_by,
         )
     )
-
-
-def _load_recorded(first: Event) -> Pipeline:
-    """The pipeline an execution recorded it was run from (``FILE:NAME``)."""
-    source = first.detail.get("source")
-    if not source:
-        msg = (
-            f"execution {first.execution_id} did not record where pipeline {first.pipeline!r} "
-            "is defined; pass it: engine.resume(id, pipeline=...) or pipelinekit resume ID FILE"
-        )
-        raise ExecutionError(msg)
-    pipeline, _ = load_pipeline(str(source))
-    return pipeline
-
-
-def _pipeline_for(first: Event, pipeline: Pipeline | None, what: str) -> Pipeline:
-    """The pipeline to continue a recorded execution with.
-
-    The one given, or else the one loaded from where the execution recorded it was defined; it
-    must be the same definition.
-    """
-    found = pipeline if pipeline is not None else _load_recorded(first)
-    if found.name != first.pipeline:
-        msg = f"execution {first.execution_id} ran pipeline {first.pipeline!r}, not {found.name!r}"
-        raise ExecutionError(msg)
-    _same_definition(found, first, what)
-    return found
-
-
-def _same_definition(pipeline: Pipeline, first: Event, what: str) -> None:
-    """Refuse to continue an execution with a pipeline whose structure has changed."""
-    recorded = first.detail.get("definition_hash")
-    if recorded is not None and recorded != pipeline.shared_plan().definition_hash():
-        msg = (
-            f"pipeline {pipeline.name!r} changed since execution {first.execution_id} started "
-            f"(its stages, actions or wiring differ); {what} with the definition it ran with"
-        )
-        raise ExecutionError(msg)
