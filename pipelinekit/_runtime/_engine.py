@@ -31,6 +31,7 @@ from pipelinekit._model._events import Event
 from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._model._secrets import Masker
 from pipelinekit._runtime._artifacts import DiskWorkspace, Workspace
+from pipelinekit._runtime._collector import collector_tuned_for_a_run
 from pipelinekit._runtime._decisions import post_decision, take_decisions
 from pipelinekit._runtime._delivery import HookHandler, deliver, with_hook_errors
 from pipelinekit._runtime._execution import Execution, ExecutionFeed
@@ -574,16 +575,17 @@ def run(
     triggered_by: str | None = None,
 ) -> RunResult:
     """Run ``pipeline`` to its end and return the result (blocking; starts its own event loop)."""
-    return anyio.run(
-        partial(
-            arun,
-            pipeline,
-            variables=variables,
-            store=store,
-            hooks=hooks,
-            executor=executor,
-            max_concurrency=max_concurrency,
-            workdir=workdir,
-            triggered_by=triggered_by,
+    with collector_tuned_for_a_run():
+        return anyio.run(
+            partial(
+                arun,
+                pipeline,
+                variables=variables,
+                store=store,
+                hooks=hooks,
+                executor=executor,
+                max_concurrency=max_concurrency,
+                workdir=workdir,
+                triggered_by=triggered_by,
+            )
         )
-    )

@@ -32,6 +32,7 @@ from pipelinekit._model._frozendict import to_frozendict
 from pipelinekit._model._names import did_you_mean
 from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._runtime._artifacts import MemoryWorkspace
+from pipelinekit._runtime._collector import collector_tuned_for_a_run
 from pipelinekit._runtime._engine import Engine, Execution
 from pipelinekit._runtime._results import RunResult
 from pipelinekit.exceptions import ActionFailed, ExecutionError
@@ -343,10 +344,11 @@ class FakeExecutor:
         triggered_by: str | None = None,
     ) -> RunResult:
         """Run ``pipeline`` to its end (blocking; its own event loop); return the result."""
-        return anyio.run(
-            partial(self.arun, pipeline, variables=variables, triggered_by=triggered_by),
-            backend="asyncio",
-        )
+        with collector_tuned_for_a_run():
+            return anyio.run(
+                partial(self.arun, pipeline, variables=variables, triggered_by=triggered_by),
+                backend="asyncio",
+            )
 
     async def arun(
         self,

@@ -1,0 +1,56 @@
+"""pk.run tunes the garbage collector only while it owns the loop, and puts it back."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+import pipelinekit as pk
+from pipelinekit._runtime._collector import YOUNG_THRESHOLD, collector_tuned_for_a_run
+from pipelinekit.testing import FakeExecutor
+
+
+def test_the_collector_is_tuned_during_the_block_and_restored_after():
+    before = gc.get_threshold()
+    with collector_tuned_for_a_run():
+        assert gc.get_threshold()[0] == max(before[0], YOUNG_THRESHOLD)
+        assert gc.get_threshold()[1:] == before[1:]
+        assert gc.get_freeze_count() > 0  # what existed before is out of the walks
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
+def test_an_error_in_the_block_restores_it_too():
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError), collector_tuned_for_a_run():
+        raise RuntimeError
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_disabled_collector_is_left_alone():
+    before = gc.get_threshold()
+    gc.disable()
+    try:
+        with collector_tuned_for_a_run():
+            assert gc.get_threshold() == before
+            assert gc.get_freeze_count() == 0
+    finally:
+        gc.enable()
+
+
+def test_runs_that_own_the_loop_tune_it_and_put_it_back(tmp_path):
+    seen = []
+
+    def look(ctx):
+        seen.append(gc.get_threshold()[0])
+
+    before = gc.get_threshold()
+    pipeline = pk.Pipeline("p", [pk.Stage("S", [pk.Action("A", pk.python(look))])])
+    assert pk.run(pipeline, store=pk.MemoryStore(), workdir=tmp_path).succeeded
+    assert seen == [max(before[0], YOUNG_THRESHOLD)]
+    assert gc.get_threshold() == before
+    assert FakeExecutor().run(pipeline).succeeded
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
