@@ -2,8 +2,10 @@
 
 ``import pipelinekit as pk``; see ``pk.Pipeline``, ``pk.Stage`` and ``pk.Action``. Importing the
 package has no side effects: it configures no logging, touches no file and starts no event loop.
-It is also quick: what only some programs need (the compiler and networkx, behind ``pk.Plan``)
-is imported when first used, as attrs and structlog serve ``__version__``.
+It is also quick, so that a file that only declares a pipeline loads fast: the engine, the
+stores (with asyncio and sqlite3), ``ActionContext`` and the compiler (networkx, behind
+``pk.Plan``) are imported when a program first uses them, as attrs and structlog serve
+``__version__``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from pipelinekit import exceptions as exceptions
 from pipelinekit import executors as executors
 from pipelinekit import hooks as hooks
 from pipelinekit import providers as providers
-from pipelinekit import stores as stores
 from pipelinekit._model._declarations import Action as Action
 from pipelinekit._model._declarations import ActionTypeId as ActionTypeId
 from pipelinekit._model._declarations import BeforeEntry as BeforeEntry
@@ -33,10 +34,6 @@ from pipelinekit._model._declarations import Status as Status
 from pipelinekit._model._declarations import Variable as Variable
 from pipelinekit._model._events import Event as Event
 from pipelinekit._model._pipeline import Pipeline as Pipeline
-from pipelinekit._runtime._engine import Engine as Engine
-from pipelinekit._runtime._engine import Execution as Execution
-from pipelinekit._runtime._engine import arun as arun
-from pipelinekit._runtime._engine import run as run
 from pipelinekit._runtime._results import ActionResult as ActionResult
 from pipelinekit._runtime._results import Attempt as Attempt
 from pipelinekit._runtime._results import HookError as HookError
@@ -65,14 +62,19 @@ from pipelinekit.providers import action as action
 from pipelinekit.providers import provider as provider
 from pipelinekit.providers import python as python
 from pipelinekit.providers import shell as shell
-from pipelinekit.providers._context import ActionContext as ActionContext
-from pipelinekit.stores import ExecutionSummary as ExecutionSummary
-from pipelinekit.stores import MemoryStore as MemoryStore
-from pipelinekit.stores import SQLiteStore as SQLiteStore
-from pipelinekit.stores import Store as Store
 
-if _typing.TYPE_CHECKING:
+if _typing.TYPE_CHECKING:  # imported when first used: see _LAZY
+    from pipelinekit import stores as stores
     from pipelinekit._compiler._plan import Plan as Plan
+    from pipelinekit._runtime._engine import Engine as Engine
+    from pipelinekit._runtime._engine import Execution as Execution
+    from pipelinekit._runtime._engine import arun as arun
+    from pipelinekit._runtime._engine import run as run
+    from pipelinekit.providers._context import ActionContext as ActionContext
+    from pipelinekit.stores import ExecutionSummary as ExecutionSummary
+    from pipelinekit.stores import MemoryStore as MemoryStore
+    from pipelinekit.stores import SQLiteStore as SQLiteStore
+    from pipelinekit.stores import Store as Store
 
 __all__ = [
     "Action",
@@ -140,23 +142,38 @@ __all__ = [
 ]
 
 
-#: Names imported when first asked for (see ``__getattr__``): module and attribute.
-_LAZY = {"Plan": ("pipelinekit._compiler._plan", "Plan")}
+#: Names imported when first asked for (see ``__getattr__``): name -> module, whose attribute
+#: of that name it is (``"stores"`` is the module itself). Together they cost more than the rest
+#: of ``import pipelinekit``.
+_LAZY = {
+    "ActionContext": "pipelinekit.providers._context",
+    "Engine": "pipelinekit._runtime._engine",
+    "Execution": "pipelinekit._runtime._engine",
+    "ExecutionSummary": "pipelinekit.stores",
+    "MemoryStore": "pipelinekit.stores",
+    "Plan": "pipelinekit._compiler._plan",
+    "SQLiteStore": "pipelinekit.stores",
+    "Store": "pipelinekit.stores",
+    "arun": "pipelinekit._runtime._engine",
+    "run": "pipelinekit._runtime._engine",
+    "stores": "pipelinekit.stores",
+}
 
 # Hidden from type checkers, which see the lazy names imported above: to them, a module with a
 # __getattr__ has every attribute, and ``pk.Pipline`` would no longer be an error.
 if not _typing.TYPE_CHECKING:
 
     def __getattr__(name: str) -> object:
-        """Import a rarely needed, costly name when it is first asked for, then keep it."""
+        """Import a costly name when it is first asked for, then keep it."""
         try:
-            module_name, attribute = _LAZY[name]
+            module_name = _LAZY[name]
         except KeyError:
             msg = f"module {__name__!r} has no attribute {name!r}"
             raise AttributeError(msg) from None
         import importlib  # noqa: PLC0415 - only for the lazy names
 
-        value = getattr(importlib.import_module(module_name), attribute)
+        module = importlib.import_module(module_name)
+        value = module if name == "stores" else getattr(module, name)
         _rename(value)
         globals()[name] = value
         return value

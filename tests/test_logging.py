@@ -106,8 +106,20 @@ def test_pk_run_logs_through_structlog_when_the_script_configured_it(tmp_path):
     assert "[info] running argv=" in (tmp_path / "action.log").read_text()
 
 
-@pytest.mark.parametrize("module", ["structlog", "rich", "sqlite3", "pipelinekit.cli"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "structlog",
+        "rich",
+        "sqlite3",
+        "asyncio",
+        "pipelinekit._runtime._engine",
+        "pipelinekit.stores",
+        "pipelinekit.cli",
+    ],
+)
 def test_import_leaves_costly_modules_for_when_they_are_used(module, tmp_path):
+    """A file that only declares a pipeline loads none of them (``pipelinekit validate``)."""
     code = f"import sys, pipelinekit\nassert {module!r} not in sys.modules, 'imported'\n"
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
@@ -115,13 +127,14 @@ def test_import_leaves_costly_modules_for_when_they_are_used(module, tmp_path):
     assert done.returncode == 0, done.stderr
 
 
-def test_plan_is_imported_on_first_use_and_listed(tmp_path):
+def test_names_imported_on_first_use_are_listed_and_behave_as_the_others(tmp_path):
     code = (
         "import sys, pipelinekit as pk\n"
-        "assert 'Plan' in dir(pk) and 'Plan' in pk.__all__\n"
+        "assert 'Plan' in dir(pk) and 'Plan' in pk.__all__ and 'run' in dir(pk)\n"
         "assert pk.Plan.__name__ == 'Plan' and pk.Plan.__module__ == 'pipelinekit'\n"
-        "from pipelinekit import Plan\n"
-        "assert Plan is pk.Plan\n"
+        "assert pk.Engine.__module__ == 'pipelinekit'\n"
+        "from pipelinekit import Plan, SQLiteStore, run\n"
+        "assert Plan is pk.Plan and run is pk.run and SQLiteStore is pk.stores.SQLiteStore\n"
         "try:\n"
         "    pk.no_such_name\n"
         "except AttributeError as error:\n"
