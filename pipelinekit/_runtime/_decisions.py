@@ -85,8 +85,8 @@ async def take_decisions(store: Store, approvals: Approvals, execution_id: str) 
             )
         except ExecutionError as error:
             # Checked when it was kept; refused here only if the rules changed meanwhile.
-            import structlog  # noqa: PLC0415 - rare, and slow to import
+            from pipelinekit.providers._log import library_logger  # noqa: PLC0415 - rare
 
-            structlog.get_logger("pipelinekit").warning(
+            library_logger().warning(
                 "approval decision refused", execution_id=execution_id, error=str(error)
             )

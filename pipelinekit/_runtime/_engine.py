@@ -179,9 +179,9 @@ class Engine:
             try:
                 await part.aclose()
             except Exception as error:  # noqa: BLE001 - one part failing to close spares the others
-                import structlog  # noqa: PLC0415 - rare, and slow to import
+                from pipelinekit.providers._log import library_logger  # noqa: PLC0415 - rare
 
-                structlog.get_logger("pipelinekit").warning(
+                library_logger().warning(
                     "closing failed", part=repr(part), error=f"{type(error).__name__}: {error}"
                 )
 
@@ -526,9 +526,9 @@ def _warn_unevaluated(pipeline: Pipeline, execution_id: str) -> None:
     """
     stages = [s.name for s in pipeline.stages if s.before_entry or s.on_success or s.on_failure]
     if stages:
-        import structlog  # noqa: PLC0415 - rare, and slow to import
+        from pipelinekit.providers._log import library_logger  # noqa: PLC0415 - rare
 
-        structlog.get_logger("pipelinekit").warning(
+        library_logger().warning(
             "stage conditions are not evaluated by this version of pipelinekit: the stages run "
             "as if they had none",
             pipeline=pipeline.name,
