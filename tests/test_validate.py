@@ -1,5 +1,10 @@
 """Every definition rule: a declaration that breaks it raises PipelineDefinitionError naming the
-pipeline, stage, action and field at fault, and says how to fix it."""
+pipeline, stage, action and field at fault, and says how to fix it.
+
+A rule about one object (an action's run_order, a stage's name) is broken where that object is
+built, so its problems name the action or stage and the field but no pipeline yet; a rule between
+objects (inputs, namespaces, needs) is broken when the ``Pipeline`` is built. Both happen inside
+the lambdas below, so the tests hold either way; where a problem's place differs, they say so."""
 
 from __future__ import annotations
 
@@ -70,16 +75,20 @@ def test_hostile_pipeline_names_are_rejected(name):
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 def test_hostile_stage_names_are_rejected(name):
+    # Refused by pk.Stage itself, which knows neither its pipeline nor its place in it.
     problem = only_problem(lambda: pipeline(pk.Stage(name, [act()])))
-    assert problem.field == "stages[0].name"
+    assert problem.field == "name"
+    assert problem.stage is None  # the name is what is wrong; the message shows it safely
     assert "stage name" in problem.message
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 def test_hostile_action_names_are_rejected(name):
+    # Refused by pk.Action itself, before there is a stage.
     problem = only_problem(lambda: pipeline(pk.Stage("S", [act(name)])))
-    assert problem.stage == "S"
-    assert problem.field == "actions[0].name"
+    assert (problem.stage, problem.action) == (None, None)
+    assert problem.field == "name"
+    assert "action name" in problem.message
 
 
 def test_names_at_the_limits_are_accepted():
@@ -121,7 +130,8 @@ def test_namespace_names_follow_their_rule(name):
 @pytest.mark.parametrize("name", ["dot.ted", "", "x" * 129, "a b", "a$b"])
 def test_variable_names_follow_their_rule(name):
     problem = only_problem(lambda: pipeline(pk.Stage("S", [act()]), variables=[pk.Variable(name)]))
-    assert problem.field == "variables[0]"
+    assert problem.field == "name"  # refused by pk.Variable itself
+    assert "variable name" in problem.message
 
 
 def test_variable_names_may_be_128_characters():
@@ -444,19 +454,20 @@ def test_timeout_in_seconds_becomes_a_timedelta():
 
 
 @pytest.mark.parametrize(
-    ("retry", "field"),
+    ("options", "field"),
     [
-        (pk.Retry(0), "retry.attempts"),
-        (pk.Retry(2.5), "retry.attempts"),
-        (pk.Retry(3, backoff=0.5), "retry.backoff"),
-        (pk.Retry(3, backoff=math.inf), "retry.backoff"),
-        (pk.Retry(3, jitter=2), "retry.jitter"),
-        (pk.Retry(3, delay=-1), "retry.delay"),
-        (pk.Retry(3, retry_on=[ValueError, "Timeout"]), "retry.retry_on"),
+        ({"attempts": 0}, "retry.attempts"),
+        ({"attempts": 2.5}, "retry.attempts"),
+        ({"backoff": 0.5}, "retry.backoff"),
+        ({"backoff": math.inf}, "retry.backoff"),
+        ({"jitter": 2}, "retry.jitter"),
+        ({"delay": -1}, "retry.delay"),
+        ({"retry_on": [ValueError, "Timeout"]}, "retry.retry_on"),
     ],
 )
-def test_retry_rules(retry, field):
-    problem = only_problem(lambda: pipeline(pk.Stage("S", [act(retry=retry)])))
+def test_retry_rules(options, field):
+    # pk.Retry refuses itself when built, so it is built inside the lambda.
+    problem = only_problem(lambda: pipeline(pk.Stage("S", [act(retry=pk.Retry(**options))])))
     assert problem.field == field
 
 
@@ -490,8 +501,9 @@ def test_a_condition_needs_one_to_five_rules():
 
 
 def test_retry_mode_without_retry_is_refused():
-    policy = pk.OnFailure(pk.Result.ROLLBACK, retry_mode=pk.RetryMode.ALL_ACTIONS)
-    problem = only_problem(lambda: pipeline(pk.Stage("S", [act()], on_failure=policy)))
+    problem = only_problem(
+        lambda: pk.OnFailure(pk.Result.ROLLBACK, retry_mode=pk.RetryMode.ALL_ACTIONS)
+    )
     assert problem.field == "on_failure.retry_mode"
 
 
@@ -551,15 +563,17 @@ def test_role_arn_must_look_like_one():
 # -- reporting ---------------------------------------------------------------------------------
 
 
-def test_every_problem_is_reported_at_once():
+def test_every_problem_of_a_pipeline_is_reported_at_once():
+    # The objects are valid on their own; what is wrong is the pipeline and how they connect.
     with pytest.raises(pk.PipelineDefinitionError) as caught:
         pk.Pipeline(
             "bad name",
             [
-                pk.Stage("Build", [act("Compile", outputs=["dist"], run_order=0)]),
-                pk.Stage("Test", [act("Unit", inputs=["dst"], timeout=-1)], needs=["Biuld"]),
-                pk.Stage("Empty", []),
+                pk.Stage("Build", [act("Compile", outputs=["dist"], namespace="B")]),
+                pk.Stage("Test", [act("Unit", inputs=["dst"], namespace="B")], needs=["Biuld"]),
+                pk.Stage("Test", [act("Lint")]),
             ],
+            execution_mode="FASTEST",
         )
     error = caught.value
     assert len(error.problems) == 6
@@ -567,7 +581,17 @@ def test_every_problem_is_reported_at_once():
     assert text.startswith("6 problems in the pipeline definition:")
     assert "did you mean 'dist'?" in text
     assert "did you mean 'Build'?" in text
+    assert "namespace 'B' is also used by 'Build.Compile'" in text
+    assert "used by stages 1 and 2" in text
     assert error.pipeline == "bad name"
+
+
+def test_every_problem_of_one_action_is_reported_at_once():
+    # Before issue 9 these came with the pipeline's other problems; now the action refuses
+    # itself where it is built, with all of its own problems.
+    found = problems_of(lambda: act("Unit", inputs=["dst", "dst"], run_order=0, timeout=-1))
+    assert [p.field for p in found] == ["run_order", "inputs", "timeout"]
+    assert {p.action for p in found} == {"Unit"}
 
 
 def test_the_error_carries_where_the_first_problem_is():
@@ -581,7 +605,7 @@ def test_the_error_carries_where_the_first_problem_is():
 
 def test_a_huge_number_of_problems_is_summarised_in_the_message():
     with pytest.raises(pk.PipelineDefinitionError) as caught:
-        pipeline(pk.Stage("S", [act(f"A{i}", run_order=0) for i in range(120)]))
+        pipeline(pk.Stage("S", [act(f"A{i}", inputs=[f"none{i}"]) for i in range(120)]))
     error = caught.value
     assert len(error.problems) == 120
     text = str(error)

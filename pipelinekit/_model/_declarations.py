@@ -5,8 +5,13 @@ model holds everything a CodePipeline declaration holds, so that importing and e
 CodePipeline definitions loses nothing. It knows nothing of running pipelines.
 
 Converters only reshape input (lists to tuples, dicts to frozen maps, numbers to timedeltas); they
-never raise. The rules live in ``_validate`` and run when a ``Pipeline`` is built, so one attempt
-reports every problem with the pipeline, stage, action and field at fault.
+never raise. Each class then checks its own fields as it is built (``__attrs_post_init__``, so
+``attrs.evolve`` checks the variant too) and raises ``PipelineDefinitionError`` with every problem
+of that one object at once, naming the action or stage and the field: ``pk.Action("x", 3)`` fails
+on the line that wrote it. The checks first try the common, valid shape with a few type tests and
+explain only what fails, so building a large pipeline stays cheap. Rules between objects
+(artifacts, namespaces, ``#{...}`` references, ``needs``, unique names) are ``_validate``'s and
+run when a ``Pipeline`` is built.
 """
 
 from __future__ import annotations
@@ -14,13 +19,17 @@ from __future__ import annotations
 import enum
 import math
 import random
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeGuard, runtime_checkable
 
 import attrs
 
 from pipelinekit._model._frozendict import FrozenDict, to_frozendict, to_tuple
+from pipelinekit._model._names import ARTIFACT, NAMESPACE, STAGE_OR_ACTION, VARIABLE
+from pipelinekit._model._variables import RESERVED_NAMESPACES
+from pipelinekit.exceptions import PipelineDefinitionError, Problem
 
 __all__ = [
     "Action",
@@ -162,7 +171,99 @@ def to_duration(value: object) -> object:
     return value
 
 
-@attrs.frozen
+class _Found(list[tuple[str, str]]):
+    """The broken rules of one object, as (field, message) pairs."""
+
+    __slots__ = ()
+
+    def add(self, field: str, message: str) -> None:
+        """Note that ``field`` breaks a rule; ``message`` says which, and how to fix it."""
+        self.append((field, message))
+
+    def refuse(self, *, stage: str | None = None, action: str | None = None) -> None:
+        """Raise every problem noted, together; return if there is none."""
+        if self:
+            raise PipelineDefinitionError(
+                Problem(message, stage=stage, action=action, field=field) for field, message in self
+            )
+
+
+_ZERO = timedelta(0)
+_MAX_RUN_ORDER = 999
+_MAX_CONFIG_KEY = 50
+_MAX_VARIABLE_DEFAULT = 1000
+_MAX_RULES = 5
+_MAX_ROLE_ARN = 1024
+_PROVIDER_NAME = re.compile(r"[0-9A-Za-z_\-]{1,35}")
+_VERSION = re.compile(r"[0-9A-Za-z_\-]{1,9}")
+_ROLE_ARN = re.compile(r"arn:aws(-[A-Za-z0-9_]+)*:iam::[0-9]{12}:role/[\x21-\x7e]*")
+
+
+def enum_choices(enum_type: Iterable[Any]) -> str:
+    """``'A', 'B', 'C'``: the values of an enum, for messages."""
+    return ", ".join(repr(member.value) for member in enum_type)
+
+
+def _is_number(value: object) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _name_or_none(name: object) -> str | None:
+    """``name`` to place a problem with, unless the name itself is what is wrong."""
+    return name if isinstance(name, str) and STAGE_OR_ACTION.problem(name) is None else None
+
+
+def _timeout_problem(timeout: object) -> str | None:
+    """Why ``timeout`` is not a positive duration (``None``, no timeout, is fine)."""
+    if timeout is None or (isinstance(timeout, timedelta) and timeout > _ZERO):
+        return None
+    return f"must be a positive, finite duration: a timedelta or seconds (got {timeout!r})"
+
+
+def role_arn_problem(role_arn: object) -> str | None:
+    """Why ``role_arn`` is not an IAM role ARN, or ``None``."""
+    if (
+        isinstance(role_arn, str)
+        and len(role_arn) <= _MAX_ROLE_ARN
+        and _ROLE_ARN.fullmatch(role_arn)
+    ):
+        return None
+    return (
+        f"role_arn {role_arn!r} is not an IAM role ARN like 'arn:aws:iam::123456789012:role/name'"
+    )
+
+
+#: Action types found valid: a pipeline uses a handful, each checked once.
+_GOOD_TYPES: set[ActionTypeId] = set()
+
+
+def _action_type_problems(type_id: ActionTypeId) -> list[str]:
+    """Why the four fields of ``type_id`` break CodePipeline's rules (empty when they do not)."""
+    try:
+        if type_id in _GOOD_TYPES:
+            return []
+        hashable = True
+    except TypeError:  # a field holds something unhashable, explained below
+        hashable = False
+    category: object = type_id.category
+    owner: object = type_id.owner
+    provider: object = type_id.provider
+    version: object = type_id.version
+    found = []
+    if not isinstance(category, Category):
+        found.append(f"category {category!r} is not one of {enum_choices(Category)}")
+    if not isinstance(owner, Owner):
+        found.append(f"owner {owner!r} is not one of {enum_choices(Owner)}")
+    if not isinstance(provider, str) or not _PROVIDER_NAME.fullmatch(provider):
+        found.append(f"provider name {provider!r} must be 1-35 letters, digits, '_' or '-'")
+    if not isinstance(version, str) or not _VERSION.fullmatch(version):
+        found.append(f"version {version!r} must be 1-9 letters, digits, '_' or '-'")
+    if not found and hashable and len(_GOOD_TYPES) < 1024:  # noqa: PLR2004 - a bound on memory
+        _GOOD_TYPES.add(type_id)
+    return found
+
+
+@attrs.frozen(cache_hash=True)
 class ActionTypeId:
     """Identifies an action type: ``category``, ``owner``, ``provider`` and ``version``.
 
@@ -203,6 +304,25 @@ class Variable:
     description: str = attrs.field(default="", kw_only=True)
     secret: bool = attrs.field(default=False, kw_only=True)
 
+    def __attrs_post_init__(self) -> None:
+        default: object = self.default
+        if VARIABLE.fits(self.name) and (
+            default is None or (type(default) is str and len(default) <= _MAX_VARIABLE_DEFAULT)
+        ):
+            return
+        found = _Found()
+        if (bad := VARIABLE.problem(self.name)) is not None:
+            found.add("name", bad)
+        if default is not None and (
+            not isinstance(default, str) or len(default) > _MAX_VARIABLE_DEFAULT
+        ):
+            found.add(
+                "default",
+                f"default of {self.name!r} must be a string of at most "
+                f"{_MAX_VARIABLE_DEFAULT} characters",
+            )
+        found.refuse()
+
 
 @attrs.frozen
 class Retry:
@@ -226,6 +346,36 @@ class Retry:
     retry_on: tuple[type[BaseException], ...] = attrs.field(
         default=(), converter=to_tuple, kw_only=True
     )
+
+    def __attrs_post_init__(self) -> None:
+        # Fields are named as an action's ``retry=`` shows them: ``retry.attempts``.
+        found = _Found()
+        attempts: object = self.attempts
+        if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
+            found.add("retry.attempts", f"attempts must be a whole number >= 1 (got {attempts!r})")
+        backoff: object = self.backoff
+        if not _is_number(backoff) or not math.isfinite(backoff) or backoff < 1:
+            found.add(
+                "retry.backoff",
+                f"backoff must be a finite number >= 1, the factor between waits (got {backoff!r})",
+            )
+        for name in ("delay", "max_delay"):
+            value = getattr(self, name)
+            if not isinstance(value, timedelta) or value < _ZERO:
+                found.add(
+                    f"retry.{name}", f"{name} must be a duration of zero or more (got {value!r})"
+                )
+        jitter: object = self.jitter
+        if not _is_number(jitter) or not 0 <= jitter <= 1:
+            found.add("retry.jitter", f"jitter must be a fraction from 0 to 1 (got {jitter!r})")
+        retry_on: object = self.retry_on
+        if not isinstance(retry_on, tuple) or not all(
+            isinstance(kind, type) and issubclass(kind, BaseException) for kind in retry_on
+        ):
+            found.add(
+                "retry.retry_on", f"retry_on must be a list of exception classes (got {retry_on!r})"
+            )
+        found.refuse()
 
     def delay_before(self, attempt: int, rng: random.Random | None = None) -> timedelta:
         """The wait before try number ``attempt`` (2 for the first retry)."""
@@ -266,6 +416,167 @@ class Action:
     region: str | None = attrs.field(default=None, kw_only=True)
     role_arn: str | None = attrs.field(default=None, kw_only=True)
 
+    def __attrs_post_init__(self) -> None:
+        if self._plainly_valid() and self._provider_plainly_valid():
+            return
+        found = _Found()
+        self._check_own_fields(found)
+        self._check_provider(found)
+        found.refuse(action=_name_or_none(self.name))
+
+    def _plainly_valid(self) -> bool:
+        # The common shape, in a few type tests; anything else gets the explaining checks,
+        # which find the same problems (or none) and say what they are.
+        run_order: object = self.run_order
+        inputs: object = self.inputs
+        outputs: object = self.outputs
+        namespace: object = self.namespace
+        timeout: object = self.timeout
+        retry: object = self.retry
+        cache: object = self.cache
+        configuration: object = self.configuration
+        return (
+            STAGE_OR_ACTION.fits(self.name)
+            and type(run_order) is int
+            and 0 < run_order <= _MAX_RUN_ORDER
+            and type(inputs) is tuple
+            and type(outputs) is tuple
+            and all(map(ARTIFACT.fits, inputs))
+            and all(map(ARTIFACT.fits, outputs))
+            and (len(inputs) < 2 or len(set(inputs)) == len(inputs))  # noqa: PLR2004 - a pair
+            and (len(outputs) < 2 or len(set(outputs)) == len(outputs))  # noqa: PLR2004 - a pair
+            and (
+                namespace is None
+                or (NAMESPACE.fits(namespace) and namespace not in RESERVED_NAMESPACES)
+            )
+            and (timeout is None or (type(timeout) is timedelta and timeout > _ZERO))
+            and (retry is None or type(retry) is Retry)
+            and type(cache) is bool
+            and type(configuration) is FrozenDict
+            and not configuration
+            and self.region is None
+            and self.role_arn is None
+        )
+
+    def _check_own_fields(self, found: _Found) -> None:
+        if (bad := STAGE_OR_ACTION.problem(self.name)) is not None:
+            found.add("name", f"action {bad}")
+        run_order: object = self.run_order
+        if type(run_order) is not int or not 1 <= run_order <= _MAX_RUN_ORDER:
+            found.add(
+                "run_order", f"run_order must be a whole number from 1 to 999 (got {run_order!r})"
+            )
+        self._check_artifacts(found)
+        namespace: object = self.namespace
+        if namespace is not None:
+            if (bad := NAMESPACE.problem(namespace)) is not None:
+                found.add("namespace", bad)
+            elif namespace in RESERVED_NAMESPACES:
+                found.add(
+                    "namespace",
+                    f"namespace {namespace!r} is reserved for pipelinekit's own variables; "
+                    "choose another name",
+                )
+        if (bad := _timeout_problem(self.timeout)) is not None:
+            found.add("timeout", bad)
+        retry: object = self.retry
+        if retry is not None and not isinstance(retry, Retry):
+            found.add("retry", f"must be a pk.Retry (got {retry!r})")
+        cache: object = self.cache
+        if type(cache) is not bool:
+            found.add("cache", f"must be True or False (got {cache!r})")
+        self._check_placement(found)
+
+    def _check_artifacts(self, found: _Found) -> None:
+        for field in ("inputs", "outputs"):
+            names: object = getattr(self, field)
+            if not isinstance(names, tuple):
+                found.add(
+                    field, f"must be a list of artifact names, e.g. {field}=['src'] (got {names!r})"
+                )
+                continue
+            strings = [name for name in names if isinstance(name, str)]
+            if len(set(strings)) != len(strings):
+                found.add(field, f"lists the same artifact more than once: {list(names)!r}")
+            for name in names:
+                if (bad := ARTIFACT.problem(name)) is not None:
+                    found.add(field, bad)
+
+    def _check_placement(self, found: _Found) -> None:
+        """Configuration, region and role: where and how CodePipeline would run the action."""
+        configuration: object = self.configuration
+        if not isinstance(configuration, Mapping):
+            found.add(
+                "configuration", f"must be a mapping of strings to strings (got {configuration!r})"
+            )
+        else:
+            for key, value in configuration.items():
+                if not isinstance(key, str) or not 1 <= len(key) <= _MAX_CONFIG_KEY:
+                    found.add(
+                        "configuration", f"key {key!r} must be a string of 1 to 50 characters"
+                    )
+                if not isinstance(value, str):
+                    found.add(
+                        "configuration",
+                        f"value of {key!r} must be a string (got {value!r}); CodePipeline "
+                        "configuration values are strings, e.g. 'true' rather than True",
+                    )
+        region: object = self.region
+        if region is not None and not (isinstance(region, str) and 4 <= len(region) <= 30):  # noqa: PLR2004 - CodePipeline's limits
+            found.add(
+                "region", f"must be an AWS region name of 4 to 30 characters (got {region!r})"
+            )
+        if self.role_arn is not None and (bad := role_arn_problem(self.role_arn)) is not None:
+            found.add("role_arn", bad)
+
+    def _provider_plainly_valid(self) -> bool:
+        provider = self.provider
+        action_type = getattr(provider, "action_type", None)
+        if type(action_type) is not ActionTypeId or action_type not in _GOOD_TYPES:
+            return False
+        problems = getattr(provider, "problems", None)
+        if callable(problems):
+            for _ in problems():
+                return False
+        bounds = getattr(provider, "input_artifacts", None)
+        if bounds is not None and not bounds[0] <= len(self.inputs) <= bounds[1]:
+            return False
+        bounds = getattr(provider, "output_artifacts", None)
+        return bounds is None or bounds[0] <= len(self.outputs) <= bounds[1]
+
+    def _check_provider(self, found: _Found) -> None:
+        """The provider: an action type, its own ``problems()``, the artifacts it takes."""
+        provider = self.provider
+        action_type = getattr(provider, "action_type", None)
+        if not isinstance(action_type, ActionTypeId):
+            found.add(
+                "provider",
+                f"{provider!r} is not a provider: use one of pipelinekit's (pk.shell(...), "
+                "pk.python(fn), ...) or decorate your class with @pk.provider(...)",
+            )
+            return
+        for bad in _action_type_problems(action_type):
+            found.add("provider.action_type", bad)
+        problems = getattr(provider, "problems", None)
+        if callable(problems):
+            for field, message in problems():
+                found.add(f"provider.{field}", message)
+        for field, bounds in (
+            ("inputs", getattr(provider, "input_artifacts", None)),
+            ("outputs", getattr(provider, "output_artifacts", None)),
+        ):
+            names = getattr(self, field)
+            if bounds is None or not isinstance(names, tuple):
+                continue
+            low, high = bounds
+            if not low <= len(names) <= high:
+                wanted = f"exactly {low}" if low == high else f"{low} to {high}"
+                found.add(
+                    field,
+                    f"{type(provider).__name__} takes {wanted} {field[:-1]} artifact"
+                    f"{'' if high == 1 else 's'} (got {len(names)})",
+                )
+
     @property
     def action_type(self) -> ActionTypeId | None:
         """The provider's action type id, or ``None`` if the provider declares none."""
@@ -298,6 +609,23 @@ class Rule:
     role_arn: str | None = attrs.field(default=None, kw_only=True)
     timeout: timedelta | None = attrs.field(default=None, converter=to_duration, kw_only=True)
 
+    def __attrs_post_init__(self) -> None:
+        found = _Found()
+        if (bad := STAGE_OR_ACTION.problem(self.name)) is not None:
+            found.add("name", f"rule {bad}")
+        rule_type: object = self.rule_type
+        if not isinstance(rule_type, ActionTypeId):
+            found.add(
+                "rule_type",
+                f"rule_type must be a rule provider name or an ActionTypeId (got {rule_type!r})",
+            )
+        else:
+            for bad in _action_type_problems(rule_type):
+                found.add("rule_type", bad)
+        if (bad := _timeout_problem(self.timeout)) is not None:
+            found.add("timeout", bad)
+        found.refuse()
+
 
 @attrs.frozen
 class Condition:
@@ -306,11 +634,56 @@ class Condition:
     result: Result = attrs.field(converter=_to_result)
     rules: tuple[Rule, ...] = attrs.field(converter=to_tuple)
 
+    def __attrs_post_init__(self) -> None:
+        found = _Found()
+        result: object = self.result
+        if not isinstance(result, Result):
+            found.add("result", f"result {result!r} is not one of {enum_choices(Result)}")
+        rules: object = self.rules
+        if not isinstance(rules, tuple) or not 1 <= len(rules) <= _MAX_RULES:
+            found.add("rules", "a condition needs 1 to 5 pk.Rule")
+            rules = ()
+        names: set[str] = set()
+        for index, rule in enumerate(rules):
+            if not isinstance(rule, Rule):
+                found.add(f"rules[{index}]", f"must be a pk.Rule (got {rule!r})")
+            elif rule.name in names:
+                found.add(
+                    f"rules[{index}].name",
+                    f"rule name {rule.name!r} is used twice in one condition",
+                )
+            else:
+                names.add(rule.name)
+        found.refuse()
+
 
 def _to_conditions(value: object) -> object:
     if isinstance(value, Condition):
         return (value,)
     return to_tuple(value)
+
+
+_ENTRY_RESULTS = frozenset({Result.FAIL, Result.SKIP})
+_SUCCESS_RESULTS = frozenset({Result.ROLLBACK, Result.FAIL})
+
+
+def _check_conditions(
+    found: _Found, field: str, conditions: object, allowed: frozenset[Result], *, required: bool
+) -> None:
+    """The conditions of a stage condition (``field`` says which, as the stage shows it)."""
+    if not isinstance(conditions, tuple) or (required and not conditions):
+        found.add(field, "needs at least one pk.Condition")
+        return
+    for index, condition in enumerate(conditions):
+        where = f"{field}.conditions[{index}]"
+        if not isinstance(condition, Condition):
+            found.add(where, f"must be a pk.Condition (got {condition!r})")
+        elif condition.result not in allowed:
+            found.add(
+                f"{where}.result",
+                f"result {condition.result!r} is not allowed here; use "
+                + " or ".join(sorted(result.value for result in allowed)),
+            )
 
 
 @attrs.frozen
@@ -319,12 +692,23 @@ class BeforeEntry:
 
     conditions: tuple[Condition, ...] = attrs.field(converter=_to_conditions)
 
+    def __attrs_post_init__(self) -> None:
+        # Fields are named as a stage shows them: ``before_entry.conditions[0]``.
+        found = _Found()
+        _check_conditions(found, "before_entry", self.conditions, _ENTRY_RESULTS, required=True)
+        found.refuse()
+
 
 @attrs.frozen
 class OnSuccess:
     """Conditions checked after every action of a stage succeeded (``ROLLBACK`` or ``FAIL``)."""
 
     conditions: tuple[Condition, ...] = attrs.field(converter=_to_conditions)
+
+    def __attrs_post_init__(self) -> None:
+        found = _Found()
+        _check_conditions(found, "on_success", self.conditions, _SUCCESS_RESULTS, required=True)
+        found.refuse()
 
 
 @attrs.frozen
@@ -346,6 +730,27 @@ class OnFailure:
     RETRY: ClassVar[OnFailure]
     FAIL: ClassVar[OnFailure]
     SKIP: ClassVar[OnFailure]
+
+    def __attrs_post_init__(self) -> None:
+        found = _Found()
+        result: object = self.result
+        if result is not None and not isinstance(result, Result):
+            found.add(
+                "on_failure.result", f"result {result!r} is not one of {enum_choices(Result)}"
+            )
+        retry_mode: object = self.retry_mode
+        if retry_mode is not None:
+            if not isinstance(retry_mode, RetryMode):
+                found.add(
+                    "on_failure.retry_mode",
+                    f"retry_mode {retry_mode!r} is not one of {enum_choices(RetryMode)}",
+                )
+            elif result is not Result.RETRY:
+                found.add("on_failure.retry_mode", "retry_mode only applies when result is RETRY")
+        if result is None and not self.conditions:
+            found.add("on_failure", "needs a result (e.g. pk.OnFailure.ROLLBACK) or conditions")
+        _check_conditions(found, "on_failure", self.conditions, frozenset(Result), required=False)
+        found.refuse()
 
 
 OnFailure.ROLLBACK = OnFailure(Result.ROLLBACK)
@@ -392,6 +797,50 @@ class Stage:
     )
     on_success: OnSuccess | None = attrs.field(default=None, converter=_to_on_success, kw_only=True)
     on_failure: OnFailure | None = attrs.field(default=None, converter=_to_on_failure, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        if self._plainly_valid():
+            return
+        found = _Found()
+        if (bad := STAGE_OR_ACTION.problem(self.name)) is not None:
+            found.add("name", f"stage {bad}")
+        actions: object = self.actions
+        if not isinstance(actions, tuple) or not actions:
+            found.add("actions", "a stage needs at least one action: pass [pk.Action(...), ...]")
+        else:
+            for index, action in enumerate(actions):
+                if not isinstance(action, Action):
+                    found.add(f"actions[{index}]", f"must be a pk.Action (got {action!r})")
+        needs: object = self.needs
+        if needs is not None and (
+            not isinstance(needs, tuple) or not all(isinstance(need, str) for need in needs)
+        ):
+            found.add("needs", f"needs must be a list of stage names (got {needs!r})")
+        for field, kind in (
+            ("before_entry", BeforeEntry),
+            ("on_success", OnSuccess),
+            ("on_failure", OnFailure),
+        ):
+            value = getattr(self, field)
+            if value is not None and not isinstance(value, kind):
+                found.add(field, f"must be a pk.{kind.__name__} (got {value!r})")
+        found.refuse(stage=_name_or_none(self.name))
+
+    def _plainly_valid(self) -> bool:
+        # The common shape, in a few type tests; anything else gets the explaining checks. The
+        # actions checked themselves when they were built.
+        actions: object = self.actions
+        needs: object = self.needs
+        return (
+            STAGE_OR_ACTION.fits(self.name)
+            and type(actions) is tuple
+            and len(actions) > 0
+            and all(type(action) is Action for action in actions)
+            and (needs is None or (type(needs) is tuple and all(type(n) is str for n in needs)))
+            and (self.before_entry is None or type(self.before_entry) is BeforeEntry)
+            and (self.on_success is None or type(self.on_success) is OnSuccess)
+            and (self.on_failure is None or type(self.on_failure) is OnFailure)
+        )
 
     def groups(self) -> list[tuple[int, list[Action]]]:
         """The run_order groups of this stage, in ascending order."""

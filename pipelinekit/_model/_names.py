@@ -14,6 +14,8 @@ import attrs
 
 __all__ = ["ARTIFACT", "NAMESPACE", "STAGE_OR_ACTION", "VARIABLE", "NameRule", "did_you_mean"]
 
+_KNOWN_AT_MOST = 65_536
+
 
 @attrs.frozen
 class NameRule:
@@ -23,26 +25,24 @@ class NameRule:
     pattern: re.Pattern[str]
     max_length: int
     allowed: str
-    _many: re.Pattern[str] = attrs.field(init=False, repr=False, eq=False)
+    #: Names found to follow the rule: most names are seen more than once (an artifact as an
+    #: output, then as inputs; the same pipeline built again), and a set lookup is several times
+    #: cheaper than the regex. Bounded, so that it never grows without end.
+    _known: set[str] = attrs.field(init=False, factory=set, repr=False, eq=False)
 
-    def __attrs_post_init__(self) -> None:
-        # One regex over all names joined by newlines (never allowed in a name) checks a whole
-        # list in C; validation falls back to one name at a time only to explain a failure.
-        one = f"(?=[^\n]{{1,{self.max_length}}}(?:\n|$)){self.pattern.pattern}"
-        object.__setattr__(self, "_many", re.compile(f"{one}(?:\n{one})*"))
-
-    def all_valid(self, names: list[object]) -> bool:
-        """Whether every name in ``names`` follows the rule (fast, no explanation)."""
-        if not names:
+    def fits(self, name: object) -> bool:
+        """Whether ``name`` follows the rule (fast, no explanation; see ``problem``)."""
+        if type(name) is not str:
+            return False
+        known = self._known
+        if name in known:
             return True
-        try:
-            joined = "\n".join(names)  # type: ignore[arg-type]  # a non-string fails the join
-        except TypeError:
+        if not 0 < len(name) <= self.max_length or self.pattern.fullmatch(name) is None:
             return False
-        # A name holding a newline would pass as two names; the count catches it.
-        if joined.count("\n") != len(names) - 1:
-            return False
-        return self._many.fullmatch(joined) is not None
+        if len(known) >= _KNOWN_AT_MOST:
+            known.clear()
+        known.add(name)
+        return True
 
     def problem(self, name: object) -> str | None:
         """Why ``name`` breaks the rule, or ``None`` if it is fine."""

@@ -29,10 +29,12 @@ def _to_execution_mode(value: object) -> object:
 class Pipeline:
     """A named, ordered set of stages, with its variables and execution mode.
 
-    Building one checks every rule of ``docs/concepts.md`` and raises
-    ``PipelineDefinitionError`` listing every problem found, each naming the stage, action and
-    field at fault. A ``Pipeline`` that exists is therefore valid; ``compile()`` turns it into a
-    ``Plan``.
+    Its stages, actions and variables checked their own fields when they were built; building
+    the pipeline checks its own fields and every rule between them (unique names, artifacts and
+    ``#{...}`` references that come from something certain to finish first, ``needs`` without a
+    cycle) and raises ``PipelineDefinitionError`` listing every problem found, each naming the
+    stage, action and field at fault. A ``Pipeline`` that exists is therefore valid;
+    ``compile()`` turns it into a ``Plan``.
 
     ``hooks`` are not part of the declaration's identity: two pipelines that differ only in hooks
     compare equal.

@@ -1,6 +1,11 @@
-"""The rules a pipeline declaration must follow, checked all at once.
+"""The rules between the objects of a pipeline declaration, checked all at once.
 
-``analyse()`` walks a pipeline once, collects every broken rule as a ``Problem`` naming the
+Each ``Action``, ``Stage``, ``Variable``, ``Retry``, ``Rule`` and ``Condition`` checks its own
+fields when it is built (``_declarations``), so what a ``Pipeline`` holds is valid piece by piece.
+``analyse()`` checks what only the whole pipeline can tell: the pipeline's own fields, that stage,
+action, variable, artifact and namespace names are unique, that every input artifact and
+``#{...}`` reference comes from something certain to finish first, and that ``needs`` name
+existing stages without a cycle. It collects every broken rule as a ``Problem`` naming the
 pipeline, stage, action and field at fault with a fix, and raises them together. What it learns on
 the way (the graph of stages, who produces which artifact and namespace) is handed to the
 compiler so that nothing is computed twice. It runs in time linear in the size of the pipeline,
@@ -9,35 +14,24 @@ except for reachability questions between stages, which networkx answers per dis
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Callable, Iterable, Mapping
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeGuard
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 import networkx as nx
 
 from pipelinekit._model._declarations import (
     Action,
-    ActionTypeId,
-    BeforeEntry,
-    Category,
-    Condition,
     ExecutionMode,
     OnFailure,
-    OnSuccess,
-    Owner,
     Result,
-    Retry,
-    RetryMode,
-    Rule,
     Stage,
     Variable,
+    enum_choices,
+    role_arn_problem,
 )
-from pipelinekit._model._names import ARTIFACT, NAMESPACE, STAGE_OR_ACTION, VARIABLE, did_you_mean
+from pipelinekit._model._names import STAGE_OR_ACTION, did_you_mean
 from pipelinekit._model._variables import (
-    RESERVED_NAMESPACES,
     RUN_METADATA,
     MalformedReference,
     Reference,
@@ -53,22 +47,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Analysis", "analyse"]
 
-#: Reports one problem: (message, field).
-Report = Callable[[str, str], None]
-
-_PROVIDER_NAME = re.compile(r"[0-9A-Za-z_\-]{1,35}")
-_VERSION = re.compile(r"[0-9A-Za-z_\-]{1,9}")
-_ROLE_ARN = re.compile(r"arn:aws(-[A-Za-z0-9_]+)*:iam::[0-9]{12}:role/[\x21-\x7e]*")
 _MAX_RUN_ORDER = 999
-_MAX_CONFIG_KEY = 50
-_MAX_VARIABLE_DEFAULT = 1000
-_MAX_RULES = 5
-_MAX_ROLE_ARN = 1024
 
 
-@attrs.frozen
-class Producer:
-    """Where an artifact or namespace comes from."""
+class Producer(NamedTuple):
+    """Where an artifact or namespace comes from (a tuple: one is made per action)."""
 
     stage: str
     action: str
@@ -116,7 +99,7 @@ class _Checker:
         self.acyclic = True
         self.variables: set[str] = set()
         self.node_ids: dict[str, tuple[str, str]] = {}
-        self.good_types: set[ActionTypeId] = set()
+        self.dotted = False
         self.referencing: set[str] = set()
 
     def problem(
@@ -135,18 +118,21 @@ class _Checker:
 
     def run(self) -> Analysis:
         pipeline = self.pipeline
+        # The pipeline's own fields are checked here rather than on their own, so that they
+        # are reported together with the rest.
         if (bad := STAGE_OR_ACTION.problem(pipeline.name)) is not None:
             self.problem(f"pipeline {bad}", field="name")
         if not isinstance(pipeline.execution_mode, ExecutionMode):
             self.problem(
                 f"execution_mode {pipeline.execution_mode!r} is not one of "
-                f"{_choices(ExecutionMode)}",
+                f"{enum_choices(ExecutionMode)}",
                 field="execution_mode",
             )
-        if pipeline.role_arn is not None:
-            self.check_role_arn(pipeline.role_arn)
+        if pipeline.role_arn is not None and (bad := role_arn_problem(pipeline.role_arn)):
+            self.problem(bad, field="role_arn")
         self.check_variables(pipeline.variables)
         stages = self.check_stage_list(pipeline.stages)
+        self.dotted = any("." in name for name in self.stage_index)
         for stage in stages:
             self.check_stage(stage)
         self.check_namespace_artifact_clash()
@@ -166,24 +152,12 @@ class _Checker:
             if not isinstance(variable, Variable):
                 self.problem(f"must be a pk.Variable (got {variable!r})", field=field)
                 continue
-            if (bad := VARIABLE.problem(variable.name)) is not None:
-                self.problem(bad, field=field)
-                continue
             if variable.name in self.variables:
                 self.problem(
                     f"variable {variable.name!r} is declared twice; variable names are unique",
                     field=field,
                 )
             self.variables.add(variable.name)
-            default = variable.default
-            if default is not None and (
-                not isinstance(default, str) or len(default) > _MAX_VARIABLE_DEFAULT
-            ):
-                self.problem(
-                    f"default of {variable.name!r} must be a string of at most "
-                    f"{_MAX_VARIABLE_DEFAULT} characters",
-                    field=f"{field}.default",
-                )
 
     def check_stage_list(self, stages: object) -> list[Stage]:
         if not isinstance(stages, tuple) or not stages:
@@ -196,9 +170,6 @@ class _Checker:
         for index, stage in enumerate(stages):
             if not isinstance(stage, Stage):
                 self.problem(f"must be a pk.Stage (got {stage!r})", field=f"stages[{index}]")
-                continue
-            if (bad := STAGE_OR_ACTION.problem(stage.name)) is not None:
-                self.problem(f"stage {bad}", field=f"stages[{index}].name")
                 continue
             if stage.name in self.stage_index:
                 self.problem(
@@ -213,271 +184,60 @@ class _Checker:
         return good
 
     def check_stage(self, stage: Stage) -> None:
-        actions = stage.actions
-        if not isinstance(actions, tuple) or not actions:
-            self.problem(
-                "a stage needs at least one action: pass [pk.Action(...), ...]",
-                stage=stage.name,
-                field="actions",
-            )
-            return
-        # Checking all names of the stage in one go keeps large pipelines fast; a name is
-        # checked on its own only when the batch says something is wrong.
-        names_ok = STAGE_OR_ACTION.all_valid([getattr(a, "name", None) for a in actions])
+        stage_name = stage.name
+        # Stage "A.B" with action "C" and stage "A" with action "B.C" are both "A.B.C"; such a
+        # clash needs a stage name with a dot, so most pipelines need not look for one.
+        node_ids = self.node_ids if self.dotted else None
+        artifacts, namespaces = self.artifacts, self.namespaces
         seen: set[str] = set()
-        for index, action in enumerate(actions):
-            if not isinstance(action, Action):
+        for action in stage.actions:
+            name = action.name
+            if name in seen:
                 self.problem(
-                    f"must be a pk.Action (got {action!r})",
-                    stage=stage.name,
-                    field=f"actions[{index}]",
-                )
-                continue
-            if not names_ok and (bad := STAGE_OR_ACTION.problem(action.name)) is not None:
-                self.problem(f"action {bad}", stage=stage.name, field=f"actions[{index}].name")
-                continue
-            if action.name in seen:
-                self.problem(
-                    f"action name {action.name!r} is used twice in stage {stage.name!r}; "
+                    f"action name {name!r} is used twice in stage {stage_name!r}; "
                     "action names are unique within a stage",
-                    stage=stage.name,
-                    action=action.name,
+                    stage=stage_name,
+                    action=name,
                     field="name",
                 )
                 continue
-            seen.add(action.name)
-            node = f"{stage.name}.{action.name}"
-            clash = self.node_ids.setdefault(node, (stage.name, action.name))
-            if clash != (stage.name, action.name):
+            seen.add(name)
+            if node_ids is not None:
+                self.check_node_id(node_ids, stage_name, name)
+            producer = Producer(stage_name, name, action.run_order)
+            for output in action.outputs:
+                if artifacts.setdefault(output, producer) is not producer:
+                    self.problem(
+                        f"output artifact {output!r} is also produced by "
+                        f"{artifacts[output].node!r}; output artifact names are unique in a "
+                        "pipeline, so rename one of them",
+                        stage=stage_name,
+                        action=name,
+                        field="outputs",
+                    )
+            namespace = action.namespace
+            if namespace is not None and namespaces.setdefault(namespace, producer) is not producer:
                 self.problem(
-                    f"is known as {node!r}, like action {clash[1]!r} of stage {clash[0]!r}; "
-                    "rename one of them so 'Stage.Action' names are unique",
-                    stage=stage.name,
-                    action=action.name,
-                    field="name",
+                    f"namespace {namespace!r} is also used by {namespaces[namespace].node!r}; "
+                    "namespaces are unique in a pipeline",
+                    stage=stage_name,
+                    action=name,
+                    field="namespace",
                 )
-            self.check_action(stage, action)
-        self.check_conditions(stage)
+        if self.pipeline.execution_mode is ExecutionMode.PARALLEL:
+            self.check_no_rollback(stage)
 
-    def check_action(self, stage: Stage, action: Action) -> None:
-        def report(message: str, field: str) -> None:
-            self.problem(message, stage=stage.name, action=action.name, field=field)
-
-        run_order = action.run_order
-        run_order_ok = type(run_order) is int and 1 <= run_order <= _MAX_RUN_ORDER
-        if not run_order_ok:
-            report(
-                f"run_order must be a whole number from 1 to 999 (got {run_order!r})", "run_order"
+    def check_node_id(self, node_ids: dict[str, tuple[str, str]], stage: str, action: str) -> None:
+        node = f"{stage}.{action}"
+        clash = node_ids.setdefault(node, (stage, action))
+        if clash[0] != stage:
+            self.problem(
+                f"is known as {node!r}, like action {clash[1]!r} of stage {clash[0]!r}; "
+                "rename one of them so 'Stage.Action' names are unique",
+                stage=stage,
+                action=action,
+                field="name",
             )
-        self.check_provider(action, report)
-        producer = Producer(stage.name, action.name, run_order if run_order_ok else 0)
-        inputs, outputs = action.inputs, action.outputs
-        if (
-            type(inputs) is tuple
-            and type(outputs) is tuple
-            and ARTIFACT.all_valid([*inputs, *outputs])
-        ):
-            # The common case: well-formed names; only uniqueness is left to check.
-            if len(inputs) > 1 and len(set(inputs)) != len(inputs):
-                report(f"lists the same artifact more than once: {list(inputs)!r}", "inputs")
-            if len(outputs) > 1 and len(set(outputs)) != len(outputs):
-                report(f"lists the same artifact more than once: {list(outputs)!r}", "outputs")
-            for name in outputs:
-                self.add_output(name, producer, report)
-        else:
-            self.check_artifact_lists(action, producer, report)
-        if action.namespace is not None:
-            self.add_namespace(action.namespace, producer, report)
-        if action.timeout is not None:
-            self.check_timeout(action.timeout, report, "timeout")
-        if action.retry is not None:
-            self.check_retry(action.retry, report)
-        if type(action.cache) is not bool:
-            report(f"must be True or False (got {action.cache!r})", "cache")
-        self.check_placement(action, report)
-
-    def check_placement(self, action: Action, report: Report) -> None:
-        """Configuration, region and role: where and how CodePipeline would run the action."""
-        if not isinstance(action.configuration, Mapping) or action.configuration:
-            self.check_configuration(action.configuration, report)
-        if action.region is not None and not (
-            isinstance(action.region, str) and 4 <= len(action.region) <= 30  # noqa: PLR2004 - CodePipeline's limits
-        ):
-            report(
-                f"must be an AWS region name of 4 to 30 characters (got {action.region!r})",
-                "region",
-            )
-        if action.role_arn is not None:
-            self.check_role_arn(action.role_arn, report)
-
-    def check_artifact_lists(self, action: Action, producer: Producer, report: Report) -> None:
-        for field in ("inputs", "outputs"):
-            names = getattr(action, field)
-            if not isinstance(names, tuple):
-                report(
-                    f"must be a list of artifact names, e.g. {field}=['src'] (got {names!r})", field
-                )
-                continue
-            if len(set(names)) != len(names):
-                report(f"lists the same artifact more than once: {list(names)!r}", field)
-            for name in names:
-                if (bad := ARTIFACT.problem(name)) is not None:
-                    report(bad, field)
-                elif field == "outputs":
-                    self.add_output(name, producer, report)
-
-    def check_provider(self, action: Action, report: Report) -> None:
-        provider = action.provider
-        action_type = getattr(provider, "action_type", None)
-        if not isinstance(action_type, ActionTypeId):
-            report(
-                f"{provider!r} is not a provider: use one of pipelinekit's (pk.shell(...), "
-                "pk.python(fn), ...) or decorate your class with @pk.provider(...)",
-                "provider",
-            )
-            return
-        if action_type not in self.good_types:
-            before = len(self.problems)
-            self.check_action_type(action_type, report, "provider.action_type")
-            if len(self.problems) == before:
-                self.good_types.add(action_type)
-        problems = getattr(provider, "problems", None)
-        if callable(problems):
-            for field, message in problems():
-                report(message, f"provider.{field}")
-        for field, bounds_name in (("inputs", "input_artifacts"), ("outputs", "output_artifacts")):
-            bounds = getattr(provider, bounds_name, None)
-            names = getattr(action, field)
-            if bounds is None or not isinstance(names, tuple):
-                continue
-            low, high = bounds
-            if not low <= len(names) <= high:
-                wanted = f"exactly {low}" if low == high else f"{low} to {high}"
-                report(
-                    f"{type(provider).__name__} takes {wanted} {field[:-1]} artifact"
-                    f"{'' if high == 1 else 's'} (got {len(names)})",
-                    field,
-                )
-
-    def check_action_type(self, type_id: ActionTypeId, report: Report, field: str) -> None:
-        if not isinstance(type_id.category, Category):
-            report(f"category {type_id.category!r} is not one of {_choices(Category)}", field)
-        if not isinstance(type_id.owner, Owner):
-            report(f"owner {type_id.owner!r} is not one of {_choices(Owner)}", field)
-        if not isinstance(type_id.provider, str) or not _PROVIDER_NAME.fullmatch(type_id.provider):
-            report(
-                f"provider name {type_id.provider!r} must be 1-35 letters, digits, '_' or '-'",
-                field,
-            )
-        if not isinstance(type_id.version, str) or not _VERSION.fullmatch(type_id.version):
-            report(f"version {type_id.version!r} must be 1-9 letters, digits, '_' or '-'", field)
-
-    def check_timeout(self, timeout: object, report: Report, field: str) -> None:
-        if timeout is None:
-            return
-        if not isinstance(timeout, timedelta) or timeout <= timedelta(0):
-            report(
-                f"must be a positive, finite duration: a timedelta or seconds (got {timeout!r})",
-                field,
-            )
-
-    def check_retry(self, retry: object, report: Report) -> None:
-        if not isinstance(retry, Retry):
-            report(f"must be a pk.Retry (got {retry!r})", "retry")
-            return
-        attempts = retry.attempts
-        if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
-            report(f"attempts must be a whole number >= 1 (got {attempts!r})", "retry.attempts")
-        backoff: object = retry.backoff
-        if not _is_number(backoff) or not math.isfinite(backoff) or backoff < 1:
-            report(
-                f"backoff must be a finite number >= 1, the factor between waits (got {backoff!r})",
-                "retry.backoff",
-            )
-        for name in ("delay", "max_delay"):
-            value = getattr(retry, name)
-            if not isinstance(value, timedelta) or value < timedelta(0):
-                report(
-                    f"{name} must be a duration of zero or more (got {value!r})", f"retry.{name}"
-                )
-        if not _is_number(retry.jitter) or not 0 <= retry.jitter <= 1:
-            report(f"jitter must be a fraction from 0 to 1 (got {retry.jitter!r})", "retry.jitter")
-        retry_on = retry.retry_on
-        if not isinstance(retry_on, tuple) or not all(
-            isinstance(kind, type) and issubclass(kind, BaseException) for kind in retry_on
-        ):
-            report(
-                f"retry_on must be a list of exception classes (got {retry_on!r})",
-                "retry.retry_on",
-            )
-
-    def check_configuration(self, configuration: object, report: Report) -> None:
-        if not isinstance(configuration, Mapping):
-            report(
-                f"must be a mapping of strings to strings (got {configuration!r})", "configuration"
-            )
-            return
-        for key, value in configuration.items():
-            if not isinstance(key, str) or not 1 <= len(key) <= _MAX_CONFIG_KEY:
-                report(f"key {key!r} must be a string of 1 to 50 characters", "configuration")
-            if not isinstance(value, str):
-                report(
-                    f"value of {key!r} must be a string (got {value!r}); CodePipeline "
-                    "configuration values are strings, e.g. 'true' rather than True",
-                    "configuration",
-                )
-
-    def check_role_arn(self, role_arn: object, report: Report | None = None) -> None:
-        if (
-            not isinstance(role_arn, str)
-            or len(role_arn) > _MAX_ROLE_ARN
-            or not _ROLE_ARN.fullmatch(role_arn)
-        ):
-            message = (
-                f"role_arn {role_arn!r} is not an IAM role ARN like "
-                "'arn:aws:iam::123456789012:role/name'"
-            )
-            if report is None:
-                self.problem(message, field="role_arn")
-            else:
-                report(message, "role_arn")
-
-    def add_output(self, name: str, producer: Producer, report: Report) -> None:
-        earlier = self.artifacts.get(name)
-        if earlier is not None:
-            report(
-                f"output artifact {name!r} is also produced by {earlier.node!r}; output artifact "
-                "names are unique in a pipeline, so rename one of them",
-                "outputs",
-            )
-            return
-        self.artifacts[name] = producer
-
-    def add_namespace(self, namespace: str, producer: Producer, report: Report) -> None:
-        fine = (
-            type(namespace) is str
-            and len(namespace) <= NAMESPACE.max_length
-            and NAMESPACE.pattern.fullmatch(namespace)
-        )
-        if not fine and (bad := NAMESPACE.problem(namespace)) is not None:
-            report(bad, "namespace")
-            return
-        if namespace in RESERVED_NAMESPACES:
-            report(
-                f"namespace {namespace!r} is reserved for pipelinekit's own variables; "
-                "choose another name",
-                "namespace",
-            )
-            return
-        earlier = self.namespaces.get(namespace)
-        if earlier is not None:
-            report(
-                f"namespace {namespace!r} is also used by {earlier.node!r}; namespaces are "
-                "unique in a pipeline",
-                "namespace",
-            )
-            return
-        self.namespaces[namespace] = producer
 
     def check_namespace_artifact_clash(self) -> None:
         for namespace, producer in self.namespaces.items():
@@ -491,31 +251,16 @@ class _Checker:
                     field="namespace",
                 )
 
-    # -- conditions ---------------------------------------------------------------------------
-
-    def check_conditions(self, stage: Stage) -> None:
-        parallel = self.pipeline.execution_mode is ExecutionMode.PARALLEL
-        for field, kind, value, allowed in (
-            ("before_entry", BeforeEntry, stage.before_entry, {Result.FAIL, Result.SKIP}),
-            ("on_success", OnSuccess, stage.on_success, {Result.ROLLBACK, Result.FAIL}),
-            ("on_failure", OnFailure, stage.on_failure, set(Result)),
-        ):
+    def check_no_rollback(self, stage: Stage) -> None:
+        """A PARALLEL pipeline's executions have no single last success to roll back to."""
+        for field in ("before_entry", "on_success", "on_failure"):
+            value = getattr(stage, field)
             if value is None:
                 continue
-            if not isinstance(value, kind):
-                self.problem(
-                    f"must be a pk.{kind.__name__} (got {value!r})", stage=stage.name, field=field
-                )
-                continue
+            results = {condition.result for condition in value.conditions}
             if isinstance(value, OnFailure):
-                self.check_on_failure(stage, value)
-            elif not value.conditions:
-                self.problem("needs at least one pk.Condition", stage=stage.name, field=field)
-            for index, condition in enumerate(value.conditions):
-                self.check_condition(stage, condition, f"{field}.conditions[{index}]", allowed)
-            results = {value.result} if isinstance(value, OnFailure) else set()
-            results |= {c.result for c in value.conditions if isinstance(c, Condition)}
-            if parallel and Result.ROLLBACK in results:
+                results.add(value.result)
+            if Result.ROLLBACK in results:
                 self.problem(
                     "ROLLBACK cannot be used in a PARALLEL pipeline, whose executions have no "
                     "single last successful run to roll back to; use FAIL or RETRY, or another "
@@ -523,88 +268,6 @@ class _Checker:
                     stage=stage.name,
                     field=field,
                 )
-
-    def check_on_failure(self, stage: Stage, policy: OnFailure) -> None:
-        if policy.result is not None and not isinstance(policy.result, Result):
-            self.problem(
-                f"result {policy.result!r} is not one of {_choices(Result)}",
-                stage=stage.name,
-                field="on_failure.result",
-            )
-        if policy.retry_mode is not None:
-            if not isinstance(policy.retry_mode, RetryMode):
-                self.problem(
-                    f"retry_mode {policy.retry_mode!r} is not one of {_choices(RetryMode)}",
-                    stage=stage.name,
-                    field="on_failure.retry_mode",
-                )
-            elif policy.result is not Result.RETRY:
-                self.problem(
-                    "retry_mode only applies when result is RETRY",
-                    stage=stage.name,
-                    field="on_failure.retry_mode",
-                )
-        if policy.result is None and not policy.conditions:
-            self.problem(
-                "needs a result (e.g. pk.OnFailure.ROLLBACK) or conditions",
-                stage=stage.name,
-                field="on_failure",
-            )
-
-    def check_condition(
-        self, stage: Stage, condition: object, field: str, allowed: set[Result]
-    ) -> None:
-        if not isinstance(condition, Condition):
-            self.problem(
-                f"must be a pk.Condition (got {condition!r})", stage=stage.name, field=field
-            )
-            return
-        if condition.result not in allowed:
-            self.problem(
-                f"result {condition.result!r} is not allowed here; use "
-                + " or ".join(sorted(r.value for r in allowed)),
-                stage=stage.name,
-                field=f"{field}.result",
-            )
-        rules = condition.rules
-        if not isinstance(rules, tuple) or not 1 <= len(rules) <= _MAX_RULES:
-            self.problem(
-                "a condition needs 1 to 5 pk.Rule", stage=stage.name, field=f"{field}.rules"
-            )
-            return
-        names: set[str] = set()
-        for index, rule in enumerate(rules):
-            where = f"{field}.rules[{index}]"
-            if not isinstance(rule, Rule):
-                self.problem(f"must be a pk.Rule (got {rule!r})", stage=stage.name, field=where)
-                continue
-            if (bad := STAGE_OR_ACTION.problem(rule.name)) is not None:
-                self.problem(f"rule {bad}", stage=stage.name, field=f"{where}.name")
-            elif rule.name in names:
-                self.problem(
-                    f"rule name {rule.name!r} is used twice in one condition",
-                    stage=stage.name,
-                    field=f"{where}.name",
-                )
-            names.add(rule.name if isinstance(rule.name, str) else "")
-            if not isinstance(rule.rule_type, ActionTypeId):
-                self.problem(
-                    "rule_type must be a rule provider name or an ActionTypeId "
-                    f"(got {rule.rule_type!r})",
-                    stage=stage.name,
-                    field=f"{where}.rule_type",
-                )
-            else:
-                self.check_action_type(
-                    rule.rule_type,
-                    lambda message, f: self.problem(message, stage=stage.name, field=f),
-                    f"{where}.rule_type",
-                )
-            self.check_timeout(
-                rule.timeout,
-                lambda message, f: self.problem(message, stage=stage.name, field=f),
-                f"{where}.timeout",
-            )
 
     # -- the stage graph and what must finish first ---------------------------------------------
 
@@ -616,18 +279,12 @@ class _Checker:
             if stage.needs is None:
                 if previous is not None:
                     graph.add_edge(previous, stage.name)
-            elif not isinstance(stage.needs, tuple):
-                self.problem(
-                    f"needs must be a list of stage names (got {stage.needs!r})",
-                    stage=stage.name,
-                    field="needs",
-                )
             else:
                 for need in stage.needs:
                     if need in self.stage_index:
                         graph.add_edge(need, stage.name)
                     else:
-                        hint = did_you_mean(need, self.stage_index) if isinstance(need, str) else ""
+                        hint = did_you_mean(need, self.stage_index)
                         self.problem(
                             f"needs stage {need!r}, which does not exist{hint}",
                             stage=stage.name,
@@ -681,17 +338,12 @@ class _Checker:
 
     def check_wiring(self, stage: Stage) -> None:
         for action in stage.actions:
-            if not isinstance(action, Action) or not isinstance(action.run_order, int):
-                continue
-            if isinstance(action.inputs, tuple):
-                for name in action.inputs:
-                    self.check_input(stage, action, name)
+            for name in action.inputs:
+                self.check_input(stage, action, name)
             self.check_references_in(stage, action)
         self.check_condition_references(stage)
 
     def check_input(self, stage: Stage, action: Action, name: str) -> None:
-        if not isinstance(name, str):
-            return
         producer = self.artifacts.get(name)
         if producer is None:
             hint = did_you_mean(name, self.artifacts)
@@ -724,14 +376,11 @@ class _Checker:
         # Entry conditions run before any action of the stage; the others after all of them.
         for field in ("before_entry", "on_success", "on_failure"):
             value = getattr(stage, field)
-            conditions = getattr(value, "conditions", ())
+            if value is None:
+                continue
             run_order = 0 if field == "before_entry" else _MAX_RUN_ORDER + 1
-            for c_index, condition in enumerate(
-                conditions if isinstance(conditions, tuple) else ()
-            ):
-                for r_index, rule in enumerate(getattr(condition, "rules", ())):
-                    if not isinstance(rule, Rule):
-                        continue
+            for c_index, condition in enumerate(value.conditions):
+                for r_index, rule in enumerate(condition.rules):
                     base = f"{field}.conditions[{c_index}].rules[{r_index}].configuration"
                     found: list[tuple[tuple[str, ...], str]] = []
                     collect_strings(rule.configuration, "#{", (base,), found)
@@ -800,11 +449,3 @@ class _Checker:
                 producer, stage, run_order
             )
         return None
-
-
-def _choices(enum_type: Iterable[Any]) -> str:
-    return ", ".join(repr(member.value) for member in enum_type)
-
-
-def _is_number(value: object) -> TypeGuard[float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
