@@ -41,7 +41,7 @@ def test_validate_a_good_pipeline(tmp_path, cli):
 
 
 def test_validate_reports_each_problem_on_its_own_line(tmp_path, cli):
-    path = write(tmp_path, GOOD.replace('inputs=["dist"]', 'inputs=["dst"], run_order=0'))
+    path = write(tmp_path, GOOD.replace('inputs=["dist"]', 'inputs=["dst"], namespace="dist"'))
     status, out, err = cli("validate", str(path))
     assert status == 2
     assert out == ""

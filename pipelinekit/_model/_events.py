@@ -136,4 +136,3 @@ class Event:
             "resources": [arn],
             "detail": detail,
         }
-

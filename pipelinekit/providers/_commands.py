@@ -51,7 +51,7 @@ class Commands:
 
     async def run(self, ctx: ActionContext) -> None:
         """Run the commands in one shell session; stop at the first that fails."""
-        variables_file = ctx.workdir / ".pk-output-variables"
+        variables_file = ctx.workdir_path / ".pk-output-variables"
         env = dict(self.env)
         env["PK_VARIABLES_FILE"] = str(variables_file)
         await ctx.run_command(

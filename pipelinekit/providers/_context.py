@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -53,7 +54,9 @@ class LogFile:
         self._masker = masker
         self._queued: list[str] = []
         self._header = header
-        self._lock: anyio.Lock | None = None
+        # One batch is written at a time; lines that come meanwhile go with the next one.
+        self._writing = False
+        self._written_batch: anyio.Event | None = None
 
     @property
     def path(self) -> Path:
@@ -70,27 +73,40 @@ class LogFile:
         self._queued.append(self._masker.mask(line))
 
     async def write(self, lines: Sequence[str]) -> None:
-        """Append ``lines`` (after anything queued), masked, with the header before the first."""
-        batch = self._queued
-        self._queued = []
-        batch.extend(self._masker.mask(line) for line in lines)
-        if not batch:
-            return
-        header = self._header
-        if header is not None:
-            batch.insert(0, header() if callable(header) else header)
-            self._header = None
-        await self._keep(batch)
+        """Append ``lines`` (after anything queued), masked, with the header before the first.
+
+        While a batch is being written, lines that come are queued and the writer takes them
+        with its next batch, so a chatty command costs one worker-thread trip per batch, not
+        one per chunk of output. ``flush`` waits for everything.
+        """
+        self._queued.extend(self._masker.mask(line) for line in lines)
+        if self._writing:
+            return  # the write in flight takes them next
+        self._writing = True
+        try:
+            while self._queued:
+                batch, self._queued = self._queued, []
+                header = self._header
+                if header is not None:
+                    batch.insert(0, header() if callable(header) else header)
+                    self._header = None
+                await self._keep(batch)
+        finally:
+            self._writing = False
+            if self._written_batch is not None:
+                self._written_batch.set()
+                self._written_batch = None
 
     async def flush(self) -> None:
-        """Write whatever is queued."""
+        """Return once every line written or queued so far is in the file."""
+        while self._writing:
+            if self._written_batch is None:
+                self._written_batch = anyio.Event()
+            await self._written_batch.wait()
         await self.write(())
 
     async def _keep(self, batch: list[str]) -> None:
-        if self._lock is None:
-            self._lock = anyio.Lock()
-        async with self._lock:
-            await anyio.to_thread.run_sync(self._append, batch)
+        await anyio.to_thread.run_sync(self._append, batch)
         self.written = True
 
     def _append(self, lines: list[str]) -> None:
@@ -219,11 +235,24 @@ class ActionContext:
         self._log: ActionLog | None = None
 
     @property
+    def workdir_path(self) -> Path:
+        """Where ``workdir`` is, without making it."""
+        return self._work_root / f"{self.stage}.{self.action}"
+
+    @property
     def workdir(self) -> Path:
         """A scratch directory of this action, empty at each attempt (made on first use)."""
         if self._workdir is None:
-            path = self._work_root / f"{self.stage}.{self.action}"
+            path = self.workdir_path
             path.mkdir(parents=True, exist_ok=True)
+            self._workdir = path
+        return self._workdir
+
+    async def _ready_workdir(self) -> Path:
+        """``workdir``, made in a worker thread if need be (the event loop never waits on it)."""
+        if self._workdir is None:
+            path = self.workdir_path
+            await anyio.to_thread.run_sync(partial(path.mkdir, parents=True, exist_ok=True))
             self._workdir = path
         return self._workdir
 
@@ -300,7 +329,7 @@ class ActionContext:
             PK_STAGE=self.stage,
             PK_ACTION=self.action,
             PK_ATTEMPT=str(self.attempt),
-            PK_WORKDIR=str(self.workdir),
+            PK_WORKDIR=str(self.workdir_path),
         )
         for name, path in self.inputs.items():
             env[f"PK_INPUT_{name}"] = str(path)
@@ -339,11 +368,11 @@ class ActionContext:
             for line in lines:
                 logger.debug("output", stream=stream, line=self.masker.mask(line))
 
+        # Queued, not written: it goes to the file with the first output (or at the end).
         self.log.info("running", argv=list(argv))
-        await self.log_file.flush()
         result = await run_process(
             argv,
-            cwd=cwd or self.workdir,
+            cwd=cwd or await self._ready_workdir(),
             env=environment,
             sink=sink,
             grace_period=grace_period,
