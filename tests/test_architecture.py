@@ -18,7 +18,7 @@ ROOT = Path(pipelinekit.__file__).parent
 
 #: Lowest first. A module's layer is that of the longest prefix listed.
 LAYERS = [
-    ("pipelinekit.exceptions", "pipelinekit._version"),
+    ("pipelinekit.exceptions", "pipelinekit._version", "pipelinekit._thread"),
     ("pipelinekit._model",),
     ("pipelinekit._compiler",),
     ("pipelinekit.stores",),

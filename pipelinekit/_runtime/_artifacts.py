@@ -23,10 +23,11 @@ import anyio
 
 from pipelinekit._model._secrets import Masker
 from pipelinekit._runtime._cache import cache_key, copy_outputs, hash_outputs
+from pipelinekit._thread import WorkerThread
 from pipelinekit.providers._context import LogFile, MemoryLogFile
 from pipelinekit.stores import CacheEntry
 
-__all__ = ["DiskWorkspace", "MemoryWorkspace", "Workspace"]
+__all__ = ["DiskWorkspace", "MemoryWorkspace", "Workspace", "WorkspaceFactory"]
 
 
 class Workspace(Protocol):
@@ -97,12 +98,25 @@ def _remove_tree(path: Path) -> None:
             shutil.rmtree(path, onerror=make_writable)
 
 
-class DiskWorkspace:
-    """An execution's folder: ``artifacts/``, ``work/`` and ``logs/`` under ``root``."""
+class WorkspaceFactory(Protocol):
+    """Makes the workspace of an execution from its folder (``Engine(workspaces=...)``)."""
 
-    def __init__(self, root: Path) -> None:
+    def __call__(self, root: Path, *, files: WorkerThread | None = None) -> Workspace:
+        """The workspace under ``root``; ``files`` is the thread for small file work."""
+        ...
+
+
+class DiskWorkspace:
+    """An execution's folder: ``artifacts/``, ``work/`` and ``logs/`` under ``root``.
+
+    Log writes and work folders go to ``files`` (the engine's thread for small file work);
+    copies, hashes and removals of whole folders to anyio's worker threads.
+    """
+
+    def __init__(self, root: Path, *, files: WorkerThread | None = None) -> None:
         """Work under ``root`` (made as needed)."""
         self.root = root
+        self.files = files
         # Absolute: the recorded log paths are read later, from wherever a person runs `logs`.
         self.logs = (root / "logs").absolute()
         self.work = root / "work"
@@ -114,7 +128,7 @@ class DiskWorkspace:
 
     def log_file(self, node: str, masker: Masker, header: Callable[[], str]) -> LogFile:
         """``logs/<Stage.Action>.log``, appended to by each attempt."""
-        return LogFile(self.logs, f"{node}.log", masker, header=header)
+        return LogFile(self.logs, f"{node}.log", masker, header=header, files=self.files)
 
     async def prepare(self, node: str, outputs: Mapping[str, Path], *, again: bool) -> None:
         """Fresh output folders (and an empty scratch folder for a later attempt)."""
@@ -168,8 +182,9 @@ class MemoryWorkspace:
     ``root`` and never created, nothing is hashed, and nothing can be cached.
     """
 
-    def __init__(self, root: Path) -> None:
-        """Make up paths under ``root``."""
+    def __init__(self, root: Path, *, files: WorkerThread | None = None) -> None:
+        """Make up paths under ``root`` (``files`` is not needed: nothing is written)."""
+        del files
         self.root = root
         self.logs = root / "logs"
         self.work = root / "work"

@@ -44,6 +44,20 @@ def _human(duration: timedelta) -> str:
     return f"{int(minutes)}m{rest:02.0f}s"
 
 
+class _Slot:
+    """A concurrency slot an attempt holds, given back once (early, or when it ends)."""
+
+    __slots__ = ("_limiter",)
+
+    def __init__(self, limiter: anyio.CapacityLimiter) -> None:
+        self._limiter: anyio.CapacityLimiter | None = limiter
+
+    def release(self) -> None:
+        if self._limiter is not None:
+            self._limiter.release()
+            self._limiter = None
+
+
 class Attempts:
     """Runs the attempts of the actions of one ``Run``."""
 
@@ -66,11 +80,7 @@ class Attempts:
         first = len(record.attempts) + 1
         last = first + attempts - 1
         for number in range(first, last + 1):
-            if run.limiter is None:
-                error = await self._attempt(record, number, previous, opened)
-            else:
-                async with run.limiter:
-                    error = await self._attempt(record, number, previous, opened)
+            error = await self._attempt(record, number, previous, opened)
             opened = None  # later attempts open themselves
             if error is None:
                 return True
@@ -131,7 +141,31 @@ class Attempts:
     async def _attempt(
         self, record: ActionRecord, number: int, previous: str | None, opened: datetime | None
     ) -> BaseException | None:
-        """Run attempt ``number``; return its error (``None`` when it succeeded)."""
+        """Run attempt ``number``; return its error (``None`` when it succeeded).
+
+        Under a concurrency limit the attempt holds a slot from its opening to its provider's
+        end: writing its log and recording its outcome happen after the slot is free for the
+        next action.
+        """
+        run = self.run_
+        limiter = run.limiter
+        if limiter is None:
+            return await self._attempt_in_slot(record, number, previous, opened, None)
+        await limiter.acquire()
+        slot = _Slot(limiter)
+        try:
+            return await self._attempt_in_slot(record, number, previous, opened, slot)
+        finally:
+            slot.release()
+
+    async def _attempt_in_slot(
+        self,
+        record: ActionRecord,
+        number: int,
+        previous: str | None,
+        opened: datetime | None,
+        slot: _Slot | None,
+    ) -> BaseException | None:
         run = self.run_
         action = record.action
         if opened is None:
@@ -151,15 +185,10 @@ class Attempts:
             ctx, provider = await self._prepare(record, number, log_file)
             if action.cache:
                 cached = await self._from_cache(record, ctx, provider)
-            if cached:
-                pass  # the outputs and variables of an identical earlier attempt
-            elif action.timeout is None:
-                await run.executor.execute(provider, ctx)
-            else:
-                with run.clock.move_on_after(action.timeout.total_seconds()) as scope:
-                    await run.executor.execute(provider, ctx)
-                if scope.cancelled_caught:
-                    error = ActionTimeout(f"timed out after {_human(action.timeout)}")
+            if not cached:  # else: the outputs and variables of an identical earlier attempt
+                error = await self._execute(record, provider, ctx)
+            if slot is not None:
+                slot.release()
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 await self._close_log(record, log_file)
@@ -169,6 +198,8 @@ class Attempts:
             raise  # the run cannot go on without its record; never an action's failure
         except Exception as raised:  # noqa: BLE001 - any provider error fails the attempt
             error = raised
+        if slot is not None:
+            slot.release()
         finished = run.now()
         if error is not None:
             message = run.masker.mask(describe(error))
@@ -180,6 +211,21 @@ class Attempts:
         await self._close_log(record, log_file)
         record.attempts.append(Attempt(number, Status.SUCCEEDED, started, finished))
         await self._succeeded(record, ctx, number, cached=cached)
+        return None
+
+    async def _execute(
+        self, record: ActionRecord, provider: Runnable, ctx: ActionContext
+    ) -> ActionTimeout | None:
+        """Have the executor run the provider, under the action's timeout."""
+        run = self.run_
+        timeout = record.action.timeout
+        if timeout is None:
+            await run.executor.execute(provider, ctx)
+            return None
+        with run.clock.move_on_after(timeout.total_seconds()) as scope:
+            await run.executor.execute(provider, ctx)
+        if scope.cancelled_caught:
+            return ActionTimeout(f"timed out after {_human(timeout)}")
         return None
 
     async def _succeeded(
@@ -281,6 +327,7 @@ class Attempts:
             masker=run.masker,
             clock=run.clock,
             approvals=run.approvals,
+            environment=run.environment,
             triggered_by=run.trigger.get("triggered_by"),
             report=partial(self._report_approval, record),
         )

@@ -17,7 +17,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -30,7 +30,7 @@ from pipelinekit._model._declarations import TERMINAL
 from pipelinekit._model._events import Event
 from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._model._secrets import Masker
-from pipelinekit._runtime._artifacts import DiskWorkspace, Workspace
+from pipelinekit._runtime._artifacts import DiskWorkspace, WorkspaceFactory
 from pipelinekit._runtime._collector import collector_tuned_for_a_run
 from pipelinekit._runtime._decisions import post_decision, take_decisions
 from pipelinekit._runtime._delivery import HookHandler, deliver, with_hook_errors
@@ -47,6 +47,7 @@ from pipelinekit._runtime._replay import ExecutionState, replay
 from pipelinekit._runtime._results import HookError, RunResult
 from pipelinekit._runtime._run_variables import resolve_run_variables, variables_again
 from pipelinekit._runtime._scheduler import Scheduler, default_workdir
+from pipelinekit._thread import WorkerThread
 from pipelinekit.exceptions import ExecutionError
 from pipelinekit.executors import Executor, LocalExecutor
 from pipelinekit.hooks import Hook
@@ -91,7 +92,7 @@ class Engine:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         lease_seconds: float | None = None,
-        workspaces: Callable[[Path], Workspace] = DiskWorkspace,
+        workspaces: WorkspaceFactory = DiskWorkspace,
     ) -> None:
         """Configure an engine; nothing runs until ``async with``.
 
@@ -116,6 +117,8 @@ class Engine:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.rng = rng
         self.workspaces = workspaces
+        # Small file work of the runs (log lines, work folders): one thread, cheap to reach.
+        self._files = WorkerThread("pipelinekit files")
         self._tasks: anyio.abc.TaskGroup | None = None
         #: The executions started, resumed or retried by this engine, by id.
         self.executions: dict[str, Execution] = {}
@@ -171,6 +174,7 @@ class Engine:
 
     async def _close_parts(self) -> None:
         """``aclose()`` the providers the runs used and the executor, once each."""
+        self._files.close()
         closing: list[Closeable] = list(self._to_close.values())
         self._to_close.clear()
         if isinstance(self.executor, Closeable):
@@ -412,7 +416,9 @@ class Engine:
                 feed.announce,
                 last_sequence=recovered[-1].sequence if recovered else 0,
             ),
-            workspace=self.workspaces(self.workdir / "executions" / execution.id),
+            workspace=self.workspaces(
+                self.workdir / "executions" / execution.id, files=self._files
+            ),
             masker=masker,
             registry=lambda: self.registry,
             clock=self.clock,

@@ -9,6 +9,7 @@ they reach through (executor, workspace, clock), and ``emit`` for the events.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -34,6 +35,7 @@ from pipelinekit.providers import ProviderRegistry
 from pipelinekit.providers._capabilities import Runnable
 from pipelinekit.providers._clock import Clock
 from pipelinekit.providers._decisions import Approvals
+from pipelinekit.providers._process import ProcessEnvironment
 
 __all__ = ["ActionRecord", "MissingValue", "Run", "StageRecord"]
 
@@ -118,6 +120,10 @@ class Run:
         self.values["pipeline.execution_id"] = execution_id
         self.values["pipeline.name"] = self.pipeline
         self.run_variables = dict(variables)
+        #: The environment commands start from: the process's when the run began. Read once,
+        #: because decoding ``os.environ`` for each command costs more than the rest of its
+        #: set-up.
+        self.environment = ProcessEnvironment(os.environ)
         #: Output artifacts made so far, by name.
         self.artifact_paths: dict[str, Path] = {}
         #: 1, and one more for each retry of a stage.

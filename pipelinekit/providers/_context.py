@@ -19,9 +19,10 @@ import anyio
 
 from pipelinekit._model._declarations import Status
 from pipelinekit._model._secrets import Masker
+from pipelinekit._thread import WorkerThread
 from pipelinekit.exceptions import ActionFailed
 from pipelinekit.providers._decisions import Approvals
-from pipelinekit.providers._process import CommandResult, run_process
+from pipelinekit.providers._process import CommandResult, ProcessEnvironment, run_process
 
 __all__ = ["ActionContext", "ActionLog", "LogFile"]
 
@@ -43,11 +44,14 @@ class LogFile:
         name: str,
         masker: Masker,
         header: str | Callable[[], str] | None = None,
+        files: WorkerThread | None = None,
     ) -> None:
         """Log to ``directory/name`` (created on first write), masking with ``masker``.
 
-        ``header`` may be a function: it is only called if a line is ever written.
+        ``header`` may be a function: it is only called if a line is ever written. ``files``
+        is the thread that writes (default: anyio's worker threads).
         """
+        self._files = files
         self._directory = directory
         self._name = name
         self.written = False
@@ -72,25 +76,31 @@ class LogFile:
         """Add a line to be written with the next batch (for synchronous callers)."""
         self._queued.append(self._masker.mask(line))
 
-    async def write(self, lines: Sequence[str]) -> None:
+    async def write(
+        self, lines: Sequence[str], *, before: Callable[[], object] | None = None
+    ) -> None:
         """Append ``lines`` (after anything queued), masked, with the header before the first.
 
         While a batch is being written, lines that come are queued and the writer takes them
         with its next batch, so a chatty command costs one worker-thread trip per batch, not
-        one per chunk of output. ``flush`` waits for everything.
+        one per chunk of output. ``flush`` waits for everything. ``before`` is a blocking call
+        to make on the same trip, before the lines are written (such as making a folder).
         """
         self._queued.extend(self._masker.mask(line) for line in lines)
         if self._writing:
-            return  # the write in flight takes them next
+            if before is None:
+                return  # the write in flight takes them next
+            await self._writer_done()
         self._writing = True
         try:
-            while self._queued:
+            while self._queued or before is not None:
                 batch, self._queued = self._queued, []
                 header = self._header
-                if header is not None:
+                if header is not None and batch:
                     batch.insert(0, header() if callable(header) else header)
                     self._header = None
-                await self._keep(batch)
+                await self._keep(batch, before)
+                before = None
         finally:
             self._writing = False
             if self._written_batch is not None:
@@ -99,17 +109,29 @@ class LogFile:
 
     async def flush(self) -> None:
         """Return once every line written or queued so far is in the file."""
+        await self._writer_done()
+        await self.write(())
+
+    async def _writer_done(self) -> None:
         while self._writing:
             if self._written_batch is None:
                 self._written_batch = anyio.Event()
             await self._written_batch.wait()
-        await self.write(())
 
-    async def _keep(self, batch: list[str]) -> None:
-        await anyio.to_thread.run_sync(self._append, batch)
-        self.written = True
+    async def _keep(self, batch: list[str], before: Callable[[], object] | None = None) -> None:
+        work = partial(self._append, batch, before)
+        if self._files is not None:
+            await self._files.run(work)
+        else:
+            await anyio.to_thread.run_sync(work)
+        if batch:
+            self.written = True
 
-    def _append(self, lines: list[str]) -> None:
+    def _append(self, lines: list[str], before: Callable[[], object] | None = None) -> None:
+        if before is not None:
+            before()
+        if not lines:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")
@@ -120,11 +142,15 @@ class MemoryLogFile(LogFile):
 
     lines: list[str]
 
-    async def _keep(self, batch: list[str]) -> None:
-        # Nothing is ever written to ``path``; the lines stay here.
+    async def _keep(self, batch: list[str], before: Callable[[], object] | None = None) -> None:
+        # Nothing is ever written to ``path`` (nor ``before`` called: no folder is made); the
+        # lines stay here.
+        del before
         if not hasattr(self, "lines"):
             self.lines = []
         self.lines.extend(batch)
+        if batch:
+            self.written = True
 
 
 class ActionLog:
@@ -249,10 +275,14 @@ class ActionContext:
         return self._workdir
 
     async def _ready_workdir(self) -> Path:
-        """``workdir``, made in a worker thread if need be (the event loop never waits on it)."""
+        """``workdir``, made off the event loop if need be.
+
+        It is made on the log file's thread, on the same trip as the lines queued for the log
+        (a command's "running" line): one trip for both.
+        """
         if self._workdir is None:
             path = self.workdir_path
-            await anyio.to_thread.run_sync(partial(path.mkdir, parents=True, exist_ok=True))
+            await self.log_file.write((), before=partial(path.mkdir, parents=True, exist_ok=True))
             self._workdir = path
         return self._workdir
 
@@ -323,18 +353,36 @@ class ActionContext:
     def environment(self) -> dict[str, str]:
         """The environment commands of this action get: the process's plus ``PK_*`` values."""
         env = dict(self._base_environment())
-        env.update(
-            PK_EXECUTION_ID=self.execution_id,
-            PK_PIPELINE=self.pipeline,
-            PK_STAGE=self.stage,
-            PK_ACTION=self.action,
-            PK_ATTEMPT=str(self.attempt),
-            PK_WORKDIR=str(self.workdir_path),
-        )
+        env.update(self._own_environment())
+        return env
+
+    def _own_environment(self) -> dict[str, str]:
+        """The ``PK_*`` values of this attempt."""
+        env = {
+            "PK_EXECUTION_ID": self.execution_id,
+            "PK_PIPELINE": self.pipeline,
+            "PK_STAGE": self.stage,
+            "PK_ACTION": self.action,
+            "PK_ATTEMPT": str(self.attempt),
+            "PK_WORKDIR": str(self.workdir_path),
+        }
         for name, path in self.inputs.items():
             env[f"PK_INPUT_{name}"] = str(path)
         for name, path in self.outputs.items():
             env[f"PK_OUTPUT_{name}"] = str(path)
+        return env
+
+    def _command_environment(
+        self, extra: Mapping[str, str] | None
+    ) -> dict[str, str] | dict[bytes, bytes]:
+        own = self._own_environment()
+        if extra:
+            own.update(extra)
+        base = self._base_environment()
+        if isinstance(base, ProcessEnvironment):
+            return base.for_command(own)
+        env = dict(base)
+        env.update(own)
         return env
 
     async def run_command(
@@ -358,9 +406,7 @@ class ActionContext:
         if isinstance(argv, str):
             msg = "run_command takes a list of arguments, not a string; no shell is involved"
             raise TypeError(msg)
-        environment = self.environment()
-        if env:
-            environment.update(env)
+        environment = self._command_environment(env)
         logger = self.log._logger  # noqa: SLF001 - same module family; avoids double file writes
 
         async def sink(stream: str, lines: list[str]) -> None:

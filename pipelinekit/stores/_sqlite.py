@@ -32,6 +32,7 @@ import attrs
 
 from pipelinekit._model._declarations import Status
 from pipelinekit._model._events import Event
+from pipelinekit._thread import WorkerThread
 from pipelinekit.exceptions import StoreError
 from pipelinekit.stores._memory import (
     TERMINAL,
@@ -40,7 +41,6 @@ from pipelinekit.stores._memory import (
     subject_key,
 )
 from pipelinekit.stores._records import CacheEntry, Decision, ExecutionSummary
-from pipelinekit.stores._thread import StoreThread
 
 if TYPE_CHECKING:
     # Annotations only. sqlite3 is imported by the functions that open and write a database,
@@ -273,7 +273,7 @@ class SQLiteStore:
         self._opened: _Connection | None = None
         self._opening = threading.Lock()
         self._states: dict[str, tuple[int, dict[tuple[str, str, str], Status]]] = {}
-        self._thread = StoreThread(f"pipelinekit store {self.path}")
+        self._thread = WorkerThread(f"pipelinekit store {self.path}")
         self._pid = os.getpid()
 
     # -- connection ------------------------------------------------------------------------------

@@ -7,13 +7,13 @@ import threading
 import anyio
 import pytest
 
-from pipelinekit.stores._thread import StoreThread
+from pipelinekit._thread import WorkerThread
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_calls_run_in_order_on_one_thread_and_return_what_they_return():
-    worker = StoreThread("test store")
+    worker = WorkerThread("test store")
     seen: list[tuple[int, int]] = []
 
     def call(number: int) -> int:
@@ -31,7 +31,7 @@ async def test_calls_run_in_order_on_one_thread_and_return_what_they_return():
 
 
 async def test_an_error_reaches_the_caller_and_the_thread_goes_on():
-    worker = StoreThread("test store")
+    worker = WorkerThread("test store")
 
     def fail() -> None:
         msg = "disk full"
@@ -44,7 +44,7 @@ async def test_an_error_reaches_the_caller_and_the_thread_goes_on():
 
 
 async def test_a_cancelled_caller_waits_for_its_call_to_finish():
-    worker = StoreThread("test store")
+    worker = WorkerThread("test store")
     entered, leave = threading.Event(), threading.Event()
     order: list[str] = []
     scopes: list[anyio.CancelScope] = []
@@ -73,7 +73,7 @@ async def test_a_cancelled_caller_waits_for_its_call_to_finish():
 
 
 async def test_the_thread_ends_when_idle_or_closed_and_comes_back_when_needed():
-    worker = StoreThread("test store", idle=0.01)
+    worker = WorkerThread("test store", idle=0.01)
     first = await worker.run(threading.current_thread)
     first.join(10)  # ends by itself once idle
     assert not first.is_alive()

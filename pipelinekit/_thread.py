@@ -1,11 +1,14 @@
-"""``StoreThread``: one thread of a store's own that runs its blocking calls, in order.
+"""``WorkerThread``: one thread of its own that runs small blocking calls, in order.
 
 Why not ``anyio.to_thread``: a round trip through anyio's worker pool (a capacity limiter, a
-handoff to whichever worker is idle, a cancel scope) costs about 100 us on a small machine, more
-than a small SQLite transaction. A run writes once per burst of events, and on a chain of
-actions every action's start is such a burst, so the hop was most of what recording cost. A
-thread that lives as long as it has work, fed by a queue and answering through the event loop's
-``call_soon_threadsafe``, costs about a third of that. It also keeps the connection on one thread.
+handoff to whichever worker is idle, a cancel scope) costs 100-300 us on a small machine, more
+than a small SQLite transaction, a ``mkdir`` or the append of a few log lines. A run writes
+once per burst of events, and on a chain of actions every action's start is such a burst; a
+shell action makes its work folder and writes its log. A thread that lives as long as it has
+work, fed by a queue and answering through the event loop's ``call_soon_threadsafe``, costs
+about a third of that. A store keeps its connection on its thread; an engine has one for the
+small file work of its runs (big copies and hashes still go to anyio's pool, so that they never
+hold up a log line).
 
 Only asyncio is served this way; under another anyio backend the calls go through
 ``anyio.to_thread`` as before.
@@ -23,7 +26,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-__all__ = ["StoreThread"]
+__all__ = ["WorkerThread"]
 
 T = TypeVar("T")
 
@@ -39,7 +42,7 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
 
 
-class StoreThread:
+class WorkerThread:
     """Runs functions on one thread of its own, one at a time, in the order they were given.
 
     The thread starts with the first call and ends after ``idle`` seconds without work (or at
