@@ -1,4 +1,4 @@
-"""The compiler: a validated pipeline becomes a ``Plan``, a networkx DAG of actions.
+"""The compiler: a validated pipeline becomes a ``Plan``, a DAG of actions and gates.
 
 Nodes are ``"Stage.Action"`` for actions and ``"Stage#<run_order>"`` for gates (``#`` is never part
 of a name, so the two cannot collide). Each run_order group of a stage is followed by one gate that
@@ -8,6 +8,11 @@ actions therefore costs 2W edges, not W², and compiling stays linear in the siz
 
 Every action-to-action dependency is exactly one gate long, so in networkx's topological
 generations actions and gates alternate, and dropping the gates leaves the parallel groups.
+
+The plan keeps its nodes and edges as plain lists and dictionaries, which is all a run needs
+(successors, predecessor counts, kinds); the networkx graphs (``graph``, ``stage_graph``) are
+built on first use, for the checks and exports that ask for them, so that running a pipeline
+never imports networkx.
 """
 
 from __future__ import annotations
@@ -19,9 +24,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
-import networkx as nx
 
 from pipelinekit._model._declarations import Action
+from pipelinekit._model._stage_graph import StageGraph
 
 if TYPE_CHECKING:
     from pipelinekit._model._pipeline import Pipeline
@@ -41,21 +46,61 @@ def gate_id(stage: str, run_order: int) -> str:
 class Plan:
     """A compiled pipeline.
 
-    ``graph`` is a ``networkx.DiGraph``. Action nodes are ``"Stage.Action"`` with attributes
-    ``kind="action"``, ``stage``, ``action`` (the ``Action``), ``run_order`` and ``position``
-    (declaration order); gate nodes are ``"Stage#<run_order>"`` with ``kind="gate"``, ``stage``
-    and ``run_order``. An edge means "must finish before". ``stage_graph`` has one node per
-    stage and an edge from each stage to those that need it. ``exit_gates`` maps each stage to
-    the gate that closes it.
+    ``graph`` is a ``networkx.DiGraph`` (built when first asked for). Action nodes are
+    ``"Stage.Action"`` with attributes ``kind="action"``, ``stage``, ``action`` (the
+    ``Action``), ``run_order`` and ``position`` (declaration order); gate nodes are
+    ``"Stage#<run_order>"`` with ``kind="gate"``, ``stage`` and ``run_order``. An edge means
+    "must finish before". ``stage_graph`` has one node per stage and an edge from each stage to
+    those that need it. ``exit_gates`` maps each stage to the gate that closes it. ``nodes``
+    and ``edges`` hold the same graph as plain data.
     """
 
     pipeline: Pipeline
-    graph: Any
-    stage_graph: Any
+    #: Each node with its attributes, in the order they were made.
+    nodes: Mapping[str, Mapping[str, Any]]
+    #: ``(before, after)`` pairs.
+    edges: tuple[tuple[str, str], ...]
+    #: Each stage's direct needs.
+    stage_needs: Mapping[str, tuple[str, ...]]
     exit_gates: Mapping[str, str]
     actions: Mapping[str, Action]
     #: The actions whose configuration or provider holds ``#{...}`` references.
     referencing: frozenset[str] = frozenset()
+
+    @functools.cached_property
+    def graph(self) -> Any:  # noqa: ANN401 - networkx ships no types
+        """The plan as a ``networkx.DiGraph`` (built on first use; yours to read, not change)."""
+        import networkx as nx  # noqa: PLC0415 - only checks and exports need it
+
+        graph = nx.DiGraph(pipeline=self.pipeline.name)
+        graph.add_nodes_from(self.nodes.items())
+        graph.add_edges_from(self.edges)
+        return graph
+
+    @functools.cached_property
+    def stage_graph(self) -> Any:  # noqa: ANN401 - networkx ships no types
+        """One node per stage, an edge from each stage to those that need it (networkx)."""
+        import networkx as nx  # noqa: PLC0415 - only checks and exports need it
+
+        graph = nx.DiGraph()
+        graph.add_nodes_from(self.stage_needs)
+        graph.add_edges_from(
+            (before, after) for after, needs in self.stage_needs.items() for before in needs
+        )
+        return graph
+
+    @functools.cached_property
+    def in_degree(self) -> Mapping[str, int]:
+        """How many nodes each node waits for."""
+        counts = dict.fromkeys(self.nodes, 0)
+        for _, after in self.edges:
+            counts[after] += 1
+        return counts
+
+    @functools.cached_property
+    def kinds(self) -> Mapping[str, str]:
+        """Each node's kind: ``"action"`` or ``"gate"``."""
+        return {node: data["kind"] for node, data in self.nodes.items()}
 
     def order(self) -> list[list[str]]:
         """The action ids in parallel groups, in the order they can run.
@@ -63,19 +108,34 @@ class Plan:
         Each group holds the actions whose dependencies all lie in earlier groups, sorted in
         declaration order, so the result is deterministic.
         """
-        nodes = self.graph.nodes
+        # Topological generations (Kahn's algorithm a layer at a time), on the plain data: a
+        # run records the plan's JSON, which must not cost the import of networkx.
+        nodes = self.nodes
+        successors = self.successors
+        waiting = dict(self.in_degree)
+        generation = [node for node, count in waiting.items() if count == 0]
         groups: list[list[str]] = []
-        for generation in nx.topological_generations(self.graph):
+        while generation:
             actions = [n for n in generation if nodes[n]["kind"] == ACTION]
             if actions:
                 actions.sort(key=lambda n: nodes[n]["position"])
                 groups.append(actions)
+            following = []
+            for node in generation:
+                for after in successors[node]:
+                    waiting[after] -= 1
+                    if waiting[after] == 0:
+                        following.append(after)
+            generation = following
         return groups
 
     @functools.cached_property
     def successors(self) -> Mapping[str, tuple[str, ...]]:
         """Each node's successors (what the scheduler walks: plain tuples, built once per plan)."""
-        return {node: tuple(after) for node, after in self.graph.adjacency()}
+        found: dict[str, list[str]] = {node: [] for node in self.nodes}
+        for before, after in self.edges:
+            found[before].append(after)
+        return {node: tuple(after) for node, after in found.items()}
 
     def definition_hash(self) -> str:
         """A SHA-256 of the plan's JSON: two runs of the same definition share it."""
@@ -87,7 +147,7 @@ class Plan:
         # only: cheap on large pipelines, and blind to hooks and provider code.
         digest = hashlib.sha256()
         for stage in self.pipeline.stages:
-            needs = ",".join(sorted(self.stage_graph.predecessors(stage.name)))
+            needs = ",".join(sorted(self.stage_needs[stage.name]))
             digest.update(f"stage {stage.name} needs {needs}\n".encode())
             for action in stage.actions:
                 digest.update(
@@ -115,15 +175,13 @@ class Plan:
         stages = [
             {
                 "name": stage.name,
-                "needs": sorted(
-                    self.stage_graph.predecessors(stage.name), key=position.__getitem__
-                ),
+                "needs": sorted(self.stage_needs[stage.name], key=position.__getitem__),
                 "actions": [f"{stage.name}.{action.name}" for action in stage.actions],
             }
             for stage in self.pipeline.stages
         ]
         nodes = []
-        for node, data in self.graph.nodes(data=True):
+        for node, data in self.nodes.items():
             entry: dict[str, Any] = {
                 "id": node,
                 "kind": data["kind"],
@@ -144,7 +202,7 @@ class Plan:
             "variables": [{"name": v.name, "default": v.default} for v in self.pipeline.variables],
             "stages": stages,
             "nodes": nodes,
-            "edges": [[u, v] for u, v in self.graph.edges],
+            "edges": [[u, v] for u in self.nodes for v in self.successors[u]],
             "order": self.order(),
         }
         return json.dumps(document, indent=2)
@@ -252,7 +310,7 @@ def _stage_nodes(
 
 def compile_pipeline(pipeline: Pipeline) -> Plan:
     """Compile a (validated) pipeline into a ``Plan``."""
-    stage_graph = pipeline._analysis.stage_graph  # noqa: SLF001 - computed by validation for this
+    stage_graph: StageGraph = pipeline._analysis.stage_graph  # noqa: SLF001 - computed by validation
     nodes: list[tuple[str, dict[str, Any]]] = []
     edges: list[tuple[str, str]] = []
     first_group: dict[str, list[str]] = {}
@@ -276,13 +334,11 @@ def compile_pipeline(pipeline: Pipeline) -> Plan:
     for before, after in stage_graph.edges:
         gate = exit_gates[before]
         edges.extend((gate, node) for node in first_group[after])
-    graph = nx.DiGraph(pipeline=pipeline.name)
-    graph.add_nodes_from(nodes)
-    graph.add_edges_from(edges)
     return Plan(
         pipeline,
-        graph,
-        stage_graph.copy(),
+        dict(nodes),
+        tuple(edges),
+        stage_graph.as_mapping(),
         exit_gates,
         actions,
         pipeline._analysis.referencing,  # noqa: SLF001 - computed by validation for this

@@ -9,16 +9,15 @@ existing stages without a cycle. It collects every broken rule as a ``Problem`` 
 pipeline, stage, action and field at fault with a fix, and raises them together. What it learns on
 the way (the graph of stages, who produces which artifact and namespace) is handed to the
 compiler so that nothing is computed twice. It runs in time linear in the size of the pipeline,
-except for reachability questions between stages, which networkx answers per distinct pair.
+except for reachability questions between stages, answered once per stage by ``StageGraph``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import attrs
-import networkx as nx
 
 from pipelinekit._model._declarations import (
     Action,
@@ -31,6 +30,7 @@ from pipelinekit._model._declarations import (
     role_arn_problem,
 )
 from pipelinekit._model._names import STAGE_OR_ACTION, did_you_mean
+from pipelinekit._model._stage_graph import StageGraph
 from pipelinekit._model._variables import (
     RUN_METADATA,
     MalformedReference,
@@ -67,8 +67,8 @@ class Producer(NamedTuple):
 class Analysis:
     """What validation learned, for the compiler."""
 
-    #: One node per stage; an edge P -> S when S needs P (directly).
-    stage_graph: Any
+    #: The stages and what each needs directly.
+    stage_graph: StageGraph
     #: artifact name -> producer
     artifacts: Mapping[str, Producer]
     #: namespace -> producer
@@ -91,11 +91,10 @@ class _Checker:
         self.pipeline = pipeline
         self.name = pipeline.name if isinstance(pipeline.name, str) else repr(pipeline.name)
         self.problems: list[Problem] = []
-        self.stage_graph: Any = nx.DiGraph()
+        self.stage_graph = StageGraph(())
         self.artifacts: dict[str, Producer] = {}
         self.namespaces: dict[str, Producer] = {}
         self.stage_index: dict[str, int] = {}
-        self.reach_cache: dict[tuple[str, str], bool] = {}
         self.acyclic = True
         self.variables: set[str] = set()
         self.node_ids: dict[str, tuple[str, str]] = {}
@@ -272,17 +271,16 @@ class _Checker:
     # -- the stage graph and what must finish first ---------------------------------------------
 
     def build_stage_graph(self, stages: list[Stage]) -> None:
-        graph = self.stage_graph
-        graph.add_nodes_from(stage.name for stage in stages)
+        graph = self.stage_graph = StageGraph(stage.name for stage in stages)
         previous: str | None = None
         for stage in stages:
             if stage.needs is None:
                 if previous is not None:
-                    graph.add_edge(previous, stage.name)
+                    graph.add_need(previous, stage.name)
             else:
                 for need in stage.needs:
                     if need in self.stage_index:
-                        graph.add_edge(need, stage.name)
+                        graph.add_need(need, stage.name)
                     else:
                         hint = did_you_mean(need, self.stage_index)
                         self.problem(
@@ -291,14 +289,10 @@ class _Checker:
                             field="needs",
                         )
             previous = stage.name
-        for component in nx.strongly_connected_components(graph):
-            first = next(iter(component))
-            if len(component) == 1 and not graph.has_edge(first, first):
-                continue
+        for cycle in graph.cycles():
             self.acyclic = False
-            # Start the cycle at the stage declared first, so the message is deterministic.
-            start = min(component, key=self.stage_index.__getitem__)
-            cycle = [u for u, _ in nx.find_cycle(graph.subgraph(component), source=start)]
+            # Each cycle starts at its stage declared first, so the message is deterministic.
+            start = cycle[0]
             path = " -> ".join([*cycle, cycle[0]])
             self.problem(
                 f"stages depend on each other in a cycle: {path}; remove one of these from "
@@ -311,12 +305,7 @@ class _Checker:
         """Whether the producer finishes before ``stage``'s group ``run_order`` starts."""
         if producer.stage == stage:
             return producer.run_order < run_order
-        key = (producer.stage, stage)
-        found = self.reach_cache.get(key)
-        if found is None:
-            found = nx.has_path(self.stage_graph, producer.stage, stage)
-            self.reach_cache[key] = found
-        return found
+        return self.stage_graph.runs_before(producer.stage, stage)
 
     def explain_order(self, producer: Producer, stage: str, run_order: int) -> str:
         if producer.stage == stage:
@@ -329,7 +318,7 @@ class _Checker:
                 f"which runs later in the stage (run_order {producer.run_order} > {run_order}); "
                 "give the consumer a higher run_order"
             )
-        if nx.has_path(self.stage_graph, stage, producer.stage):
+        if self.acyclic and self.stage_graph.runs_before(stage, producer.stage):
             return f"whose stage {producer.stage!r} runs after stage {stage!r}; move one of the two"
         return (
             f"whose stage {producer.stage!r} is not certain to finish before stage {stage!r} "

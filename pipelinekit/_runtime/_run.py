@@ -128,11 +128,11 @@ class Run:
         self.artifact_paths: dict[str, Path] = {}
         #: 1, and one more for each retry of a stage.
         self.execution_attempt = 1
-        graph = plan.graph
+        nodes = plan.nodes
         type_names: dict[object, str] = {}
         self.actions: dict[str, ActionRecord] = {
             node: ActionRecord(
-                graph.nodes[node]["stage"],
+                nodes[node]["stage"],
                 action.name,
                 action=action,
                 action_type=type_names.get(action.action_type)

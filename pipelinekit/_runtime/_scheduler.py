@@ -102,12 +102,9 @@ class Scheduler:
             used=used,
         )
         self.attempts = Attempts(self.run_)
-        graph = plan.graph
-        self.remaining: dict[str, int] = dict(graph.in_degree())
-        self.kinds: dict[str, str] = dict(graph.nodes(data="kind"))
-        self.successors: dict[str, list[str]] = {
-            node: list(graph.successors(node)) for node in graph
-        }
+        self.remaining: dict[str, int] = dict(plan.in_degree)
+        self.kinds = plan.kinds
+        self.successors = plan.successors
         self.exit_gates = {gate: stage for stage, gate in plan.exit_gates.items()}
         self.started_at = clock.now()
         #: The result, once the run ended (also when it was cancelled).
