@@ -13,6 +13,7 @@ from typing import Any, TextIO
 import anyio
 
 from pipelinekit._model._pipeline import Pipeline
+from pipelinekit._runtime._collector import collector_tuned_for_a_run
 from pipelinekit._runtime._engine import Engine, Execution
 from pipelinekit._runtime._results import RunResult
 from pipelinekit.cli._user import current_user
@@ -139,7 +140,7 @@ def run_pipeline(
     view = make_view(pipeline, out, plain=plain)
     flags = {"interrupted": False}
     holder: list[Execution] = []
-    with show_log(err, verbose=verbose):
+    with show_log(err, verbose=verbose), collector_tuned_for_a_run():
         result = anyio.run(
             lambda: _run(
                 pipeline,
@@ -205,7 +206,7 @@ def resume_execution(
 
     try:
         # The engine hands back errors of its body unwrapped (see Engine.__aexit__).
-        with show_log(err, verbose=False):
+        with show_log(err, verbose=False), collector_tuned_for_a_run():
             view, result = anyio.run(main)
     finally:
         store.close()
