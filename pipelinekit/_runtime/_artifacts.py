@@ -62,7 +62,7 @@ class Workspace(Protocol):
     async def cache_key(
         self,
         action_type: str,
-        provider: Any,  # noqa: ANN401 - any provider
+        provider: object,
         configuration: Mapping[str, str],
         inputs: Mapping[str, Path],
     ) -> str | None:
@@ -161,7 +161,7 @@ class DiskWorkspace:
     async def cache_key(
         self,
         action_type: str,
-        provider: Any,  # noqa: ANN401 - any provider
+        provider: object,
         configuration: Mapping[str, str],
         inputs: Mapping[str, Path],
     ) -> str:
@@ -212,7 +212,7 @@ class MemoryWorkspace:
     async def cache_key(
         self,
         action_type: str,
-        provider: Any,  # noqa: ANN401 - any provider
+        provider: object,
         configuration: Mapping[str, str],
         inputs: Mapping[str, Path],
     ) -> None:

@@ -42,7 +42,7 @@ def canonical(value: Any) -> Any:  # noqa: ANN401 - any declaration
 
 def cache_key(
     action_type: str,
-    provider: Any,  # noqa: ANN401 - any provider
+    provider: object,
     configuration: Mapping[str, str],
     inputs: Mapping[str, Path],
 ) -> str:

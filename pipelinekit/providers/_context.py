@@ -21,6 +21,7 @@ from pipelinekit._model._declarations import Status
 from pipelinekit._model._secrets import Masker
 from pipelinekit._thread import WorkerThread
 from pipelinekit.exceptions import ActionFailed
+from pipelinekit.providers._clock import Clock, SystemClock
 from pipelinekit.providers._decisions import Approvals
 from pipelinekit.providers._process import CommandResult, ProcessEnvironment, run_process
 
@@ -222,20 +223,20 @@ class ActionContext:
         log_file: LogFile,
         masker: Masker,
         environment: Mapping[str, str] | None = None,
-        clock: Any = None,  # noqa: ANN401 - a Clock
+        clock: Clock | None = None,
         approvals: Approvals | None = None,
         triggered_by: str | None = None,
         report: Callable[[Status, dict[str, Any]], Awaitable[int]] | None = None,
     ) -> None:
         """Built by the scheduler for each attempt; providers never build one."""
         #: The run's clock (virtual in fake runs): use it for waits and timeouts.
-        self.clock = clock
+        self.clock: Clock = clock if clock is not None else SystemClock()
         #: The engine's waiting approvals (``ManualApproval`` uses it).
         self.approvals = approvals if approvals is not None else Approvals()
         #: Who started the execution, when known.
         self.triggered_by = triggered_by
         #: The provider this attempt runs, with its references resolved.
-        self.provider: Any = None
+        self.provider: object = None
         #: The attempt's cache key, for actions declared with ``cache=True``.
         self.cache_key: str | None = None
         self._report = report
