@@ -3,6 +3,7 @@ that keep two processes from running one execution."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -191,7 +192,7 @@ def test_an_older_database_migrates_forward(tmp_path):
         workdir=tmp_path,
     )
     assert result.succeeded
-    with sqlite3.connect(path) as connection:
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:
         assert connection.execute("SELECT value FROM meta").fetchone() == (str(SCHEMA_VERSION),)
         assert connection.execute("SELECT count(*) FROM leases").fetchone() == (0,)
         assert connection.execute("SELECT count(*) FROM stop_requests").fetchone() == (0,)

@@ -3,6 +3,7 @@ hypothesis state machine), concurrent writers, and history through the engine an
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import multiprocessing
@@ -107,7 +108,7 @@ def test_a_large_batch_is_written_whole_and_in_order(tmp_path):
 def test_a_newer_schema_is_refused(tmp_path):
     path = tmp_path / "state.db"
     record(SQLiteStore(path), event("e1", 1))
-    with sqlite3.connect(path) as connection:
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:
         connection.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(pk.StoreError, match="written by a newer pipelinekit \\(schema 99"):
         record(SQLiteStore(path), event("e2", 1))
@@ -369,7 +370,7 @@ def test_pipeline_definitions_are_kept_once_per_version(tmp_path):
     )
     for pipeline in (first, first, second):
         pk.run(pipeline, store=SQLiteStore(path), workdir=tmp_path)
-    with sqlite3.connect(path) as connection:
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:
         assert connection.execute("SELECT count(*) FROM pipelines").fetchone() == (2,)
     store = SQLiteStore(path)
     definition = anyio.run(store.pipeline_definition, "p", second.shared_plan().definition_hash())

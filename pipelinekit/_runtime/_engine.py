@@ -110,7 +110,11 @@ class Engine:
         self.workdir = (Path(workdir) if workdir is not None else default_workdir()).absolute()
         # The default store lives in the working folder, which entering the engine then makes.
         self._default_store = store is None
-        self.store: Store = store if store is not None else SQLiteStore(self.workdir / "state.db")
+        # A store the engine made is the engine's to close; one it was given is the caller's.
+        self._owned_store: SQLiteStore | None = None
+        if store is None:
+            store = self._owned_store = SQLiteStore(self.workdir / "state.db")
+        self.store: Store = store
         # Built when first needed: discovering plugins reads every installed package's metadata.
         self._registry = registry
         self.hook_timeout = hook_timeout
@@ -173,8 +177,13 @@ class Engine:
                 await self._close_parts()
 
     async def _close_parts(self) -> None:
-        """``aclose()`` the providers the runs used and the executor, once each."""
+        """``aclose()`` the providers the runs used and the executor, once each.
+
+        The default store, which the engine made, is closed too (its connection and thread).
+        """
         self._files.close()
+        if self._owned_store is not None:
+            await anyio.to_thread.run_sync(self._owned_store.close)
         closing: list[Closeable] = list(self._to_close.values())
         self._to_close.clear()
         if isinstance(self.executor, Closeable):

@@ -23,6 +23,7 @@ import functools
 import json
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -247,6 +248,11 @@ class _Connection:
     lock: threading.Lock
 
 
+def _close_quietly(connection: sqlite3.Connection) -> None:
+    with contextlib.suppress(Exception):  # closed already, or the interpreter is ending
+        connection.close()
+
+
 class SQLiteStore:
     """Keeps executions in an SQLite file (default ``.pipelinekit/state.db``).
 
@@ -291,7 +297,11 @@ class SQLiteStore:
         self._forget_parent()
         with self._opening:
             if self._opened is None:
-                self._opened = _Connection(self._open(), threading.Lock())
+                connection = self._open()
+                self._opened = _Connection(connection, threading.Lock())
+                # A store dropped without close() still closes its connection when it is
+                # collected (instead of leaving SQLite's ResourceWarning to the collector).
+                weakref.finalize(self, _close_quietly, connection)
             return self._opened
 
     def _fail(self, reason: str) -> StoreError:
