@@ -54,3 +54,27 @@ def test_runs_that_own_the_loop_tune_it_and_put_it_back(tmp_path):
     assert FakeExecutor().run(pipeline).succeeded
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_objects_the_host_froze_stay_frozen():
+    before = gc.get_threshold()
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    try:
+        with collector_tuned_for_a_run():
+            assert gc.get_threshold()[0] == max(before[0], YOUNG_THRESHOLD)
+        assert gc.get_freeze_count() == frozen  # not unfrozen by the run
+        assert gc.get_threshold() == before
+    finally:
+        gc.unfreeze()
+
+
+def test_nested_and_concurrent_runs_restore_the_hosts_settings_once():
+    before = gc.get_threshold()
+    with collector_tuned_for_a_run():
+        with collector_tuned_for_a_run():
+            assert gc.get_threshold()[0] == max(before[0], YOUNG_THRESHOLD)
+        # The inner one ended: still tuned for the outer one.
+        assert gc.get_threshold()[0] == max(before[0], YOUNG_THRESHOLD)
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

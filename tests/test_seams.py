@@ -47,7 +47,9 @@ class ClosingExecutor(pk.LocalExecutor):
         self.closed += 1
 
 
-async def test_providers_and_the_executor_are_closed_once_when_the_engine_closes(tmp_path):
+async def test_providers_are_closed_once_when_the_engine_closes_and_a_given_executor_is_not(
+    tmp_path,
+):
     closed: list[str] = []
     shared = Pooled(closed)
     pipeline = pk.Pipeline(
@@ -64,7 +66,38 @@ async def test_providers_and_the_executor_are_closed_once_when_the_engine_closes
             assert (await execution.wait()).succeeded
         assert closed == []  # open while the engine is
     assert closed == ["closed"]
-    assert executor.closed == 1
+    # The executor was given to the engine: the caller's to close, as a given store is.
+    assert executor.closed == 0
+
+
+@pk.provider("Custom", "Templated", category=pk.Category.BUILD)
+@attrs.frozen(eq=False)
+class Templated:
+    """A provider whose field holds a reference: the object that runs is a resolved copy."""
+
+    target: str
+    ran: list[str]
+    closed: list[str]
+
+    async def run(self, ctx: pk.ActionContext) -> None:
+        self.ran.append(self.target)
+
+    async def aclose(self) -> None:
+        self.closed.append(self.target)
+
+
+async def test_the_provider_that_ran_is_the_one_closed(tmp_path):
+    ran: list[str] = []
+    closed: list[str] = []
+    pipeline = pk.Pipeline(
+        "p",
+        [pk.Stage("S", [pk.Action("A", Templated("#{variables.env}", ran, closed))])],
+        variables=[pk.Variable("env", default="prod")],
+    )
+    async with pk.Engine(store=pk.MemoryStore(), workdir=tmp_path) as engine:
+        assert (await (await engine.start(pipeline)).wait()).succeeded
+    assert ran == ["prod"]
+    assert closed == ["prod"]  # the resolved copy, not the declaration
 
 
 async def test_a_provider_failing_to_close_spares_the_others(tmp_path):
@@ -266,3 +299,33 @@ def test_the_runtime_looks_up_no_capability_by_name():
     assert not found, found
     scheduler = (root / "_runtime" / "_scheduler.py").read_text()
     assert "virtual" not in scheduler
+
+
+async def test_a_stop_keeps_actions_queued_for_a_slot_from_starting(tmp_path):
+    """Stop-and-wait lets the running action finish; those waiting for a slot never start."""
+    clock = VirtualClock()
+    scripted = ScriptedExecutor({}, succeed(after=10))
+    pipeline = pk.Pipeline(
+        "p", [pk.Stage("S", [pk.Action(f"A{i}", pk.shell("true")) for i in range(3)])]
+    )
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(clock.drive, lambda: "stuck")
+        async with pk.Engine(
+            store=pk.MemoryStore(),
+            executor=scripted,
+            clock=clock,
+            workdir=tmp_path,
+            workspaces=MemoryWorkspace,
+            max_concurrency=1,
+        ) as engine:
+            execution = await engine.start(pipeline)
+            await clock.sleep(5)
+            await engine.stop(execution.id)
+            result = await execution.wait()
+        tasks.cancel_scope.cancel()
+    assert result.status is pk.Status.STOPPED
+    assert result.actions["S.A0"].status is pk.Status.SUCCEEDED
+    assert result.actions["S.A1"].status is pk.Status.NOT_STARTED
+    assert result.actions["S.A2"].status is pk.Status.NOT_STARTED
+    assert scripted.calls == ["S.A0"]
+    assert result.stages["S"].status is pk.Status.STOPPED

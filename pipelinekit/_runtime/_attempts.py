@@ -44,6 +44,13 @@ def _human(duration: timedelta) -> str:
     return f"{int(minutes)}m{rest:02.0f}s"
 
 
+class _NeverStarted(Exception):  # noqa: N818 - a marker, never raised
+    """The marker ``_attempt`` returns for an attempt a stop kept from starting."""
+
+
+NEVER_STARTED = _NeverStarted()
+
+
 class _Slot:
     """A concurrency slot an attempt holds, given back once (early, or when it ends)."""
 
@@ -65,8 +72,10 @@ class Attempts:
         """Work for ``run``."""
         self.run_ = run
 
-    async def run(self, record: ActionRecord, opened: datetime | None) -> bool:
+    async def run(self, record: ActionRecord, opened: datetime | None) -> bool | None:
         """Run ``record``'s action to its end; ``True`` if it succeeded.
+
+        ``None`` when it never started: a stop came while it waited for a concurrency slot.
 
         ``opened`` is when its first attempt was opened (and put on record) by the caller;
         ``None`` opens it here.
@@ -81,6 +90,8 @@ class Attempts:
         last = first + attempts - 1
         for number in range(first, last + 1):
             error = await self._attempt(record, number, previous, opened)
+            if error is NEVER_STARTED:
+                return None
             opened = None  # later attempts open themselves
             if error is None:
                 return True
@@ -154,6 +165,10 @@ class Attempts:
         await limiter.acquire()
         slot = _Slot(limiter)
         try:
+            if run.stopping and previous is None and opened is None:
+                # Stopped while it waited for a slot: it never starts (stop-and-wait lets
+                # running actions finish, not queued ones).
+                return NEVER_STARTED
             return await self._attempt_in_slot(record, number, previous, opened, slot)
         finally:
             slot.release()
@@ -307,6 +322,7 @@ class Attempts:
         if record.node in run.plan.referencing:
             configuration = resolve_value(configuration, run.lookup)
             provider = resolve_value(provider, run.lookup)
+        run.used(provider)  # the object that runs, references resolved
         workspace = run.workspace
         outputs = {name: workspace.artifact(name) for name in action.outputs}
         inputs = {name: run.artifact_paths[name] for name in action.inputs}
@@ -327,7 +343,6 @@ class Attempts:
             masker=run.masker,
             clock=run.clock,
             approvals=run.approvals,
-            environment=run.environment,
             triggered_by=run.trigger.get("triggered_by"),
             report=partial(self._report_approval, record),
         )

@@ -59,6 +59,9 @@ from pipelinekit.stores import ExecutionSummary, SQLiteStore, Store
 
 __all__ = ["Engine", "Execution", "arun", "run"]
 
+#: How long (seconds) the engine waits for one part's ``aclose()`` when it closes.
+CLOSE_TIMEOUT = 10.0
+
 
 def _check_concurrency(value: object) -> int | None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
@@ -105,6 +108,9 @@ class Engine:
         """
         self.hooks = tuple(hooks)
         self.executor: Executor = executor if executor is not None else LocalExecutor()
+        # Like the store: an executor the engine made is the engine's to close; one it was
+        # given is the caller's (it may serve other engines).
+        self._owns_executor = executor is None
         self.max_concurrency = _check_concurrency(max_concurrency)
         # Absolute, because commands run in their own work folders and get paths from it.
         self.workdir = (Path(workdir) if workdir is not None else default_workdir()).absolute()
@@ -177,26 +183,32 @@ class Engine:
                 await self._close_parts()
 
     async def _close_parts(self) -> None:
-        """``aclose()`` the providers the runs used and the executor, once each.
+        """``aclose()`` the providers the runs used, once each, and what the engine made.
 
-        The default store, which the engine made, is closed too (its connection and thread).
+        What the engine made itself (the default store, the default executor) is closed too;
+        a store or executor given to it is the caller's. Each part gets ``CLOSE_TIMEOUT``
+        seconds: one that hangs is given up on (and said so), never waited for forever.
         """
         self._files.close()
         if self._owned_store is not None:
             await anyio.to_thread.run_sync(self._owned_store.close)
         closing: list[Closeable] = list(self._to_close.values())
         self._to_close.clear()
-        if isinstance(self.executor, Closeable):
+        if self._owns_executor and isinstance(self.executor, Closeable):
             closing.append(self.executor)
         for part in closing:
+            problem: str | None = None
             try:
-                await part.aclose()
+                with anyio.move_on_after(CLOSE_TIMEOUT) as scope:
+                    await part.aclose()
+                if scope.cancelled_caught:
+                    problem = f"aclose() took longer than {CLOSE_TIMEOUT:g}s; gave up on it"
             except Exception as error:  # noqa: BLE001 - one part failing to close spares the others
+                problem = f"{type(error).__name__}: {error}"
+            if problem is not None:
                 from pipelinekit.providers._log import library_logger  # noqa: PLC0415 - rare
 
-                library_logger().warning(
-                    "closing failed", part=repr(part), error=f"{type(error).__name__}: {error}"
-                )
+                library_logger().warning("closing failed", part=repr(part), error=problem)
 
     def _used(self, provider: object) -> None:
         """Remember a provider a run used, to close it with the engine if it holds anything."""

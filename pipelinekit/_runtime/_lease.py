@@ -7,7 +7,8 @@ expired. The heartbeat that renews it also brings in what other processes asked 
 store: a stop, and decisions on waiting approvals.
 
 Times come from the engine's clock, so a virtual run's leases live in virtual time, and the
-heartbeat waits with ``Clock.background_sleep``: it never keeps a virtual run alive by itself.
+heartbeat waits with the clock's ``background_sleep`` when it has one: it never keeps a
+virtual run alive by itself.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from pipelinekit.exceptions import ExecutionError
-from pipelinekit.providers._clock import Clock
+from pipelinekit.providers._clock import BackgroundSleep, Clock
 from pipelinekit.stores import Store
 
 __all__ = ["Leases"]
@@ -64,8 +65,10 @@ class Leases:
         """
         interval = min(self.seconds / 3, 1.0)
         renewed = self.clock.now()
+        clock = self.clock
+        wait = clock.background_sleep if isinstance(clock, BackgroundSleep) else clock.sleep
         while True:
-            await self.clock.background_sleep(interval)
+            await wait(interval)
             if (self.clock.now() - renewed).total_seconds() >= self.seconds / 3:
                 await self.take(execution_id)
                 renewed = self.clock.now()

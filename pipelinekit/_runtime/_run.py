@@ -9,7 +9,6 @@ they reach through (executor, workspace, clock), and ``emit`` for the events.
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -35,7 +34,6 @@ from pipelinekit.providers import ProviderRegistry
 from pipelinekit.providers._capabilities import Runnable
 from pipelinekit.providers._clock import Clock
 from pipelinekit.providers._decisions import Approvals
-from pipelinekit.providers._process import ProcessEnvironment
 
 __all__ = ["ActionRecord", "MissingValue", "Run", "StageRecord"]
 
@@ -120,10 +118,6 @@ class Run:
         self.values["pipeline.execution_id"] = execution_id
         self.values["pipeline.name"] = self.pipeline
         self.run_variables = dict(variables)
-        #: The environment commands start from: the process's when the run began. Read once,
-        #: because decoding ``os.environ`` for each command costs more than the rest of its
-        #: set-up.
-        self.environment = ProcessEnvironment(os.environ)
         #: Output artifacts made so far, by name.
         self.artifact_paths: dict[str, Path] = {}
         #: 1, and one more for each retry of a stage.
@@ -212,17 +206,25 @@ class Run:
         runnable = self._runnable_types.get(kind)
         if runnable is None:
             # A protocol check costs microseconds; a run asks it of thousands of actions.
-            runnable = self._runnable_types[kind] = isinstance(provider, Runnable)
+            runnable = self._runnable_types[kind] = isinstance(provider, Runnable) and callable(
+                getattr(kind, "run", None)
+            )
         if not runnable:
             action_type = action.action_type
             if action_type is None:  # pragma: no cover - validation refuses such actions
                 msg = f"{provider!r} has no action type"
                 raise ExecutionError(msg)
             provider = self.registry().build(action_type, action.configuration)
-        if self._used is not None:
-            self._used(provider)
         chosen: Runnable = provider
         return chosen
+
+    def used(self, provider: object) -> None:
+        """Tell the engine the run is about to run ``provider``.
+
+        The engine closes those that hold resources when it closes.
+        """
+        if self._used is not None:
+            self._used(provider)
 
     def lookup(self, reference: Reference) -> str:
         """The value of a ``#{...}`` reference, or ``MissingValue`` saying why there is none."""

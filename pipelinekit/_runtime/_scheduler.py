@@ -219,7 +219,15 @@ class Scheduler:
             if not record.running:
                 continue
             if is_idempotent(run.provider(record.action)):
-                record.status = Status.NOT_STARTED  # runs again, as a new attempt
+                # Runs again, as a new attempt; the interrupted one ends here.
+                record.status = Status.NOT_STARTED
+                if record.attempts and record.attempts[-1].finished_at is None:
+                    record.attempts[-1] = attrs.evolve(
+                        record.attempts[-1],
+                        status=Status.FAILED,
+                        finished_at=run.now(),
+                        error="interrupted: the process running it stopped; run again",
+                    )
                 continue
             message = (
                 "interrupted: the process running it stopped; it is not idempotent, so it was "
@@ -387,7 +395,7 @@ class Scheduler:
                 raise
             stage.running -= 1
             ready = self._runnable(self._made_ready(node)) if succeeded else []
-            if not succeeded:
+            if succeeded is False:
                 stage.failed = True
             if stage.failed and stage.running == 0 and stage.status is Status.IN_PROGRESS:
                 stage.status = Status.FAILED

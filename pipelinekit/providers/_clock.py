@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import anyio
 
-__all__ = ["Clock", "SystemClock"]
+__all__ = ["BackgroundSleep", "Clock", "SystemClock"]
 
 
 class Clock(Protocol):
@@ -25,16 +25,22 @@ class Clock(Protocol):
         """Wait ``seconds``."""
         ...
 
-    async def background_sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` between rounds of a background chore (renewing a lease).
-
-        Like ``sleep``, except that a virtual clock never moves time forward for such a wait
-        alone: a run whose only timers are background ones is idle, not waiting.
-        """
-        ...
-
     def move_on_after(self, seconds: float) -> AbstractContextManager[anyio.CancelScope]:
         """A cancel scope that cancels itself ``seconds`` from now (``anyio.move_on_after``)."""
+        ...
+
+
+@runtime_checkable
+class BackgroundSleep(Protocol):
+    """A clock that tells background waits apart (optional; ``Clock.sleep`` otherwise).
+
+    ``background_sleep`` waits between rounds of a background chore (renewing a lease): like
+    ``sleep``, except that a virtual clock never moves time forward for such a wait alone, so
+    a run whose only timers are background ones is idle, not waiting.
+    """
+
+    async def background_sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` for a background chore."""
         ...
 
 

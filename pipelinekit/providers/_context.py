@@ -23,7 +23,7 @@ from pipelinekit._thread import WorkerThread
 from pipelinekit.exceptions import ActionFailed
 from pipelinekit.providers._clock import Clock, SystemClock
 from pipelinekit.providers._decisions import Approvals
-from pipelinekit.providers._process import CommandResult, ProcessEnvironment, run_process
+from pipelinekit.providers._process import CommandResult, run_process
 
 __all__ = ["ActionContext", "ActionLog", "LogFile"]
 
@@ -100,7 +100,12 @@ class LogFile:
                 if header is not None and batch:
                     batch.insert(0, header() if callable(header) else header)
                     self._header = None
-                await self._keep(batch, before)
+                try:
+                    await self._keep(batch, before)
+                except BaseException:
+                    # Not written (cancelled before the trip): the lines wait for the next.
+                    self._queued[:0] = batch
+                    raise
                 before = None
         finally:
             self._writing = False
@@ -373,17 +378,10 @@ class ActionContext:
             env[f"PK_OUTPUT_{name}"] = str(path)
         return env
 
-    def _command_environment(
-        self, extra: Mapping[str, str] | None
-    ) -> dict[str, str] | dict[bytes, bytes]:
-        own = self._own_environment()
+    def _command_environment(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+        env = self.environment()
         if extra:
-            own.update(extra)
-        base = self._base_environment()
-        if isinstance(base, ProcessEnvironment):
-            return base.for_command(own)
-        env = dict(base)
-        env.update(own)
+            env.update(extra)
         return env
 
     async def run_command(
@@ -415,11 +413,16 @@ class ActionContext:
             for line in lines:
                 logger.debug("output", stream=stream, line=self.masker.mask(line))
 
-        # Queued, not written: it goes to the file with the first output (or at the end).
+        # On record before the command starts: on the trip that makes the work folder, or a
+        # trip of its own when there is no folder to make.
         self.log.info("running", argv=list(argv))
+        if cwd is None and self._workdir is None:
+            cwd = await self._ready_workdir()
+        else:
+            await self.log_file.flush()
         result = await run_process(
             argv,
-            cwd=cwd or await self._ready_workdir(),
+            cwd=cwd or self.workdir_path,
             env=environment,
             sink=sink,
             grace_period=grace_period,

@@ -17,40 +17,17 @@ import subprocess
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import cast
 
 import anyio
 import attrs
 from anyio.abc import ByteReceiveStream, Process
 
-__all__ = ["CommandResult", "LineSink", "ProcessEnvironment", "run_process"]
+__all__ = ["CommandResult", "LineSink", "run_process"]
 
 #: Receives a batch of complete lines from "stdout" or "stderr".
 LineSink = Callable[[str, list[str]], Awaitable[None]]
 
 _POLL = 0.02
-
-
-class ProcessEnvironment(dict[str, str]):
-    """An environment for many commands, encoded for ``exec`` once rather than once per command.
-
-    Handing ``subprocess`` a mapping of ``str`` makes it encode every variable for each command;
-    ``encoded`` does it once, and ``for_command`` adds a command's own variables to a copy.
-    """
-
-    _encoded: dict[bytes, bytes] | None = None
-
-    def encoded(self) -> dict[bytes, bytes]:
-        """The variables as bytes (computed once; do not change the mapping afterwards)."""
-        if self._encoded is None:
-            self._encoded = {os.fsencode(k): os.fsencode(v) for k, v in self.items()}
-        return self._encoded
-
-    def for_command(self, extra: Mapping[str, str]) -> dict[bytes, bytes]:
-        """This environment plus ``extra``, encoded."""
-        env = dict(self.encoded())
-        env.update((os.fsencode(k), os.fsencode(v)) for k, v in extra.items())
-        return env
 
 
 @attrs.frozen
@@ -69,7 +46,7 @@ async def run_process(
     argv: Sequence[str],
     *,
     cwd: Path | None = None,
-    env: Mapping[str, str] | Mapping[bytes, bytes] | None = None,
+    env: Mapping[str, str] | None = None,
     sink: LineSink | None = None,
     grace_period: float = 10.0,
     tail: int = 20,
@@ -93,8 +70,7 @@ async def run_process(
     process = await anyio.open_process(
         list(argv),
         cwd=cwd,
-        # subprocess takes bytes as well as str; anyio's annotation names only str.
-        env=cast("Mapping[str, str] | None", env),
+        env=dict(env) if env is not None else None,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )

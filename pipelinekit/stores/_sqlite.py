@@ -248,7 +248,9 @@ class _Connection:
     lock: threading.Lock
 
 
-def _close_quietly(connection: sqlite3.Connection) -> None:
+def _close_quietly(connection: sqlite3.Connection, pid: int) -> None:
+    if os.getpid() != pid:
+        return  # a forked child's copy of its parent's connection is the parent's to close
     with contextlib.suppress(Exception):  # closed already, or the interpreter is ending
         connection.close()
 
@@ -301,7 +303,7 @@ class SQLiteStore:
                 self._opened = _Connection(connection, threading.Lock())
                 # A store dropped without close() still closes its connection when it is
                 # collected (instead of leaving SQLite's ResourceWarning to the collector).
-                weakref.finalize(self, _close_quietly, connection)
+                weakref.finalize(self, _close_quietly, connection, os.getpid())
             return self._opened
 
     def _fail(self, reason: str) -> StoreError:
@@ -324,6 +326,7 @@ class SQLiteStore:
                 pass  # another process created it first
             except OSError as error:
                 raise self._fail(error.strerror or str(error)) from error
+        connection: sqlite3.Connection | None = None
         try:
             connection = sqlite3.connect(
                 path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
@@ -338,6 +341,8 @@ class SQLiteStore:
             connection.execute("PRAGMA foreign_keys = ON")
             self._migrate(connection)
         except sqlite3.DatabaseError as error:
+            if connection is not None:
+                connection.close()  # never left for the collector to find open
             reason = str(error)
             if "file is not a database" in reason:
                 reason = "it is not an SQLite database"
