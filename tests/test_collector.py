@@ -13,29 +13,33 @@ from pipelinekit.testing import FakeExecutor
 
 def test_the_collector_is_tuned_during_the_block_and_restored_after():
     before = gc.get_threshold()
+    frozen = gc.get_freeze_count()  # some interpreters or plugins freeze objects of their own
     with collector_tuned_for_a_run():
         assert gc.get_threshold()[0] == max(before[0], YOUNG_THRESHOLD)
         assert gc.get_threshold()[1:] == before[1:]
-        assert gc.get_freeze_count() > 0  # what existed before is out of the walks
+        if frozen == 0:
+            assert gc.get_freeze_count() > 0  # what existed before is out of the walks
     assert gc.get_threshold() == before
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == frozen
 
 
 def test_an_error_in_the_block_restores_it_too():
     before = gc.get_threshold()
+    frozen = gc.get_freeze_count()
     with pytest.raises(RuntimeError), collector_tuned_for_a_run():
         raise RuntimeError
     assert gc.get_threshold() == before
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == frozen
 
 
 def test_a_disabled_collector_is_left_alone():
     before = gc.get_threshold()
+    frozen = gc.get_freeze_count()
     gc.disable()
     try:
         with collector_tuned_for_a_run():
             assert gc.get_threshold() == before
-            assert gc.get_freeze_count() == 0
+            assert gc.get_freeze_count() == frozen
     finally:
         gc.enable()
 
@@ -47,17 +51,19 @@ def test_runs_that_own_the_loop_tune_it_and_put_it_back(tmp_path):
         seen.append(gc.get_threshold()[0])
 
     before = gc.get_threshold()
+    frozen = gc.get_freeze_count()
     pipeline = pk.Pipeline("p", [pk.Stage("S", [pk.Action("A", pk.python(look))])])
     assert pk.run(pipeline, store=pk.MemoryStore(), workdir=tmp_path).succeeded
     assert seen == [max(before[0], YOUNG_THRESHOLD)]
     assert gc.get_threshold() == before
     assert FakeExecutor().run(pipeline).succeeded
     assert gc.get_threshold() == before
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == frozen
 
 
 def test_objects_the_host_froze_stay_frozen():
     before = gc.get_threshold()
+    outside = gc.get_freeze_count()
     gc.freeze()
     frozen = gc.get_freeze_count()
     try:
@@ -66,15 +72,17 @@ def test_objects_the_host_froze_stay_frozen():
         assert gc.get_freeze_count() == frozen  # not unfrozen by the run
         assert gc.get_threshold() == before
     finally:
-        gc.unfreeze()
+        if outside == 0:
+            gc.unfreeze()
 
 
 def test_nested_and_concurrent_runs_restore_the_hosts_settings_once():
     before = gc.get_threshold()
+    frozen = gc.get_freeze_count()
     with collector_tuned_for_a_run():
         with collector_tuned_for_a_run():
             assert gc.get_threshold()[0] == max(before[0], YOUNG_THRESHOLD)
         # The inner one ended: still tuned for the outer one.
         assert gc.get_threshold()[0] == max(before[0], YOUNG_THRESHOLD)
     assert gc.get_threshold() == before
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == frozen

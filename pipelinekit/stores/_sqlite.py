@@ -334,15 +334,16 @@ class SQLiteStore:
             connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
-                connection.close()
                 msg = f"SQLite could not switch it to WAL (journal mode {mode!r})"
-                raise self._fail(msg)
+                raise self._fail(msg)  # noqa: TRY301 - the handler below closes the connection
             connection.execute(f"PRAGMA synchronous = {self.synchronous}")
             connection.execute("PRAGMA foreign_keys = ON")
             self._migrate(connection)
-        except sqlite3.DatabaseError as error:
+        except BaseException as error:
             if connection is not None:
                 connection.close()  # never left for the collector to find open
+            if not isinstance(error, sqlite3.DatabaseError):
+                raise  # a newer schema, for one: already a clear StoreError
             reason = str(error)
             if "file is not a database" in reason:
                 reason = "it is not an SQLite database"
