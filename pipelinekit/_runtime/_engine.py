@@ -45,6 +45,7 @@ from pipelinekit._runtime._recorded import (
 from pipelinekit._runtime._recorder import Recorder
 from pipelinekit._runtime._replay import ExecutionState, replay
 from pipelinekit._runtime._results import HookError, RunResult
+from pipelinekit._runtime._run import Run
 from pipelinekit._runtime._run_variables import resolve_run_variables, variables_again
 from pipelinekit._runtime._scheduler import Scheduler, default_workdir
 from pipelinekit._thread import WorkerThread
@@ -427,7 +428,7 @@ class Engine:
         retry: tuple[str, bool] | None,
     ) -> Scheduler:
         """A scheduler for ``execution``, wired to this engine's parts."""
-        return Scheduler(
+        run = Run(
             plan=execution.pipeline.shared_plan(),
             execution_id=execution.id,
             variables=values,
@@ -445,12 +446,11 @@ class Engine:
             clock=self.clock,
             trigger=trigger,
             approvals=self.approvals,
-            rng=self.rng,
+            rng=self.rng if self.rng is not None else random.Random(),  # noqa: S311 - jitter
             max_concurrency=self.max_concurrency,
-            recovered=recovered,
-            retry=retry,
             used=self._used,
         )
+        return Scheduler(run, recovered=recovered, retry=retry)
 
     async def _beat(
         self, scope: anyio.CancelScope, execution_id: str, scheduler: Scheduler

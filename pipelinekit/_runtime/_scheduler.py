@@ -22,31 +22,22 @@ started.
 from __future__ import annotations
 
 import os
-import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import anyio
 import anyio.lowlevel
 import attrs
 
-from pipelinekit._compiler._plan import GATE, Plan
+from pipelinekit._compiler._plan import GATE
 from pipelinekit._model._declarations import Status
 from pipelinekit._model._events import Event
-from pipelinekit._model._secrets import Masker
-from pipelinekit._runtime._artifacts import Workspace
 from pipelinekit._runtime._attempts import Attempts
-from pipelinekit._runtime._recorder import Recorder
 from pipelinekit._runtime._replay import replay
 from pipelinekit._runtime._results import RunResult, StageResult
 from pipelinekit._runtime._run import ActionRecord, Run
-from pipelinekit.executors import Executor
-from pipelinekit.providers import ProviderRegistry
 from pipelinekit.providers._capabilities import is_idempotent
-from pipelinekit.providers._clock import Clock
-from pipelinekit.providers._decisions import Approvals
 
 __all__ = ["Scheduler", "default_workdir"]
 
@@ -56,57 +47,28 @@ class Scheduler:
 
     def __init__(
         self,
+        run: Run,
         *,
-        plan: Plan,
-        execution_id: str,
-        variables: Mapping[str, str],
-        executor: Executor,
-        recorder: Recorder,
-        workspace: Workspace,
-        masker: Masker,
-        registry: Callable[[], ProviderRegistry],
-        clock: Clock,
-        trigger: Mapping[str, Any],
-        approvals: Approvals | None = None,
-        rng: random.Random | None = None,
-        max_concurrency: int | None = None,
         recovered: list[Event] | None = None,
         retry: tuple[str, bool] | None = None,
-        used: Callable[[object], None] | None = None,
     ) -> None:
-        """Prepare a run; ``run()`` does it.
+        """Prepare to walk ``run``'s plan; ``run()`` does it.
 
         With ``recovered`` (the events of an interrupted execution) the run takes it up where
         it stopped. With ``retry`` (a stage, and whether only its failed actions run again) too
-        it is a new attempt of an ended execution that runs that stage again. ``used`` hears of
-        each provider object the run uses (the engine closes those that hold resources).
+        it is a new attempt of an ended execution that runs that stage again.
         """
         self.recovered = recovered
         self.retry = retry
-        self.plan = plan
-        self.workspace = workspace
-        self.run_ = Run(
-            plan=plan,
-            execution_id=execution_id,
-            variables=variables,
-            executor=executor,
-            recorder=recorder,
-            workspace=workspace,
-            masker=masker,
-            registry=registry,
-            clock=clock,
-            trigger=trigger,
-            approvals=approvals if approvals is not None else Approvals(),
-            rng=rng if rng is not None else random.Random(),  # noqa: S311 - jitter, not secrets
-            max_concurrency=max_concurrency,
-            used=used,
-        )
+        plan = self.plan = run.plan
+        self.workspace = run.workspace
+        self.run_ = run
         self.attempts = Attempts(self.run_)
         self.remaining: dict[str, int] = dict(plan.in_degree)
         self.kinds = plan.kinds
         self.successors = plan.successors
         self.exit_gates = {gate: stage for stage, gate in plan.exit_gates.items()}
-        self.started_at = clock.now()
+        self.started_at = run.now()
         #: The result, once the run ended (also when it was cancelled).
         self.result: RunResult | None = None
 
