@@ -476,3 +476,21 @@ async def test_logs_follow_prints_an_action_log_until_the_action_ends(tmp_path):
     assert waits[0] is False  # it waited while the action ran
     text = out.getvalue()
     assert text.index("first") < text.index("second")
+
+
+def test_a_secret_default_never_reaches_the_store(tmp_path):
+    """The definition kept with an execution masks a secret variable's default."""
+    path = tmp_path / "state.db"
+    pipeline = pk.Pipeline(
+        "p",
+        [pk.Stage("S", [pk.Action("A", pk.shell("true"))])],
+        variables=[pk.Variable("token", default="s3cr3t-default", secret=True)],
+    )
+    store = SQLiteStore(path)
+    try:
+        assert pk.run(pipeline, store=store, workdir=tmp_path).succeeded
+    finally:
+        store.close()
+    assert b"s3cr3t-default" not in path.read_bytes()
+    assert "s3cr3t-default" not in pipeline.compile().to_json()
+    assert '"default": "****"' in pipeline.compile().to_json()

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from pipelinekit._model._declarations import Action
+from pipelinekit._model._secrets import MASK
 from pipelinekit._model._stage_graph import StageGraph
 
 if TYPE_CHECKING:
@@ -199,7 +200,11 @@ class Plan:
         document = {
             "pipeline": self.pipeline.name,
             "execution_mode": str(self.pipeline.execution_mode),
-            "variables": [{"name": v.name, "default": v.default} for v in self.pipeline.variables],
+            # A secret's default is a secret: the JSON is kept in stores and printed by `graph`.
+            "variables": [
+                {"name": v.name, "default": MASK if v.secret and v.default else v.default}
+                for v in self.pipeline.variables
+            ],
             "stages": stages,
             "nodes": nodes,
             "edges": [[u, v] for u in self.nodes for v in self.successors[u]],
