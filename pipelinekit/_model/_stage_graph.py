@@ -37,10 +37,6 @@ class StageGraph:
             for before in needs:
                 yield before, after
 
-    def predecessors(self, stage: str) -> list[str]:
-        """The stages ``stage`` needs directly."""
-        return list(self.needs[stage])
-
     def cycles(self) -> list[list[str]]:
         """Each separate cycle once, starting at its stage declared first.
 
