@@ -1,20 +1,55 @@
-"""Decisions on approvals that another process runs: checked against the record, kept in the store.
+"""Deciding approvals: here, or in an execution another process runs, through the store.
 
-A decision for an execution this engine does not run is checked against the recorded request
-(its approvers, whether self-approval is barred), kept in the store under the request's token
-(the first decision wins), and picked up by the owning engine's heartbeat.
+Every decision is kept in the store under the request's token before anyone acts on it, and the
+store keeps only the first (a conditional insert in one transaction): the first decision kept
+wins, within an engine and across processes. A decision for an execution this engine does not
+run is checked against the recorded request (its approvers, whether self-approval is barred)
+and picked up by the owning engine's heartbeat.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from pipelinekit._model._declarations import Status
 from pipelinekit._runtime._replay import replay
 from pipelinekit.exceptions import ExecutionError
-from pipelinekit.providers._decisions import Approvals, check_decider
+from pipelinekit.providers._decisions import (
+    TIMED_OUT,
+    Approvals,
+    check_decider,
+    check_identity,
+    refusal,
+)
 from pipelinekit.stores import Decision, Store
 
-__all__ = ["post_decision", "take_decisions"]
+__all__ = ["decide", "post_decision", "take_decisions"]
+
+
+async def decide(
+    store: Store,
+    approvals: Approvals,
+    execution_id: str,
+    node: str,
+    *,
+    approved: bool,
+    by: str,
+    summary: str,
+    now: datetime,
+) -> Decision:
+    """Approve or reject the approval at ``node``, waiting here or in another process.
+
+    ``ExecutionError`` when ``by`` is blank or may not decide, nothing waits there, or a
+    decision was kept first (naming who decided what, and when).
+    """
+    check_identity(by)
+    if approvals.is_waiting(execution_id, node):
+        return await approvals.decide(
+            execution_id, node, approved=approved, by=by, summary=summary, now=now
+        )
+    return await post_decision(
+        store, execution_id, node, approved=approved, by=by, summary=summary, now=now
+    )
 
 
 async def post_decision(
@@ -34,6 +69,7 @@ async def post_decision(
     it. ``ExecutionError`` when the execution is unknown or over, nothing waits at ``node``,
     ``by`` may not decide, or someone decided first.
     """
+    check_identity(by)
     events = await store.events(execution_id)
     if not events:
         msg = f"the store has no execution {execution_id!r}"
@@ -43,14 +79,23 @@ async def post_decision(
         msg = f"execution {execution_id} already ended {state.status}; no approval waits in it"
         raise ExecutionError(msg)
     waiting = state.waiting_for_approval()
-    if node not in waiting:
+    action = state.actions.get(node)
+    request = action.approval if action is not None else None
+    if node not in waiting or request is None:
+        if request is not None and request.status in {Status.SUCCEEDED, Status.FAILED}:
+            # Decided and recorded already: say by whom, as when the decision is still only
+            # kept (the same words either way).
+            kept = await store.decision(execution_id, request.token)
+            if kept is None:
+                detail = request.detail
+                by_whom = TIMED_OUT if detail.get("timed_out") else str(detail.get("by", "?"))
+                kept = Decision(request.status is Status.SUCCEEDED, by_whom, "", request.time)
+            raise ExecutionError(refusal(kept, execution_id, node))
         msg = (
             f"no approval is waiting at {node!r} in execution {execution_id} "
             f"(waiting: {', '.join(waiting) or 'none'})"
         )
         raise ExecutionError(msg)
-    request = state.actions[node].approval
-    assert request is not None  # noqa: S101 - it waits, so it has a request
     token, detail = request.token, request.detail
     approvers = [str(name) for name in detail.get("approvers") or ()]
     barred = state.start.get("triggered_by") if detail.get("self_approval") is False else None
@@ -58,35 +103,19 @@ async def post_decision(
     ours = Decision(approved, by, summary, now)
     kept = await store.put_decision(execution_id, token, ours)
     if kept != ours:
-        verb = "approved" if kept.approved else "rejected"
-        msg = (
-            f"the approval at {node!r} in execution {execution_id} was already {verb} by {kept.by}"
-        )
-        raise ExecutionError(msg)
+        raise ExecutionError(refusal(kept, execution_id, node))
     return kept
 
 
 async def take_decisions(store: Store, approvals: Approvals, execution_id: str) -> None:
-    """Hand decisions kept in ``store`` to the approvals of ``execution_id`` waiting here."""
+    """Hand decisions kept in ``store`` to the approvals of ``execution_id`` waiting here.
+
+    A kept decision stands as it is: it was checked before it was kept, and the store keeps
+    only the first.
+    """
     for node, pending in approvals.pending(execution_id):
         if pending.token is None:
             continue  # its request is not on record yet
         decision = await store.decision(execution_id, pending.token)
-        if decision is None or not approvals.is_waiting(execution_id, node):
-            continue
-        try:
-            approvals.decide(
-                execution_id,
-                node,
-                approved=decision.approved,
-                by=decision.by,
-                summary=decision.summary,
-                now=decision.time,
-            )
-        except ExecutionError as error:
-            # Checked when it was kept; refused here only if the rules changed meanwhile.
-            from pipelinekit.providers._log import library_logger  # noqa: PLC0415 - rare
-
-            library_logger().warning(
-                "approval decision refused", execution_id=execution_id, error=str(error)
-            )
+        if decision is not None:
+            approvals.hand_over(execution_id, node, pending.token, decision)

@@ -32,7 +32,7 @@ from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._model._secrets import Masker
 from pipelinekit._runtime._artifacts import DiskWorkspace, WorkspaceFactory
 from pipelinekit._runtime._collector import collector_tuned_for_a_run
-from pipelinekit._runtime._decisions import post_decision, take_decisions
+from pipelinekit._runtime._decisions import decide, take_decisions
 from pipelinekit._runtime._delivery import HookHandler, deliver, with_hook_errors
 from pipelinekit._runtime._execution import Execution, ExecutionFeed
 from pipelinekit._runtime._lease import Leases
@@ -137,7 +137,8 @@ class Engine:
         #: Providers the runs used that hold resources, closed with the engine (by identity).
         self._to_close: dict[int, Closeable] = {}
         self._closeable_types: dict[type, bool] = {}
-        self.approvals = Approvals()
+        # Decisions are kept in the store first: the first one kept wins, here or elsewhere.
+        self.approvals = Approvals(keep=self.store.put_decision)
         #: Who this engine is, in leases: host, process and a random part.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_seconds = (
@@ -282,8 +283,9 @@ class Engine:
         """Approve the ``ManualApproval`` waiting at ``action`` (``"Stage.Action"``).
 
         The execution may run in this engine or in another process on the same store (which
-        picks the decision up within a second). ``ExecutionError`` when nothing waits there,
-        ``by`` may not decide it, or it was decided already.
+        picks the decision up within a second). The first decision kept in the store stands:
+        ``ExecutionError`` when nothing waits there, ``by`` is blank or may not decide it, or it
+        was decided already (saying by whom, and when).
         """
         await self._decide(execution_id, action, approved=True, by=by, summary=summary)
 
@@ -297,13 +299,9 @@ class Engine:
     async def _decide(
         self, execution_id: str, node: str, *, approved: bool, by: str, summary: str
     ) -> None:
-        if self.approvals.is_waiting(execution_id, node):
-            self.approvals.decide(
-                execution_id, node, approved=approved, by=by, summary=summary, now=self.clock.now()
-            )
-            return
-        await post_decision(
+        await decide(
             self.store,
+            self.approvals,
             execution_id,
             node,
             approved=approved,

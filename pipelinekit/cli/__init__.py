@@ -116,7 +116,10 @@ def _execution_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         decide.add_argument("execution", metavar="ID")
         decide.add_argument("action", metavar="STAGE.ACTION")
         decide.add_argument(
-            "--by", default=None, metavar="NAME", help="who decides (default: your login name)"
+            "--by",
+            default=None,
+            metavar="NAME",
+            help="who decides (default: your login name, said on stderr; never blank)",
         )
         decide.add_argument("--summary", default="", metavar="TEXT", help="why (kept with it)")
         decide.add_argument("--store", default=None, metavar="PATH", help=store_help)
@@ -175,6 +178,7 @@ def _store_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 approved=args.command == "approve",
                 by=args.by,
                 summary=args.summary,
+                err=err,
             )
         else:
             _history.logs(store, args.execution, args.action, out, follow=args.follow)

@@ -287,14 +287,32 @@ def decide(
     approved: bool,
     by: str | None,
     summary: str,
+    err: TextIO | None = None,
 ) -> None:
-    """Approve or reject the manual approval waiting at ``node`` (the run takes it up)."""
-    from pipelinekit._runtime._decisions import post_decision  # noqa: PLC0415 - only these commands
+    """Approve or reject the manual approval waiting at ``node`` (the run takes it up).
 
-    who = by or current_user()
-    if not who:
-        msg = "cannot tell who you are; say it with --by NAME"
+    ``by`` is who decides; ``None`` (no ``--by``) means the login name, said on ``err``. A
+    blank ``by`` is refused, never replaced by the login name.
+    """
+    from pipelinekit._runtime._decisions import post_decision  # noqa: PLC0415 - only these commands
+    from pipelinekit.providers._decisions import check_identity  # noqa: PLC0415
+
+    if by is None:
+        who = current_user()
+        if who is None:
+            msg = "cannot tell who you are; say it with --by NAME"
+            raise ExecutionError(msg)
+        if err is not None:
+            err.write(f"pipelinekit: deciding as {who} (give --by NAME to say otherwise)\n")
+    elif not by.strip():
+        msg = (
+            f"--by needs the name of who decides (got {by!r}); leave --by out to decide as "
+            "your login name"
+        )
         raise ExecutionError(msg)
+    else:
+        who = by
+    check_identity(who)
     anyio.run(
         partial(
             post_decision,

@@ -8,8 +8,10 @@ __all__ = ["current_user"]
 
 
 def current_user() -> str | None:
-    """The login name, or ``None`` where there is none (some containers)."""
+    """The login name, or ``None`` where there is none (some containers) or it is blank."""
     try:
-        return getpass.getuser()
+        name = getpass.getuser()
     except (KeyError, OSError):  # pragma: no cover - no user name in some containers
         return None
+    # $LOGNAME and friends come first in getuser(): a blank one names nobody.
+    return name if name and name.strip() else None

@@ -10,7 +10,8 @@ import attrs
 
 from pipelinekit._model._declarations import ActionTypeId, Category, Owner, Status, to_duration
 from pipelinekit._model._frozendict import to_tuple
-from pipelinekit.exceptions import ActionFailed
+from pipelinekit.exceptions import ActionFailed, ExecutionError
+from pipelinekit.providers._decisions import TIMED_OUT, check_identity
 
 if TYPE_CHECKING:
     from pipelinekit.providers._context import ActionContext
@@ -44,7 +45,7 @@ class ManualApproval:
     external_entity_link: str = attrs.field(default="", kw_only=True)
 
     async def run(self, ctx: ActionContext) -> None:
-        """Wait for the decision."""
+        """Wait for the decision: the first one kept in the store, a person's or the timeout's."""
         node = f"{ctx.stage}.{ctx.action}"
         barred = None if self.allow_self_approval else ctx.triggered_by
         pending = ctx.approvals.open(
@@ -53,19 +54,27 @@ class ManualApproval:
         try:
             # Who may decide goes on record too: a decision from another process is checked
             # against it before it is kept.
-            pending.token = await ctx.report_approval(
-                Status.WAITING_FOR_APPROVAL,
-                custom_data=self.custom_data,
-                external_entity_link=self.external_entity_link,
-                expires=(ctx.clock.now() + self.timeout).isoformat(),
-                approvers=list(self.approvers),
-                self_approval=self.allow_self_approval,
+            pending.recorded(
+                await ctx.report_approval(
+                    Status.WAITING_FOR_APPROVAL,
+                    custom_data=self.custom_data,
+                    external_entity_link=self.external_entity_link,
+                    expires=(ctx.clock.now() + self.timeout).isoformat(),
+                    approvers=list(self.approvers),
+                    self_approval=self.allow_self_approval,
+                )
             )
             with ctx.clock.move_on_after(self.timeout.total_seconds()) as scope:
                 decision = await pending.wait()
+            if scope.cancelled_caught:
+                # The timeout is kept like a decision: one kept a moment earlier (and not yet
+                # heard here) stands instead, so nobody is told "approved" of a timed-out run.
+                decision = await ctx.approvals.time_out(
+                    ctx.execution_id, pending, after=self.timeout, now=ctx.clock.now()
+                )
         finally:
-            ctx.approvals.close(ctx.execution_id, node)
-        if scope.cancelled_caught:
+            ctx.approvals.close(ctx.execution_id, node, pending)
+        if decision.by == TIMED_OUT:
             await ctx.report_approval(Status.FAILED, timed_out=True)
             msg = f"approval timed out after {self.timeout}"
             raise ActionFailed(msg)
@@ -86,5 +95,13 @@ class ManualApproval:
                 "timeout",
                 f"must be a positive duration: a timedelta or seconds (got {self.timeout!r})",
             )
-        if not all(isinstance(name, str) and name for name in self.approvers):
-            yield "approvers", "must be a list of names"
+        for name in self.approvers:
+            try:
+                check_identity(name)
+            except ExecutionError:
+                message = (
+                    "must be a list of names, without blanks, spaces around a name or control "
+                    f"characters (got {name!r})"
+                )
+                yield "approvers", message
+                break
