@@ -22,7 +22,7 @@ from pipelinekit._runtime._cache import canonical
 from pipelinekit._runtime._results import Attempt
 from pipelinekit._runtime._run import ActionRecord, Run
 from pipelinekit.exceptions import ActionFailed, ActionTimeout, StoreError
-from pipelinekit.providers._capabilities import Runnable
+from pipelinekit.providers._capabilities import Runnable, with_references_resolved
 from pipelinekit.providers._context import ActionContext, LogFile
 from pipelinekit.stores import CacheEntry
 
@@ -321,7 +321,7 @@ class Attempts:
         configuration = action.configuration
         if record.node in run.plan.referencing:
             configuration = resolve_value(configuration, run.lookup)
-            provider = resolve_value(provider, run.lookup)
+            provider = with_references_resolved(provider, run.lookup)
         run.used(provider)  # the object that runs, references resolved
         workspace = run.workspace
         outputs = {name: workspace.artifact(name) for name in action.outputs}

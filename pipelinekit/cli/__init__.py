@@ -17,6 +17,7 @@ from pipelinekit._model._loader import LoadError, load_pipeline, source_of
 from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._version import __version__
 from pipelinekit.exceptions import ExecutionError, PipelineDefinitionError
+from pipelinekit.providers._commands import reference_notes
 
 __all__ = ["main"]
 
@@ -272,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit 
             f"{len(plan.actions)} actions in {len(groups)} parallel steps",
             file=out,
         )
+        for note in reference_notes(pipeline):
+            print(note, file=out)
     else:
         render = {"mermaid": plan.to_mermaid, "dot": plan.to_dot, "json": plan.to_json}
         text = render[args.format]()

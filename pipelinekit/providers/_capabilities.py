@@ -10,6 +10,9 @@ contract, each with the default that applies when a provider does not declare it
 - ``output_variables: Sequence[str]`` (default: none declared): the output variables it sets,
   so that ``#{Namespace.Name}`` references are checked at definition time and the fake executor
   can make up values.
+- ``resolve_references(lookup)`` (default: each reference's value is substituted for its text in
+  every string of the provider): the provider to run, resolved its own way. ``Commands`` uses it
+  so that a value never becomes shell text.
 
 Each is checked with ``isinstance`` against its protocol (``runtime_checkable``), so the runtime
 asks a typed question instead of looking a name up.
@@ -17,13 +20,23 @@ asks a typed question instead of looking a name up.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from pipelinekit._model._variables import Reference, resolve_value
 
 if TYPE_CHECKING:
     from pipelinekit.providers._context import ActionContext
 
-__all__ = ["Closeable", "DeclaresOutputVariables", "Idempotent", "Runnable", "is_idempotent"]
+__all__ = [
+    "Closeable",
+    "DeclaresOutputVariables",
+    "Idempotent",
+    "ResolvesReferences",
+    "Runnable",
+    "is_idempotent",
+    "with_references_resolved",
+]
 
 
 @runtime_checkable
@@ -58,6 +71,37 @@ class DeclaresOutputVariables(Protocol):
     """A provider that names the output variables it sets."""
 
     output_variables: Sequence[str]
+
+
+@runtime_checkable
+class ResolvesReferences(Protocol):
+    """A provider that resolves its own ``#{...}`` references.
+
+    The engine calls ``resolve_references(lookup)`` before each attempt of an action whose
+    provider holds references, instead of substituting each value's text in every string of the
+    provider. The contract:
+
+    - return the provider to run; the declaration itself is left as it is (it is frozen, and the
+      next attempt or execution resolves it again, maybe with other values);
+    - get every value through ``lookup``, and let what it raises (a reference with no value)
+      propagate: the attempt fails with that message;
+    - depend on nothing but the declaration and the values, so the result can be recorded and
+      used as a cache key.
+
+    ``Commands`` implements it to pass each value to the shell as an environment variable, never
+    as shell text.
+    """
+
+    def resolve_references(self, lookup: Callable[[Reference], str]) -> Runnable:
+        """The provider to run, with the value of each reference from ``lookup``."""
+
+
+def with_references_resolved(provider: Runnable, lookup: Callable[[Reference], str]) -> Runnable:
+    """``provider`` resolved its own way when it says how, else by substituting text."""
+    if isinstance(provider, ResolvesReferences):
+        return provider.resolve_references(lookup)
+    resolved: Runnable = resolve_value(provider, lookup)
+    return resolved
 
 
 def is_idempotent(provider: object) -> bool:
