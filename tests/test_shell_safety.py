@@ -433,3 +433,23 @@ def test_validate_refuses_a_reference_no_quoting_can_pass_as_data(tmp_path, cli)
     assert (status, out) == (2, "")
     assert "field 'provider.commands[0]'" in err
     assert "#{variables.branch} stands inside an arithmetic expression" in err
+
+
+async def test_an_environment_too_large_to_start_the_commands_is_a_clear_failure(
+    workdir, monkeypatch
+):
+    # Under the limits where declared, but the inherited environment fills the rest.
+    for index in range(os.sysconf("SC_ARG_MAX") // 100_000 + 1):
+        monkeypatch.setenv(f"PK_TEST_FILLER_{index}", "x" * 100_000)
+    result = await pk.arun(one(pk.Action("A", pk.shell("true"))), workdir=workdir)
+    error = result.actions["S.A"].error
+    assert error.startswith("the commands could not start: their arguments and environment take ")
+    assert "(SC_ARG_MAX)" in error
+    assert "Argument list too long" not in error
+
+
+def test_commands_never_validated_still_refuse_to_run_what_cannot_be_data():
+    # A declaration built outside an Action (the registry builds one from a configuration).
+    commands = pk.Commands(["echo $((#{variables.n} + 1))"])
+    with pytest.raises(pk.ActionFailed, match=r"commands\[0\]: #\{variables.n\} stands inside an"):
+        commands.resolve_references(lambda _: "1")
