@@ -4,15 +4,20 @@ hypothesis state machine), concurrent writers, and history through the engine an
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io
 import json
 import multiprocessing
 import os
+import random
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 
 import anyio
 import pytest
@@ -24,6 +29,11 @@ import pipelinekit as pk
 from pipelinekit.cli import _history
 from pipelinekit.stores import Decision, SQLiteStore
 from pipelinekit.stores._sqlite import SCHEMA_VERSION, _json
+
+try:
+    from pipelinekit.stores._sqlite import APPLICATION_ID
+except ImportError:  # before the fix: the tests that need it fail on it
+    APPLICATION_ID = int.from_bytes(b"PKit", "big")
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -494,3 +504,237 @@ def test_a_secret_default_never_reaches_the_store(tmp_path):
     assert b"s3cr3t-default" not in path.read_bytes()
     assert "s3cr3t-default" not in pipeline.compile().to_json()
     assert '"default": "****"' in pipeline.compile().to_json()
+
+
+# -- a file that is not its own, read-only or damaged ----------------------------------------------
+
+DATA = Path(__file__).parent / "data"
+#: The execution in data/state-schema-8.db.gz, a database made by pipelinekit before it set
+#: SQLite's application_id (schema 8): a run whose approval bob decided from another engine.
+SCHEMA_8_EXECUTION = "c3583a80-9c85-4b90-a878-a316adc0233e"
+
+
+def schema_8_database(tmp_path):
+    path = tmp_path / "state.db"
+    path.write_bytes(gzip.decompress((DATA / "state-schema-8.db.gz").read_bytes()))
+    return path
+
+
+def every_call(store):
+    """Each way in: a read, a write, a decision; what each gave (``"ok"`` or the error)."""
+    calls = {
+        "events": partial(store.events, "e1"),
+        "executions": store.executions,
+        "record": partial(store.record, [event("e9", 1)]),
+        "decision": partial(store.decision, "e1", 1),
+    }
+    answers = {}
+    for name, call in calls.items():
+        try:
+            anyio.run(call)
+            answers[name] = "ok"
+        except pk.StoreError as error:
+            answers[name] = f"StoreError: {error}"
+        except Exception as error:  # noqa: BLE001 - what leaks is what the test looks for
+            answers[name] = f"{type(error).__module__}.{type(error).__name__}: {error}"
+    return answers
+
+
+def test_a_new_database_is_marked_as_pipelinekit_s(tmp_path):
+    path = tmp_path / "state.db"
+    store = SQLiteStore(path)
+    record(store, event("e1", 1))
+    store.close()
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert int.from_bytes(b"PKit", "big") == APPLICATION_ID
+
+
+def make_foreign(path, *, application_id=0, table=True, journal="delete"):
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:
+        connection.execute(f"PRAGMA journal_mode = {journal}")
+        if application_id:
+            connection.execute(f"PRAGMA application_id = {application_id}")
+        if table:
+            connection.execute("CREATE TABLE users (name TEXT)")
+            connection.execute("INSERT INTO users VALUES ('ann')")
+        else:
+            connection.execute("PRAGMA user_version = 3")
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ({}, "it is another program's SQLite database (tables: users)"),
+        ({"journal": "wal"}, "it is another program's SQLite database (tables: users)"),
+        ({"application_id": 0x12345678, "table": False}, "application_id 0x12345678"),
+        ({"table": False}, "it is another program's SQLite database (no tables)"),
+    ],
+)
+def test_someone_else_s_database_is_refused_untouched(tmp_path, options, reason):
+    path = tmp_path / "theirs.db"
+    make_foreign(path, **options)
+    before = path.read_bytes()
+    answers = every_call(SQLiteStore(path))
+    assert path.read_bytes() == before
+    assert not (tmp_path / "theirs.db-wal").exists()
+    for answer in answers.values():
+        assert answer.startswith("StoreError: "), answer
+        assert str(path) in answer
+        assert reason in answer
+        assert "give pipelinekit a file of its own" in answer
+
+
+def test_a_database_of_the_previous_schema_is_recognised_and_marked(tmp_path):
+    path = schema_8_database(tmp_path)
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA application_id").fetchone()[0] == 0
+    store = SQLiteStore(path)
+    events = read(store, SCHEMA_8_EXECUTION)
+    assert [e.state for e in events if e.type == "pipeline"][-1] is pk.Status.SUCCEEDED
+    approval = next(e for e in events if e.type == "approval")
+    kept = anyio.run(store.decision, SCHEMA_8_EXECUTION, approval.sequence)
+    assert kept is not None
+    assert (kept.by, kept.summary, kept.approved) == ("bob", "ok", True)
+    assert anyio.run(store.integrity_check) == "ok"
+    store.close()
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        version = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+        assert int(version.fetchone()[0]) == SCHEMA_VERSION
+    # And it goes on being used, now known by its id.
+    again = SQLiteStore(path)
+    record(again, event("e2", 1))
+    assert "e2" in [h.id for h in anyio.run(again.executions)]
+    again.close()
+
+
+#: Root ignores file modes. Dropped from the bounding set, these capabilities are gone from the
+#: program it then runs, which obeys file modes like anyone else: CAP_DAC_OVERRIDE,
+#: CAP_DAC_READ_SEARCH, CAP_FOWNER (PR_CAPBSET_DROP is 24).
+DROP_OVERRIDE = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+for capability in (1, 2, 3):
+    if libc.prctl(24, capability, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
+"""
+
+CHILD = """
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from test_stores import every_call
+from pipelinekit.stores import SQLiteStore
+print(json.dumps(every_call(SQLiteStore(sys.argv[1]))))
+"""
+
+
+def every_call_obeying_file_modes(path):
+    """``every_call`` in a child process that cannot write where the file modes say so."""
+    command = [sys.executable, "-c", CHILD, str(path), str(Path(__file__).parent)]
+    if os.geteuid() == 0:
+        command = [sys.executable, "-c", DROP_OVERRIDE, *command[1:]]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="drops root's capabilities the Linux way")
+@pytest.mark.parametrize("where", ["file", "folder"])
+def test_a_read_only_database_is_a_store_error_naming_the_fix(tmp_path, where):
+    path = tmp_path / "state.db"
+    store = SQLiteStore(path)
+    record(store, event("e1", 1))
+    store.close()
+    if where == "file":
+        path.chmod(0o444)
+    else:
+        tmp_path.chmod(0o555)
+    try:
+        answers = every_call_obeying_file_modes(path)
+    finally:
+        tmp_path.chmod(0o755)
+        path.chmod(0o600)
+    if where == "file":
+        # What it holds can still be read; a change is refused.
+        assert answers["events"] == answers["executions"] == answers["decision"] == "ok"
+        refused = [answers["record"]]
+    else:
+        # SQLite cannot make its -wal and -shm files beside it: nothing works.
+        refused = list(answers.values())
+    for answer in refused:
+        assert answer.startswith("StoreError: "), answer
+        assert str(path) in answer
+        assert "it is read-only" in answer
+        assert "write access" in answer
+
+
+def damage(path, how):
+    if how == "random bytes":
+        path.write_bytes(random.Random(7).randbytes(40_000))
+    elif how == "truncated":
+        path.write_bytes(path.read_bytes()[:30_000])
+    else:  # pages past the first overwritten: opens, then fails on reading the events
+        data = bytearray(path.read_bytes())
+        noise = random.Random(7).randbytes(3000)
+        for page in range(2, len(data) // 4096):
+            data[page * 4096 + 100 : page * 4096 + 3100] = noise
+        path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["random bytes", "truncated", "damaged pages"])
+def test_a_damaged_database_is_one_clear_store_error(tmp_path, cli, how):
+    path = schema_8_database(tmp_path)
+    damage(path, how)
+    store = SQLiteStore(path)
+    with pytest.raises(pk.StoreError) as caught:
+        read(store, SCHEMA_8_EXECUTION)
+    store.close()
+    message = str(caught.value)
+    assert str(path) in message
+    assert "\n" not in message
+    assert "move it aside" in message
+    for command in (
+        ["status", SCHEMA_8_EXECUTION],
+        ["approve", SCHEMA_8_EXECUTION, "Approve.Prod", "--by", "bob"],
+    ):
+        status, out, err = cli(*command, "--store", str(path))
+        assert status == 2, (command, out, err)
+        assert err.count("\n") == 1, err
+        assert err.startswith("pipelinekit: error: cannot use "), err
+
+
+@pytest.mark.xfail(
+    strict=True, reason="the CLI's resume does not catch StoreError yet (the lead's part 7 work)"
+)
+def test_resume_on_a_damaged_database_is_one_line(tmp_path, cli):
+    path = schema_8_database(tmp_path)
+    damage(path, "damaged pages")
+    status, _, err = cli("resume", SCHEMA_8_EXECUTION, "--store", str(path))
+    assert status == 2
+    assert err.count("\n") == 1, err
+
+
+def test_errors_in_the_store_s_thread_are_store_errors(tmp_path):
+    path = tmp_path / "state.db"
+    store = SQLiteStore(path, busy_timeout=0.05)
+    record(store, event("e1", 1))
+    # Another process holds the write lock longer than the store waits.
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(pk.StoreError, match="locked by another process") as caught:
+            record(store, event("e1", 2, "stage", stage="S"))
+        other.execute("ROLLBACK")
+    assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+    # A table dropped behind its back.
+    with contextlib.closing(sqlite3.connect(path)) as other, other:
+        other.execute("DROP TABLE decisions")
+    with pytest.raises(pk.StoreError, match="no such table: decisions"):
+        anyio.run(store.decision, "e1", 1)
+    # A record changed behind its back into something pipelinekit never writes.
+    with contextlib.closing(sqlite3.connect(path)) as other, other:
+        other.execute("UPDATE events SET detail = '{not json' WHERE execution_id = 'e1'")
+    with pytest.raises(pk.StoreError, match="holds a record pipelinekit cannot read"):
+        read(store, "e1")
+    store.close()

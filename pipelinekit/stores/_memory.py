@@ -6,6 +6,7 @@ same operations), so a test on one says something about the other.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
@@ -96,6 +97,9 @@ class MemoryStore:
         self._leases: dict[str, tuple[str, float]] = {}
         self._stops: dict[str, tuple[bool, str]] = {}
         self._decisions: dict[tuple[str, int], Decision] = {}
+        # The first decision kept wins even when engines on other threads (each with its own
+        # event loop) share this store: the check and the keep are one step under the lock.
+        self._deciding = threading.Lock()
         self._cache: dict[str, CacheEntry] = {}
         self._pipelines: dict[tuple[str, str], Plan] = {}
 
@@ -179,7 +183,8 @@ class MemoryStore:
         if execution_id not in self._events:
             msg = f"cannot decide an approval of execution {execution_id}: it is unknown"
             raise StoreError(msg)
-        return self._decisions.setdefault((execution_id, token), decision)
+        with self._deciding:
+            return self._decisions.setdefault((execution_id, token), decision)
 
     async def decision(self, execution_id: str, token: int) -> Decision | None:
         """The decision kept on approval request ``token`` of ``execution_id``, if any."""

@@ -23,7 +23,8 @@ class Store(Protocol):
     ``Stopped``, ...) of the same execution, stage or action: a stale writer can never rewrite
     history. The engine announces an event to hooks and readers only after ``record`` returned
     it. ``events`` returns what was recorded for one execution, oldest first; ``executions``
-    the history.
+    the history. Whatever goes wrong in a store reaches its caller as ``StoreError`` (with the
+    underlying error as its ``__cause__``), never as the error of the library beneath.
 
     Two attributes tell the engine how to write: ``durable`` (what it keeps outlives the
     process; then an action's start is written before the action runs, so that a crash can
@@ -70,7 +71,9 @@ class Store(Protocol):
         """Keep a decision on the approval request ``token`` of an execution, unless one is kept.
 
         ``token`` is the sequence number of the request's ``WaitingForApproval`` event. Returns
-        the decision that stands: the first one kept.
+        the decision that stands: the first one kept. The check and the keep must be one atomic
+        step (a conditional insert in one transaction, a lock), across every engine and process
+        sharing the store: approvals are decided by it, never by a read and then a write.
         """
         ...
 

@@ -14,6 +14,15 @@ to be safe against those too, at the cost of an fsync per transaction.
 
 The schema carries a version; older databases are migrated forward when opened, and a database
 written by a newer pipelinekit is refused rather than misread.
+
+The file is marked as pipelinekit's with SQLite's ``application_id`` (``APPLICATION_ID``, the
+bytes ``PKit``). Before changing anything in an existing file (its journal mode, its schema),
+the store checks it is its own: marked, or (made before the mark) holding pipelinekit's tables,
+then marked. Anyone else's database is refused as it is, byte for byte.
+
+Every ``sqlite3`` error, on opening or later in the store's thread, reaches the caller as a
+``StoreError`` naming the file, what is wrong and what to do (the ``sqlite3`` error is its
+``__cause__``).
 """
 
 from __future__ import annotations
@@ -50,7 +59,7 @@ if TYPE_CHECKING:
 
     from pipelinekit._compiler._plan import Plan
 
-__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteStore"]
 
 T = TypeVar("T")
 
@@ -144,6 +153,22 @@ _MIGRATIONS: dict[int, str] = {
             PRIMARY KEY (execution_id, token)
         );
     """,
+}
+
+#: SQLite's ``application_id`` of a pipelinekit database: the bytes ``PKit``.
+APPLICATION_ID = int.from_bytes(b"PKit", "big")
+
+#: The tables any version of the schema has: a database without the mark but with these (and a
+#: schema version) was made by a pipelinekit from before the mark.
+_OWN_TABLES = frozenset({"meta", "executions", "events"})
+#: Every table any version of the schema made.
+_KNOWN_TABLES = _OWN_TABLES | {
+    "subjects",
+    "leases",
+    "stop_requests",
+    "cache",
+    "pipelines",
+    "decisions",
 }
 
 #: Steps that need a newer SQLite than some systems have. Without it the step is skipped; what
@@ -259,8 +284,10 @@ class SQLiteStore:
     """Keeps executions in an SQLite file (default ``.pipelinekit/state.db``).
 
     The file is created with mode 0600 (only its owner can read the history). A path that
-    cannot hold a database (a missing folder, a read-only place, a file that is not SQLite)
-    raises ``StoreError`` naming the path and the reason, on first use.
+    cannot hold a database (a missing folder, a file that is not SQLite or is damaged, another
+    program's database, which is left untouched) raises ``StoreError`` naming the path, the
+    reason and the fix, on first use; so does a change to a read-only database (reading one
+    works), and any other error of SQLite.
     """
 
     #: Each write is a transaction in a worker thread: the engine batches bursts of changes.
@@ -309,6 +336,53 @@ class SQLiteStore:
     def _fail(self, reason: str) -> StoreError:
         return StoreError(f"cannot use {str(self.path)!r} as a pipelinekit store: {reason}")
 
+    def _failed(self, error: sqlite3.Error) -> StoreError:
+        """The ``StoreError`` for an error of SQLite: what it means here, and what to do."""
+        reason = str(error)
+        lowered = reason.lower()
+        if "readonly" in lowered or "read-only" in lowered:
+            reason = (
+                "it is read-only; give the user running pipelinekit write access to the file "
+                "and its folder (SQLite writes -wal and -shm files beside it)"
+            )
+        elif "file is not a database" in lowered:
+            reason = (
+                "it is not an SQLite database (or it is damaged); move it aside to start a new "
+                "history, or give pipelinekit a file of its own"
+            )
+        elif "malformed" in lowered or "corrupt" in lowered:
+            reason = (
+                f"it is damaged ({reason}); move it aside to start a new history (`sqlite3 "
+                "FILE .recover` may save what is left of the old one)"
+            )
+        elif "locked" in lowered or "busy" in lowered:
+            reason = (
+                f"it stayed locked by another process for longer than busy_timeout "
+                f"({self.busy_timeout:g} s); try again, or give SQLiteStore a longer busy_timeout"
+            )
+        elif "unable to open" in lowered:
+            reason = f"SQLite cannot open it ({reason}); check the file and its folder's modes"
+        elif "disk is full" in lowered:
+            reason = "the disk is full; free some space and try again"
+        return self._fail(" ".join(reason.split()))  # one line, whatever SQLite said
+
+    def _unreadable(self, error: ValueError) -> StoreError:
+        # A status, a time or JSON that pipelinekit did not write: the file was changed behind
+        # its back, or damaged.
+        msg = (
+            f"it holds a record pipelinekit cannot read ({' '.join(str(error).split())}); it "
+            "may be damaged: move it aside to start a new history"
+        )
+        return self._fail(msg)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Decode rows; what cannot be decoded is a ``StoreError``."""
+        try:
+            yield
+        except ValueError as error:
+            raise self._unreadable(error) from error
+
     def _open(self) -> sqlite3.Connection:
         import sqlite3  # noqa: PLC0415 - see the imports at the top
 
@@ -324,6 +398,12 @@ class SQLiteStore:
                 os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
             except FileExistsError:
                 pass  # another process created it first
+            except PermissionError as error:
+                msg = (
+                    f"cannot create it ({error.strerror}); give the user running pipelinekit "
+                    "write access to its folder, or choose another path"
+                )
+                raise self._fail(msg) from error
             except OSError as error:
                 raise self._fail(error.strerror or str(error)) from error
         connection: sqlite3.Connection | None = None
@@ -332,6 +412,8 @@ class SQLiteStore:
                 path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
             )
             connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            # Before anything changes the file (WAL changes its header): is it ours?
+            self._claim(connection)
             mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 msg = f"SQLite could not switch it to WAL (journal mode {mode!r})"
@@ -342,15 +424,62 @@ class SQLiteStore:
         except BaseException as error:
             if connection is not None:
                 connection.close()  # never left for the collector to find open
-            if not isinstance(error, sqlite3.DatabaseError):
-                raise  # a newer schema, for one: already a clear StoreError
-            reason = str(error)
-            if "file is not a database" in reason:
-                reason = "it is not an SQLite database"
-            elif "readonly" in reason or "read-only" in reason:
-                reason = "it is read-only"
-            raise self._fail(reason) from error
+            if not isinstance(error, sqlite3.Error):
+                raise  # not its own, or a newer schema: already a clear StoreError
+            raise self._failed(error) from error
         return connection
+
+    def _claim(self, connection: sqlite3.Connection) -> None:
+        """Refuse a database that is not pipelinekit's; mark one that is but is not marked yet.
+
+        Only reads until the file is known to be ours: another program's database is left
+        exactly as it was. A new (empty) file is marked first, in its own transaction, so
+        that whatever happens next it is known as ours.
+        """
+        import sqlite3  # noqa: PLC0415 - see the imports at the top
+
+        if self._owner(connection) == APPLICATION_ID:
+            return
+        try:
+            with _immediate(connection):
+                # Again under the write lock: another process may have marked it meanwhile.
+                marked = connection.execute("PRAGMA application_id").fetchone()[0]
+                if marked != APPLICATION_ID:
+                    connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        except sqlite3.OperationalError as error:
+            if "readonly" not in str(error) or not self._tables(connection):
+                raise
+            # Ours by its tables but read-only: readable as it is; writes say it is read-only.
+
+    def _owner(self, connection: sqlite3.Connection) -> int:
+        """``APPLICATION_ID`` if the database is pipelinekit's, 0 if it is new; else refuse."""
+        marked = int(connection.execute("PRAGMA application_id").fetchone()[0])
+        if marked == APPLICATION_ID:
+            return marked
+        if marked != 0:
+            msg = (
+                f"it belongs to another program (SQLite application_id 0x{marked & 0xFFFFFFFF:08x},"
+                " not pipelinekit's); give pipelinekit a file of its own"
+            )
+            raise self._fail(msg)
+        if int(connection.execute("PRAGMA page_count").fetchone()[0]) == 0:
+            return 0  # an empty file: ours to make
+        tables = self._tables(connection)
+        if _OWN_TABLES <= tables <= _KNOWN_TABLES:
+            return 0  # made by a pipelinekit from before the mark
+        listed = f"tables: {', '.join(sorted(tables))}" if tables else "no tables"
+        msg = (
+            f"it is another program's SQLite database ({listed}); give pipelinekit a file of "
+            "its own"
+        )
+        raise self._fail(msg)
+
+    @staticmethod
+    def _tables(connection: sqlite3.Connection) -> frozenset[str]:
+        rows = connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+        return frozenset(str(row[0]) for row in rows)
 
     def _migrate(self, connection: sqlite3.Connection) -> None:
         import sqlite3  # noqa: PLC0415 - see the imports at the top
@@ -385,9 +514,19 @@ class SQLiteStore:
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def in_thread() -> T:
-            opened = self._connection()
-            with opened.lock:
-                return work(opened.connection)
+            try:
+                opened = self._connection()
+                with opened.lock:
+                    return work(opened.connection)
+            except ValueError as error:
+                raise self._unreadable(error) from error
+            except Exception as error:
+                import sqlite3  # noqa: PLC0415 - loaded already; only on the way out of an error
+
+                if isinstance(error, sqlite3.Error):
+                    # Raised here, in the store's thread: the caller gets the StoreError.
+                    raise self._failed(error) from error
+                raise
 
         return await self._thread.run(in_thread)
 
@@ -527,20 +666,21 @@ class SQLiteStore:
             ).fetchall()
         )
         pipeline = await self._pipeline_of(execution_id) if rows else ""
-        return [
-            Event(
-                kind,
-                Status(state),
-                pipeline,
-                execution_id,
-                datetime.fromisoformat(time),
-                stage,
-                action,
-                json.loads(detail),
-                sequence,
-            )
-            for kind, state, stage, action, time, detail, sequence in rows
-        ]
+        with self._reading():
+            return [
+                Event(
+                    kind,
+                    Status(state),
+                    pipeline,
+                    execution_id,
+                    datetime.fromisoformat(time),
+                    stage,
+                    action,
+                    json.loads(detail),
+                    sequence,
+                )
+                for kind, state, stage, action, time, detail, sequence in rows
+            ]
 
     async def _pipeline_of(self, execution_id: str) -> str:
         row = await self._run(
@@ -566,18 +706,19 @@ class SQLiteStore:
         rows = await self._run(
             lambda connection: connection.execute(query, (*parameters, limit, offset)).fetchall()
         )
-        return [
-            ExecutionSummary(
-                id=row[0],
-                pipeline=row[1],
-                status=Status(row[2]),
-                started_at=datetime.fromisoformat(row[3]),
-                finished_at=datetime.fromisoformat(row[4]) if row[4] else None,
-                trigger=row[5],
-                triggered_by=row[6],
-            )
-            for row in rows
-        ]
+        with self._reading():
+            return [
+                ExecutionSummary(
+                    id=row[0],
+                    pipeline=row[1],
+                    status=Status(row[2]),
+                    started_at=datetime.fromisoformat(row[3]),
+                    finished_at=datetime.fromisoformat(row[4]) if row[4] else None,
+                    trigger=row[5],
+                    triggered_by=row[6],
+                )
+                for row in rows
+            ]
 
     async def acquire(
         self, execution_id: str, owner: str, *, until: float, now: float
@@ -662,14 +803,17 @@ class SQLiteStore:
                 row = connection.execute(_DECISION, (execution_id, token)).fetchone()
             return tuple(row)
 
-        return _decision(await self._run(work))
+        row = await self._run(work)
+        with self._reading():
+            return _decision(row)
 
     async def decision(self, execution_id: str, token: int) -> Decision | None:
         """The decision kept on approval request ``token`` of ``execution_id``, if any."""
         row = await self._run(
             lambda connection: connection.execute(_DECISION, (execution_id, token)).fetchone()
         )
-        return _decision(row) if row is not None else None
+        with self._reading():
+            return _decision(row) if row is not None else None
 
     async def remember_pipeline(self, plan: Plan) -> None:
         """Keep the definition of a pipeline once per version (its definition hash)."""
@@ -708,8 +852,9 @@ class SQLiteStore:
         )
         if row is None:
             return None
-        outputs = {name: (path, digest) for name, (path, digest) in json.loads(row[3]).items()}
-        return CacheEntry(row[0], row[1], json.loads(row[2]), outputs)
+        with self._reading():
+            outputs = {name: (path, digest) for name, (path, digest) in json.loads(row[3]).items()}
+            return CacheEntry(row[0], row[1], json.loads(row[2]), outputs)
 
     async def cache_put(self, key: str, entry: CacheEntry) -> None:
         """Keep a successful attempt's result under ``key`` (the newest wins)."""
