@@ -323,20 +323,32 @@ def test_the_script_that_runs_never_holds_a_value():
 # -- at run time ---------------------------------------------------------------------------------
 
 
-async def test_a_value_with_a_nul_fails_the_action_naming_the_reference(workdir):
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("a\0b", "the value of #{M.v} holds a NUL character, which no environment variable can"),
+        (
+            "é" * 66_000,  # within an output variable's limit, too long for one environment entry
+            (
+                "the value of #{M.v} is 132,011 bytes as an environment variable; one may be at "
+                "most 131,071 bytes (Linux's MAX_ARG_STRLEN): pass large values in a file or an "
+                "artifact"
+            ),
+        ),
+    ],
+)
+async def test_a_value_no_environment_can_hold_fails_the_action_naming_the_reference(
+    workdir, value, error
+):
     pipeline = pk.Pipeline(
         "p",
         [
-            pk.Stage("A", [pk.Action("Make", pk.python(lambda ctx: {"v": "a\0b"}), namespace="M")]),
+            pk.Stage("A", [pk.Action("Make", pk.python(lambda ctx: {"v": value}), namespace="M")]),
             pk.Stage("B", [pk.Action("Use", pk.shell("echo #{M.v}"))]),
         ],
     )
     result = await pk.arun(pipeline, workdir=workdir)
-    error = result.actions["B.Use"].error
-    assert (
-        error
-        == "the value of PK_REF_M_v holds a NUL character once resolved, which no environment can"
-    )
+    assert result.actions["B.Use"].error == error
 
 
 async def test_references_in_env_and_shell_are_substituted_they_are_data_already(workdir):

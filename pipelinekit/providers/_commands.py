@@ -66,9 +66,10 @@ class Commands:
     the end become the action's output variables. On timeout or cancellation the whole process
     group gets SIGTERM, then SIGKILL after ``grace_period``.
 
-    Sizes are checked where it is declared: the script may be at most ``MAX_ARGUMENT_BYTES``
-    (131,072) bytes, one argument of a command on Linux; each ``env`` value at most
-    ``MAX_VALUE_BYTES``; a NUL character is refused in commands and in ``env``.
+    Sizes are checked where it is declared: the script may be at most 131,071 bytes (one argument
+    of a command on Linux, ``MAX_ARGUMENT_BYTES`` with its NUL), each command and each ``env``
+    value at most ``MAX_VALUE_BYTES``; a NUL character is refused in commands and in ``env``.
+    Values known only at run time are checked when the action starts.
     """
 
     action_type: ClassVar[ActionTypeId] = ActionTypeId(Category.COMPUTE, Owner.AWS, "Commands", "1")
@@ -132,16 +133,18 @@ class Commands:
             msg = f"commands[{index}]: {message}"
             raise ActionFailed(msg)
         env = {key: resolve(value, lookup) for key, value in self.env.items()}
+        carried = {name: reference.text for name, reference in safe.variables}
         for name, reference in safe.variables:
             env[name] = lookup(reference)
         for key, value in env.items():
+            # What is known only now is checked now, naming what the person wrote.
+            what = f"the value of {carried[key]}" if key in carried else f"env[{key!r}]"
             if "\0" in value:
-                what = f"env[{key!r}]" if key in self.env else f"the value of {key}"
-                msg = f"{what} holds a NUL character once resolved, which no environment can"
+                msg = f"{what} holds a NUL character, which no environment variable can"
                 raise ActionFailed(msg)
             if (size := _bytes(f"{key}={value}")) >= MAX_ARGUMENT_BYTES:
                 msg = (
-                    f"env entry {key} is {size:,} bytes once resolved; one entry may be at most "
+                    f"{what} is {size:,} bytes as an environment variable; one may be at most "
                     f"{MAX_ARGUMENT_BYTES - 1:,} bytes (Linux's MAX_ARG_STRLEN): pass large "
                     "values in a file or an artifact"
                 )
