@@ -2,32 +2,70 @@
 
 The scheduler never touches the disk itself: it asks its ``Workspace`` to get an attempt's
 folders ready, to give it a log file, to seal an action's outputs (read-only, content hashes
-for the record) and to find or restore cached outputs. ``DiskWorkspace`` keeps everything in the
-execution's folder; the testing kit injects one that keeps logs in memory and touches no disk,
-so a fake run and a real one go through the same scheduler with no branch between them.
+for the record, and a manifest to check them by), to verify that input artifacts are still what
+was sealed, and to find or restore cached outputs. ``DiskWorkspace`` keeps everything in the
+execution's folder; the testing kit injects one that keeps logs and files in memory and touches
+no disk, so a fake run and a real one go through the same scheduler with no branch between them.
 
 Every method that reads or writes files runs in a worker thread: the event loop never blocks on
-a ``mkdir``, a copy or a hash.
+a ``mkdir``, a copy, a ``stat`` or a hash.
+
+**Verified artifacts.** Read-only bits do not protect an artifact: an action may make it
+writable again, and root (as CI often runs) ignores them. So a seal also records a manifest:
+for each file its ``lstat`` signature (size, mtime, ctime, inode, mode) and the hash of its
+bytes. ``InputChecks`` has every consumer's inputs checked against it before the consumer
+starts and after it ends: a file whose signature changed is hashed again, and only a change of
+bytes, executable bit, symlink target, or a file added or removed counts. The inode's change
+time (``ctime``) is what no write can avoid setting and no call can set back; a file whose
+ctime is not yet older than the file system's clock (a change in the same clock tick could
+leave it equal) is hashed until a check sees the clock move past it, so a write is never
+hidden by a coarse timestamp. Before a deploy every byte is hashed anyway (``full``): that
+also covers what no manifest sees (bit rot, a file system that keeps no ctime, a clock set
+back to the same instant).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import stat
 import sys
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Literal, Protocol, Self
 
 import anyio
+import attrs
 
 from pipelinekit._model._secrets import Masker
-from pipelinekit._runtime._cache import cache_key, copy_outputs, hash_outputs
+from pipelinekit._runtime._cache import cache_key, copy_outputs
 from pipelinekit._thread import WorkerThread
+from pipelinekit.exceptions import ActionFailed
 from pipelinekit.providers._context import LogFile, MemoryLogFile
 from pipelinekit.stores import CacheEntry
 
-__all__ = ["DiskWorkspace", "MemoryWorkspace", "Workspace", "WorkspaceFactory"]
+__all__ = [
+    "ArtifactChanged",
+    "DiskWorkspace",
+    "FileSeal",
+    "InputChecks",
+    "MemoryWorkspace",
+    "Seal",
+    "Sealed",
+    "Workspace",
+    "WorkspaceFactory",
+    "snapshot",
+]
+
+#: What a check returns: for each changed artifact, what changed (``"app.txt: removed"``).
+Changes = dict[str, tuple[str, ...]]
+
+#: What a check says when only the recorded content hash is known (the per-file manifest
+#: stays in the memory of the process that sealed the artifact).
+HASH_DIFFERS = "its content hash differs from the one recorded when it was sealed"
 
 
 class Workspace(Protocol):
@@ -59,6 +97,16 @@ class Workspace(Protocol):
         """Make a succeeded attempt's outputs read-only; return each one's path and hash."""
         ...
 
+    async def verify(
+        self, artifacts: Mapping[str, tuple[Path, str]], *, full: bool
+    ) -> dict[str, tuple[str, ...]]:
+        """What changed in each of ``artifacts`` (name: folder and sealed content hash).
+
+        Only changed artifacts are in the answer. ``full`` hashes every byte instead of
+        trusting the manifest of files whose signature did not change.
+        """
+        ...
+
     async def cache_key(
         self,
         action_type: str,
@@ -74,10 +122,180 @@ class Workspace(Protocol):
         ...
 
 
+# -- seals: what an artifact was when its producer ended ------------------------------------------
+
+
+@attrs.define(slots=True, eq=False)
+class FileSeal:
+    """One file (or symlink) of a sealed artifact."""
+
+    #: ``"file"`` or ``"link"``.
+    kind: Literal["file", "link"]
+    #: SHA-256 of the bytes of a file, or of the target of a link.
+    digest: bytes
+    executable: bool
+    #: ``lstat``'s size, mtime, ctime, inode, device and mode when its bytes were hashed.
+    signature: tuple[int, ...]
+    #: Whether the file system's clock had moved past its ctime before its bytes were hashed:
+    #: then any later write shows in its signature, and a check need not hash it again.
+    confirmed: bool
+
+
+@attrs.define(slots=True, eq=False)
+class Seal:
+    """A sealed artifact: its content hash and its files' manifest."""
+
+    #: ``content_hash`` of the folder (the hash the store records).
+    digest: str
+    #: By path relative to the artifact's folder (``/``-separated).
+    files: dict[str, FileSeal]
+    #: Checks of one artifact from several consumers' threads take turns.
+    lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+
+def _signature(status: os.stat_result) -> tuple[int, ...]:
+    return (
+        status.st_size,
+        status.st_mtime_ns,
+        status.st_ctime_ns,
+        status.st_ino,
+        status.st_dev,
+        status.st_mode,
+    )
+
+
+def _walk(root: Path) -> Iterator[tuple[tuple[str, ...], Path, bool]]:
+    """Files and symlinks below ``root``: relative parts, path, and whether it is a link.
+
+    What ``content_hash`` covers: regular files and symlinks, not folders, never following a
+    link into a folder.
+    """
+    with os.scandir(root) as entries:
+        found = list(entries)
+    for entry in found:
+        path = root / entry.name
+        if entry.is_symlink():
+            yield (entry.name,), path, True
+        elif entry.is_dir(follow_symlinks=False):
+            for parts, inner, link in _walk(path):
+                yield (entry.name, *parts), inner, link
+        elif entry.is_file(follow_symlinks=False):
+            yield (entry.name,), path, False
+
+
+def _listing(root: Path) -> list[tuple[str, Path, bool]]:
+    """``_walk`` in ``content_hash``'s order (by path parts), relative paths joined by ``/``."""
+    return [("/".join(parts), path, link) for parts, path, link in sorted(_walk(root))]
+
+
+def _file_seal(
+    path: Path,
+    link: bool,  # noqa: FBT001 - internal
+    clock: int | None,
+    whole: hashlib._Hash | None,
+) -> FileSeal:
+    """Hash one file (feeding ``whole``, the artifact's content hash, on the way)."""
+    status = os.lstat(path)
+    if link:
+        target = str(path.readlink()).encode()
+        if whole is not None:
+            whole.update(b"link:" + target + b"\0")
+        return FileSeal(
+            "link",
+            hashlib.sha256(target).digest(),
+            executable=False,
+            signature=_signature(status),
+            confirmed=clock is not None and clock > status.st_ctime_ns,
+        )
+    executable = os.access(path, os.X_OK)  # as content_hash tells it
+    if whole is not None:
+        whole.update(b"x" if executable else b"-")
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+            if whole is not None:
+                whole.update(block)
+    if whole is not None:
+        whole.update(b"\0")
+    return FileSeal(
+        "file",
+        digest.digest(),
+        executable=executable,
+        signature=_signature(status),
+        confirmed=clock is not None and clock > status.st_ctime_ns,
+    )
+
+
+def snapshot(root: Path, *, clock: int | None) -> Seal:
+    """Hash every file of ``root``: its ``content_hash`` and its manifest, in one read.
+
+    ``clock`` is the file system's time, taken before (``None`` when unknown): files whose
+    ctime is older are confirmed. Call it from a worker thread.
+    """
+    whole = hashlib.sha256()
+    files: dict[str, FileSeal] = {}
+    for relative, path, link in _listing(root):
+        whole.update(relative.encode() + b"\0")
+        files[relative] = _file_seal(path, link, clock, whole)
+    return Seal(whole.hexdigest(), files)
+
+
+def _difference(sealed: FileSeal, now: FileSeal) -> str | None:
+    if sealed.kind != now.kind:
+        return "replaced by a symlink" if now.kind == "link" else "replaced by a file"
+    if sealed.digest != now.digest:
+        return "symlink target changed" if now.kind == "link" else "content changed"
+    if sealed.executable != now.executable:
+        return "executable bit changed"
+    return None
+
+
+def _check(root: Path, seal: Seal, clock: int | None, *, full: bool) -> tuple[str, ...]:
+    """What changed in ``root`` since ``seal``; hold ``seal.lock``.
+
+    A file whose signature is the sealed one, and confirmed, is trusted; any other is hashed.
+    An unchanged file hashed after the clock moved past its ctime becomes confirmed.
+    """
+    try:
+        present = {relative: (path, link) for relative, path, link in _listing(root)}
+    except OSError as error:
+        return (f"cannot be read ({error.strerror or error})",)
+    changes: list[str] = []
+    names = sorted(seal.files.keys() | present.keys(), key=lambda name: name.split("/"))
+    for relative in names:
+        sealed = seal.files.get(relative)
+        if sealed is None:
+            changes.append(f"{relative}: added")
+            continue
+        if relative not in present:
+            changes.append(f"{relative}: removed")
+            continue
+        path, link = present[relative]
+        try:
+            if not full and sealed.confirmed and _signature(os.lstat(path)) == sealed.signature:
+                continue
+            now = _file_seal(path, link, clock, None)
+        except FileNotFoundError:
+            changes.append(f"{relative}: removed")
+            continue
+        except OSError as error:
+            changes.append(f"{relative}: cannot be read ({error.strerror or error})")
+            continue
+        difference = _difference(sealed, now)
+        if difference is not None:
+            changes.append(f"{relative}: {difference}")
+            continue
+        # The same bytes: a touch or a chmod. What the file is now is what the manifest keeps.
+        sealed.signature = now.signature
+        sealed.confirmed = now.confirmed
+    return tuple(changes)
+
+
 def _make_read_only(root: Path) -> None:
     # Inputs are the producers' outputs, shared by every consumer: take write bits away so a
-    # consumer cannot change what another one reads (root ignores the bits; CI as root relies on
-    # the content hashes the store keeps instead).
+    # consumer cannot change what another one reads by accident (root ignores the bits, and an
+    # action may give them back: the checks of InputChecks are what detect a change).
     for path in [root, *root.rglob("*")]:
         if path.is_symlink():
             continue
@@ -98,6 +316,20 @@ def _remove_tree(path: Path) -> None:
             shutil.rmtree(path, onerror=make_writable)
 
 
+def _file_system_now(folder: Path) -> int | None:
+    """The file system's clock, as it stamps a change now; ``None`` when it cannot be read.
+
+    Touching a folder of ours sets its ctime to the file system's own time (its clock, its
+    granularity: the kernel's coarse tick, a second on some file systems, the server's clock on
+    NFS), which is what the ctimes of the artifacts' files are compared with.
+    """
+    try:
+        os.utime(folder)
+        return folder.stat().st_ctime_ns
+    except OSError:
+        return None
+
+
 class WorkspaceFactory(Protocol):
     """Makes the workspace of an execution from its folder (``Engine(workspaces=...)``)."""
 
@@ -110,7 +342,7 @@ class DiskWorkspace:
     """An execution's folder: ``artifacts/``, ``work/`` and ``logs/`` under ``root``.
 
     Log writes and work folders go to ``files`` (the engine's thread for small file work);
-    copies, hashes and removals of whole folders to anyio's worker threads.
+    copies, hashes, checks and removals of whole folders to anyio's worker threads.
     """
 
     def __init__(self, root: Path, *, files: WorkerThread | None = None) -> None:
@@ -121,6 +353,8 @@ class DiskWorkspace:
         self.logs = (root / "logs").absolute()
         self.work = root / "work"
         self.artifacts = root / "artifacts"
+        #: The seal of each artifact this workspace sealed or verified by its content hash.
+        self.seals: dict[str, Seal] = {}
 
     def artifact(self, name: str) -> Path:
         """``artifacts/<name>``."""
@@ -132,6 +366,8 @@ class DiskWorkspace:
 
     async def prepare(self, node: str, outputs: Mapping[str, Path], *, again: bool) -> None:
         """Fresh output folders (and an empty scratch folder for a later attempt)."""
+        for name in outputs:
+            self.seals.pop(name, None)  # made again: its old seal says nothing of the new
         if outputs or again:
             await anyio.to_thread.run_sync(
                 self._fresh, list(outputs.values()), self.work / node if again else None
@@ -146,17 +382,56 @@ class DiskWorkspace:
             _remove_tree(workdir)
 
     async def seal(self, outputs: Mapping[str, Path]) -> dict[str, tuple[str, str]]:
-        """Hash the outputs, then take their write bits away (one trip to a worker thread)."""
+        """Take the outputs' write bits away, then hash them (one trip to a worker thread)."""
         if not outputs:
             return {}
         return await anyio.to_thread.run_sync(self._seal, outputs)
 
-    @staticmethod
-    def _seal(outputs: Mapping[str, Path]) -> dict[str, tuple[str, str]]:
-        hashes = hash_outputs(outputs)
+    def _seal(self, outputs: Mapping[str, Path]) -> dict[str, tuple[str, str]]:
         for path in outputs.values():
             _make_read_only(path)
+        # Taken after the chmods (which set every ctime) and before the hashes: a file whose
+        # ctime is older than this is confirmed by the hash that follows.
+        clock = _file_system_now(self.artifacts)
+        hashes: dict[str, tuple[str, str]] = {}
+        for name, path in outputs.items():
+            seal = self.seals[name] = snapshot(path, clock=clock)
+            hashes[name] = (str(path), seal.digest)
         return hashes
+
+    async def verify(
+        self, artifacts: Mapping[str, tuple[Path, str]], *, full: bool
+    ) -> dict[str, tuple[str, ...]]:
+        """Check ``artifacts`` against their seals, in a worker thread (see ``Workspace``).
+
+        An artifact sealed by another process (a resumed or retried execution) is hashed in
+        full against the recorded hash; its manifest is kept for the next checks.
+        """
+        if not artifacts:
+            return {}
+        return await anyio.to_thread.run_sync(self._verify, artifacts, full)
+
+    def _verify(self, artifacts: Mapping[str, tuple[Path, str]], full: bool) -> Changes:  # noqa: FBT001 - a thread's arguments
+        clock = _file_system_now(self.artifacts)
+        found: Changes = {}
+        for name, (path, digest) in artifacts.items():
+            seal = self.seals.get(name)
+            if seal is None or seal.digest != digest:
+                try:
+                    seal = snapshot(path, clock=clock)
+                except OSError as error:
+                    found[name] = (f"cannot be read ({error.strerror or error})",)
+                    continue
+                if seal.digest != digest:
+                    found[name] = (HASH_DIFFERS,)
+                    continue
+                self.seals[name] = seal
+                continue  # just hashed in full
+            with seal.lock:
+                changes = _check(path, seal, clock, full=full)
+            if changes:
+                found[name] = changes
+        return found
 
     async def cache_key(
         self,
@@ -172,25 +447,59 @@ class DiskWorkspace:
 
     async def restore(self, entry: CacheEntry, outputs: Mapping[str, Path]) -> bool:
         """Copy the cached outputs, if they are still there unchanged."""
-        return await anyio.to_thread.run_sync(copy_outputs, entry, outputs)
+        return await anyio.to_thread.run_sync(self._restore, entry, outputs)
+
+    def _restore(self, entry: CacheEntry, outputs: Mapping[str, Path]) -> bool:
+        if copy_outputs(entry, outputs):
+            return True
+        self._fresh(list(outputs.values()), None)  # the action runs instead, from empty folders
+        return False
+
+
+# -- in memory: the fake's files ----------------------------------------------------------------
+
+
+def _memory_seal(files: Mapping[str, bytes]) -> Seal:
+    """A seal of files kept in memory, hashed as ``content_hash`` hashes the same files."""
+    whole = hashlib.sha256()
+    sealed: dict[str, FileSeal] = {}
+    for relative in sorted(files, key=lambda name: name.split("/")):
+        content = files[relative]
+        whole.update(relative.encode() + b"\0" + b"-" + content + b"\0")
+        sealed[relative] = FileSeal(
+            "file", hashlib.sha256(content).digest(), executable=False, signature=(), confirmed=True
+        )
+    return Seal(whole.hexdigest(), sealed)
 
 
 class MemoryWorkspace:
     """A workspace that touches no disk: logs stay in memory, outputs are names only.
 
     For runs whose actions run nothing for real (the fake executor): paths are made up under
-    ``root`` and never created, nothing is hashed, and nothing can be cached.
+    ``root`` and never created, and nothing can be cached. Given ``contents`` (artifact ->
+    relative path -> bytes, the files the fake's outcomes write), it seals and verifies them
+    as ``DiskWorkspace`` does files, with the same hashes and the same answers; in memory there
+    are no permissions or timestamps, so every check compares every byte (it is cheap here).
     """
 
-    def __init__(self, root: Path, *, files: WorkerThread | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        files: WorkerThread | None = None,
+        contents: dict[str, dict[str, bytes]] | None = None,
+    ) -> None:
         """Make up paths under ``root`` (``files`` is not needed: nothing is written)."""
         del files
         self.root = root
         self.logs = root / "logs"
         self.work = root / "work"
         self._artifacts = root / "artifacts"
+        self.contents = contents
         #: Every log file handed out, by action.
         self.log_files: dict[str, MemoryLogFile] = {}
+        #: The seal of each artifact sealed here.
+        self.seals: dict[str, Seal] = {}
 
     def artifact(self, name: str) -> Path:
         """A path under ``root/artifacts`` that is never made."""
@@ -203,11 +512,54 @@ class MemoryWorkspace:
         return log
 
     async def prepare(self, node: str, outputs: Mapping[str, Path], *, again: bool) -> None:
-        """Nothing to make."""
+        """Empty the outputs' files, as fresh folders would be."""
+        del node, again  # no scratch folder in memory
+        for name in outputs:
+            self.seals.pop(name, None)
+            if self.contents is not None:
+                self.contents.pop(name, None)
 
-    async def seal(self, outputs: Mapping[str, Path]) -> dict[str, tuple[str, str]]:  # noqa: ARG002 - the protocol's
-        """Nothing to seal or hash."""
-        return {}
+    async def seal(self, outputs: Mapping[str, Path]) -> dict[str, tuple[str, str]]:
+        """Hash the outputs' files, if this workspace was given any (else nothing to seal)."""
+        if self.contents is None:
+            return {}
+        hashes: dict[str, tuple[str, str]] = {}
+        for name, path in outputs.items():
+            seal = self.seals[name] = _memory_seal(self.contents.get(name, {}))
+            hashes[name] = (str(path), seal.digest)
+        return hashes
+
+    async def verify(
+        self,
+        artifacts: Mapping[str, tuple[Path, str]],
+        *,
+        full: bool,  # noqa: ARG002 - every check here is full
+    ) -> dict[str, tuple[str, ...]]:
+        """Compare the files with their seals, byte for byte (see ``Workspace``)."""
+        if self.contents is None:
+            return {}
+        found: Changes = {}
+        for name, (_, digest) in artifacts.items():
+            now = _memory_seal(self.contents.get(name, {}))
+            seal = self.seals.get(name)
+            if seal is None or seal.digest != digest:
+                if now.digest != digest:
+                    found[name] = (HASH_DIFFERS,)
+                continue
+            changes: list[str] = []
+            for relative in sorted(
+                seal.files.keys() | now.files.keys(), key=lambda name: name.split("/")
+            ):
+                before, after = seal.files.get(relative), now.files.get(relative)
+                if before is None:
+                    changes.append(f"{relative}: added")
+                elif after is None:
+                    changes.append(f"{relative}: removed")
+                elif (difference := _difference(before, after)) is not None:
+                    changes.append(f"{relative}: {difference}")
+            if changes:
+                found[name] = tuple(changes)
+        return found
 
     async def cache_key(
         self,
@@ -216,9 +568,149 @@ class MemoryWorkspace:
         configuration: Mapping[str, str],
         inputs: Mapping[str, Path],
     ) -> None:
-        """No cache: there are no files to hash."""
+        """No cache: the files are the fake's, not a later run's."""
         del action_type, provider, configuration, inputs  # the protocol's signature
 
     async def restore(self, entry: CacheEntry, outputs: Mapping[str, Path]) -> bool:  # noqa: ARG002 - the protocol's
         """Nothing to restore."""
         return False
+
+
+# -- checking an action's inputs ------------------------------------------------------------------
+
+
+class ArtifactChanged(ActionFailed):
+    """An input artifact changed after its producer sealed it; ``changes`` says what changed.
+
+    ``changes`` maps each changed artifact to lines such as ``"app.txt: content changed"``.
+    An attempt that fails with it is not retried: the artifact stays changed.
+    """
+
+    def __init__(self, message: str, changes: Mapping[str, Sequence[str]]) -> None:
+        """The error, with what changed."""
+        super().__init__(message)
+        self.changes = {name: list(found) for name, found in changes.items()}
+
+
+@attrs.frozen
+class Sealed:
+    """An input artifact as its producer sealed it."""
+
+    #: The producer's ``"Stage.Action"``.
+    producer: str
+    path: Path
+    #: The content hash on record.
+    digest: str
+
+
+#: How many changed files an error names (``changes`` on the error has them all).
+SHOWN = 3
+
+_RULE = "actions must write to their outputs or work folder, never to their inputs"
+
+
+def _listed(found: Sequence[str]) -> str:
+    text = ", ".join(found[:SHOWN])
+    if len(found) > SHOWN:
+        text += f" and {len(found) - SHOWN} more"
+    return text
+
+
+class InputChecks:
+    """Checks, for one run, that the actions' input artifacts are what their producers sealed.
+
+    Every consumer's inputs are checked when it starts (it fails without running when one
+    changed) and when it ends (it fails when one changed while it ran, as it may have read
+    changed bytes). Which actions were running on an artifact, and who first saw it changed,
+    is kept for the errors.
+    """
+
+    def __init__(self, workspace: Workspace) -> None:
+        """Check through ``workspace``."""
+        self.workspace = workspace
+        self._running: dict[str, set[str]] = {}
+        self._first_seen: dict[str, str] = {}
+
+    def held(self, node: str, inputs: Mapping[str, Sealed], *, full: bool) -> Holding:
+        """``async with checks.held(...) as held``: checked on entry, ``held.ended()`` after.
+
+        Entering raises ``ArtifactChanged`` when an input changed before ``node`` started;
+        ``full`` hashes every byte (before a deploy). Leaving forgets that it runs.
+        """
+        return Holding(self, node, inputs, full=full)
+
+    async def _before(self, node: str, inputs: Mapping[str, Sealed], *, full: bool) -> None:
+        found = await self.workspace.verify(self._paths(inputs), full=full)
+        if not found:
+            return
+        name, changes = next(iter(found.items()))
+        seen = self._first_seen.get(name)
+        message = (
+            f"input artifact {name!r} changed after {inputs[name].producer} sealed it, before "
+            f"{node} started: {_listed(changes)}"
+            + (f" (first seen {seen})" if seen else "")
+            + f"; {node} did not run on it ({_RULE})"
+        )
+        raise ArtifactChanged(message, found)
+
+    async def _after(
+        self, node: str, inputs: Mapping[str, Sealed], failure: str | None
+    ) -> ArtifactChanged | None:
+        found = await self.workspace.verify(self._paths(inputs), full=False)
+        if not found:
+            return None
+        name, changes = next(iter(found.items()))
+        others = sorted(self._running.get(name, set()) - {node})
+        seen = self._first_seen.get(name)
+        for changed in found:
+            self._first_seen.setdefault(changed, f"when {node} ended")
+        suspects = ", ".join([node, *others]) + " or another process"
+        message = (
+            f"input artifact {name!r} changed while {node} ran: {_listed(changes)} "
+            f"({inputs[name].producer} sealed it; {suspects} wrote to it"
+            + (f", first seen {seen}" if seen else "")
+            + f": {_RULE})"
+            + (f"; it also failed: {failure}" if failure else "")
+        )
+        return ArtifactChanged(message, found)
+
+    @staticmethod
+    def _paths(inputs: Mapping[str, Sealed]) -> dict[str, tuple[Path, str]]:
+        return {name: (sealed.path, sealed.digest) for name, sealed in inputs.items()}
+
+
+class Holding:
+    """An action running on its input artifacts (see ``InputChecks.held``)."""
+
+    def __init__(
+        self, checks: InputChecks, node: str, inputs: Mapping[str, Sealed], *, full: bool
+    ) -> None:
+        """Prepare to check ``inputs`` of ``node``."""
+        self._checks = checks
+        self._node = node
+        self._inputs = inputs
+        self._full = full
+
+    async def __aenter__(self) -> Self:
+        """Check the inputs before the action starts; note that it runs on them."""
+        if self._inputs:
+            await self._checks._before(self._node, self._inputs, full=self._full)  # noqa: SLF001 - its partner
+            for name in self._inputs:
+                self._checks._running.setdefault(name, set()).add(self._node)  # noqa: SLF001
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Forget that the action runs on its inputs."""
+        for name in self._inputs:
+            self._checks._running.get(name, set()).discard(self._node)  # noqa: SLF001
+
+    async def ended(self, failure: str | None) -> ArtifactChanged | None:
+        """Check the inputs after the action ended (``failure``: its error, if it failed)."""
+        if not self._inputs:
+            return None
+        return await self._checks._after(self._node, self._inputs, failure)  # noqa: SLF001

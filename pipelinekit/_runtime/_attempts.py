@@ -16,8 +16,9 @@ from typing import Any
 
 import anyio
 
-from pipelinekit._model._declarations import Status
+from pipelinekit._model._declarations import Category, Status
 from pipelinekit._model._variables import resolve_value
+from pipelinekit._runtime._artifacts import ArtifactChanged, Holding, InputChecks, Sealed
 from pipelinekit._runtime._cache import canonical
 from pipelinekit._runtime._results import Attempt
 from pipelinekit._runtime._run import ActionRecord, Run
@@ -71,6 +72,9 @@ class Attempts:
     def __init__(self, run: Run) -> None:
         """Work for ``run``."""
         self.run_ = run
+        #: The checks of the actions' input artifacts against their producers' seals.
+        self.inputs = InputChecks(run.workspace)
+        self._producers: dict[str, ActionRecord] | None = None
 
     async def run(self, record: ActionRecord, opened: datetime | None) -> bool | None:
         """Run ``record``'s action to its end; ``True`` if it succeeded.
@@ -96,7 +100,13 @@ class Attempts:
             if error is None:
                 return True
             previous = describe(error)
-            if number < last and retry is not None and retry.retries(error) and not run.stopping:
+            if (
+                number < last
+                and retry is not None
+                and retry.retries(error)
+                and not isinstance(error, ArtifactChanged)  # it would stay changed
+                and not run.stopping
+            ):
                 try:
                     await run.clock.sleep(retry.delay_before(number + 1, run.rng).total_seconds())
                 except anyio.get_cancelled_exc_class():
@@ -115,7 +125,16 @@ class Attempts:
                 Status.FAILED,
                 stage=record.stage,
                 action=action.name,
-                detail={"attempt": number, "error": previous, "log_path": record.log_path},
+                detail={
+                    "attempt": number,
+                    "error": previous,
+                    "log_path": record.log_path,
+                    **(
+                        {"artifact_changed": error.changes}
+                        if isinstance(error, ArtifactChanged)
+                        else {}
+                    ),
+                },
             )
             return False
         return False  # pragma: no cover - the loop always returns
@@ -198,10 +217,13 @@ class Attempts:
         cached = False
         try:
             ctx, provider = await self._prepare(record, number, log_file)
-            if action.cache:
-                cached = await self._from_cache(record, ctx, provider)
-            if not cached:  # else: the outputs and variables of an identical earlier attempt
-                error = await self._execute(record, provider, ctx)
+            # Its inputs are checked before it starts (ArtifactChanged: it never runs on
+            # changed content) and after its provider ends.
+            async with self._holding(record, ctx) as held:
+                if action.cache:
+                    cached = await self._from_cache(record, ctx, provider)
+                if not cached:  # else: the outputs and variables of an identical earlier attempt
+                    error = await self._provider_ran(record, provider, ctx, held)
             if slot is not None:
                 slot.release()
         except anyio.get_cancelled_exc_class():
@@ -227,6 +249,41 @@ class Attempts:
         record.attempts.append(Attempt(number, Status.SUCCEEDED, started, finished))
         await self._succeeded(record, ctx, number, cached=cached)
         return None
+
+    def _holding(self, record: ActionRecord, ctx: ActionContext) -> Holding:
+        """The checks of the action's inputs: each against its producer's recorded hash."""
+        inputs: dict[str, Sealed] = {}
+        if ctx.inputs:
+            producers = self._producers
+            if producers is None:
+                producers = self._producers = {
+                    name: producer
+                    for producer in self.run_.actions.values()
+                    for name in producer.action.outputs
+                }
+            for name, path in ctx.inputs.items():
+                producer = producers.get(name)
+                digest = producer.artifacts.get(name) if producer is not None else None
+                if producer is not None and digest:  # a workspace that hashes nothing: no check
+                    inputs[name] = Sealed(producer.node, path, digest)
+        action_type = record.action.action_type
+        # Where it matters most, every byte is hashed: what a deploy ships leaves for good.
+        full = action_type is not None and action_type.category is Category.DEPLOY
+        return self.inputs.held(record.node, inputs, full=full)
+
+    async def _provider_ran(
+        self, record: ActionRecord, provider: Runnable, ctx: ActionContext, held: Holding
+    ) -> BaseException | None:
+        """Run the provider; then its error, or ``ArtifactChanged`` if an input changed."""
+        error: BaseException | None
+        try:
+            error = await self._execute(record, provider, ctx)
+        except StoreError:
+            raise  # the run cannot go on without its record; never an action's failure
+        except Exception as raised:  # noqa: BLE001 - any provider error fails the attempt
+            error = raised
+        changed = await held.ended(describe(error) if error is not None else None)
+        return changed or error
 
     async def _execute(
         self, record: ActionRecord, provider: Runnable, ctx: ActionContext
@@ -265,7 +322,9 @@ class Attempts:
         if action.outputs:
             hashes = await run.workspace.seal(ctx.outputs)
             if hashes:
-                ended["artifacts"] = {name: digest for name, (_, digest) in hashes.items()}
+                # Kept on the record too: each consumer is checked against it.
+                record.artifacts = {name: digest for name, (_, digest) in hashes.items()}
+                ended["artifacts"] = dict(record.artifacts)
         if action.cache and not cached and ctx.cache_key is not None:
             entry = CacheEntry(run.execution_id, record.node, dict(record.variables), hashes)
             await run.recorder.store.cache_put(ctx.cache_key, entry)

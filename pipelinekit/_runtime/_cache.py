@@ -20,7 +20,7 @@ import attrs
 from pipelinekit.providers._sources import content_hash
 from pipelinekit.stores._records import CacheEntry
 
-__all__ = ["cache_key", "canonical", "copy_outputs", "hash_outputs"]
+__all__ = ["cache_key", "canonical", "copy_outputs"]
 
 
 def canonical(value: Any) -> Any:  # noqa: ANN401 - any declaration
@@ -56,19 +56,19 @@ def cache_key(
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
-def hash_outputs(outputs: Mapping[str, Path]) -> dict[str, tuple[str, str]]:
-    """Each output artifact's path and content hash (call it from a worker thread)."""
-    return {name: (str(path), content_hash(path)) for name, path in outputs.items()}
-
-
 def copy_outputs(entry: CacheEntry, outputs: Mapping[str, Path]) -> bool:
-    """Copy a cached attempt's artifacts into ``outputs``; ``False`` if any is gone or changed."""
+    """Copy a cached attempt's artifacts into ``outputs``; ``False`` if any is gone or changed.
+
+    The copies are what is checked against the recorded hashes, after copying: a cached folder
+    changed while it was copied cannot slip through between a check and the copy. On ``False``
+    the outputs may hold partial copies (the caller empties them). Call it from a worker thread.
+    """
     for name in outputs:
-        if name not in entry.outputs:
-            return False
-        source, digest = entry.outputs[name]
-        if not Path(source).is_dir() or content_hash(Path(source)) != digest:
+        if name not in entry.outputs or not Path(entry.outputs[name][0]).is_dir():
             return False
     for name, target in outputs.items():
-        shutil.copytree(entry.outputs[name][0], target, symlinks=True, dirs_exist_ok=True)
+        source, digest = entry.outputs[name]
+        shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+        if content_hash(target) != digest:
+            return False
     return True

@@ -374,7 +374,8 @@ class FakeExecutor:
             rng=random.Random(self.seed),  # noqa: S311 - jitter, not secrets
             hooks=self.hooks,
             workdir=Path("fake-run"),
-            workspaces=MemoryWorkspace,
+            # The outcomes' files are the workspace's: sealed and checked as files on disk are.
+            workspaces=partial(MemoryWorkspace, contents=scripted.artifacts),
         )
         self.engine = engine
         result: RunResult | None = None
