@@ -233,6 +233,11 @@ CONTEXTS = [
     ("printf '%s\\0' \"`printf '%s.' R`\"", lambda v: f"{v}."),
     ("printf '%s\\0' \"${PK_UNSET_X:-R}\"", lambda v: v),
     ("printf '%s\\0' ${PK_UNSET_X:-R}", lambda v: v),
+    ("printf '%s\\0' \"${PK_UNSET_X:-'R'}\"", lambda v: f"'{v}'"),  # quotes are characters here
+    (
+        'P=R-tail; printf \'%s\\0\' "${P#\'R\'}" "${P#R}" "${P%-tail}"',
+        lambda v: f"-tail\0-tail\0{v}",
+    ),
     ("X=R; printf '%s\\0' \"$X\"", lambda v: v),
     ("cat <<EOF\nR\nEOF\nprintf '\\0'", lambda v: f"{v}\n"),
     ("cat <<-EOF\n\t<R>\n\tEOF\nprintf '\\0'", lambda v: f"<{v}>\n"),
@@ -297,7 +302,7 @@ def test_any_value_in_any_quoting_runs_as_the_same_command(shell, tmp_path):
         for index, value in enumerate(drawn):
             for template, prints in CONTEXTS:
                 commands.append(template.replace("R", f"#{{variables.v{index}}}"))
-                expected.append(prints(value))
+                expected.extend(prints(value).split("\0"))
         output = run_resolved(shell, commands, named, tmp_path)
         assert output.decode().split("\0")[:-1] == expected
         assert list(tmp_path.iterdir()) == []  # nothing touched

@@ -11,7 +11,8 @@ text the shell parses:
 - unquoted, also inside a word, ``$(...)``, backquotes or ``${...}``: ``"${PK_REF_x}"``;
 - inside double quotes or in a here-document whose delimiter is unquoted: ``${PK_REF_x}``
   (after a lone backslash, which the shell keeps: ``\${PK_REF_x}``, so it stays a backslash);
-- inside single quotes: ``'"${PK_REF_x}"'`` (the quotes close around the expansion);
+- inside single quotes: ``'"${PK_REF_x}"'`` (the quotes close around the expansion); inside
+  ``"${X:-'...'}"`` single quotes are characters, so there it is ``"${PK_REF_x}"``;
 - in a comment: left as it is (it never runs).
 
 Places where no quoting makes a value plain data are refused, each with the fix: right after an
@@ -46,6 +47,8 @@ _BREAKS = frozenset(" \t\n;&|()<>")
 _DQ_ESCAPES = frozenset('$`"\\\n')
 _HERE_ESCAPES = frozenset("$`\\\n")
 _VARIABLE_PREFIX = "PK_REF_"
+#: What follows ``${``: an optional ``#`` (length), then a name, a position or a special one.
+_PARAMETER_NAME = re.compile(r"#?(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])")
 
 
 class Quoting(enum.Enum):
@@ -130,6 +133,9 @@ class _Frame:
     #: Here-documents: the delimiter and whether leading tabs are stripped (``<<-``).
     delimiter: str = ""
     strip_tabs: bool = False
+    #: ``${...}`` inside double quotes (or a here-document): there a single quote is a
+    #: character, except in the pattern of ``#``, ``%`` and ``/`` (sh and bash agree).
+    literal_single_quotes: bool = False
 
 
 @attrs.frozen
@@ -223,7 +229,7 @@ class _Lexer:
         char = text[at]
         if char == "\\":
             return self._escaped(at)
-        if char == "'":
+        if char == "'" and not frame.literal_single_quotes:
             end = text.find("'", at + 1)
             end = len(text) if end == -1 else end
             self._skip(at + 1, end, Quoting.SINGLE_QUOTED)
@@ -300,7 +306,14 @@ class _Lexer:
             self._push(_Kind.COMMAND, at)
             return at + 2
         if following == "{":
+            enclosing = self.stack[-1]
+            quoted = enclosing.kind in (_Kind.DOUBLE, _Kind.HERE) or (
+                enclosing.kind is _Kind.PARAMETER and enclosing.literal_single_quotes
+            )
+            name = _PARAMETER_NAME.match(text, at + 2)
+            operator = text[name.end() : name.end() + 1] if name else ""
             self._push(_Kind.PARAMETER, at)
+            self.stack[-1].literal_single_quotes = quoted and operator not in ("#", "%", "/")
             return at + 2
         if following == "'" and code:
             self._push(_Kind.DOLLAR_SINGLE, at)
