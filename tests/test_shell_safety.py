@@ -242,6 +242,10 @@ CONTEXTS = [
     ("cat <<EOF\nR\nEOF\nprintf '\\0'", lambda v: f"{v}\n"),
     ("cat <<-EOF\n\t<R>\n\tEOF\nprintf '\\0'", lambda v: f"<{v}>\n"),
     ("printf '%s\\0' R # and R in a comment", lambda v: v),
+    ("printf '%s\\0' R#R", lambda v: f"{v}#{v}"),  # a '#' inside a word starts no comment
+    ("printf '%s\\0' \\\nR", lambda v: v),  # after a line continuation
+    ("x=$(cat <<EOF\nR\nEOF\n); printf '%s\\0' \"$x\"", lambda v: v.rstrip("\n")),
+    ("cat <<EOF; printf '%s\\0' R\n<R>\nEOF", lambda v: f"<{v}>\n{v}"),
 ]
 
 NASTY = [
