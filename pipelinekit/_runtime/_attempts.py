@@ -404,6 +404,7 @@ class Attempts:
             approvals=run.approvals,
             triggered_by=run.trigger.get("triggered_by"),
             report=partial(self._report_approval, record),
+            processes=run.processes,
         )
         ctx.provider = provider
         return ctx, provider

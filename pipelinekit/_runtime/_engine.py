@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import socket
 import uuid
 from collections.abc import Iterable, Mapping
 from functools import partial
@@ -48,6 +47,7 @@ from pipelinekit._runtime._results import HookError, RunResult
 from pipelinekit._runtime._run import Run
 from pipelinekit._runtime._run_variables import resolve_run_variables, variables_again
 from pipelinekit._runtime._scheduler import Scheduler, default_workdir
+from pipelinekit._runtime._takeover import Owner, ProcessLedger, end_leftovers
 from pipelinekit._thread import WorkerThread
 from pipelinekit.exceptions import ExecutionError
 from pipelinekit.executors import Executor, LocalExecutor
@@ -139,8 +139,8 @@ class Engine:
         self._closeable_types: dict[type, bool] = {}
         # Decisions are kept in the store first: the first one kept wins, here or elsewhere.
         self.approvals = Approvals(keep=self.store.put_decision)
-        #: Who this engine is, in leases: host, process and a random part.
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        #: Who this engine is, in leases: host, process, a random part and the process's start.
+        self.owner = str(Owner.this_process())
         self.lease_seconds = (
             lease_seconds
             if lease_seconds is not None
@@ -334,6 +334,13 @@ class Engine:
         pipeline = pipeline_for(events[0], pipeline, "resume it")
         values = variables_again(events[0], pipeline, variables or {})
         await self.leases.take(execution_id)
+        try:
+            # Nothing runs again while anything the dead owner started still runs.
+            await end_leftovers(self._ledger(execution_id), execution_id, self.owner)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.leases.release(execution_id)
+            raise
         return await self._continue(events, pipeline, values)
 
     async def retry_stage(
@@ -424,6 +431,7 @@ class Engine:
         masker: Masker,
         recovered: list[Event] | None,
         retry: tuple[str, bool] | None,
+        processes: ProcessLedger,
     ) -> Scheduler:
         """A scheduler for ``execution``, wired to this engine's parts."""
         run = Run(
@@ -440,6 +448,7 @@ class Engine:
                 self.workdir / "executions" / execution.id, files=self._files
             ),
             masker=masker,
+            processes=processes,
             registry=lambda: self.registry,
             clock=self.clock,
             trigger=trigger,
@@ -449,6 +458,15 @@ class Engine:
             used=self._used,
         )
         return Scheduler(run, recovered=recovered, retry=retry)
+
+    async def _let_go(self, execution_id: str, ledger: ProcessLedger) -> None:
+        """Release the lease of an execution that ended here, and its process ledger."""
+        with anyio.CancelScope(shield=True):
+            await self.leases.release(execution_id)
+            await ledger.forget()
+
+    def _ledger(self, execution_id: str) -> ProcessLedger:
+        return ProcessLedger(self.workdir / "processes", execution_id, self.owner, self._files)
 
     async def _beat(
         self, scope: anyio.CancelScope, execution_id: str, scheduler: Scheduler
@@ -502,6 +520,7 @@ class Engine:
                         partial(deliver, hook, receive, hook_errors, limit=self.hook_timeout)
                     )
                 heartbeat = anyio.CancelScope()
+                ledger = self._ledger(execution.id)
                 try:
                     plan = pipeline.shared_plan()
                     scheduler = self._scheduler(
@@ -512,6 +531,7 @@ class Engine:
                         masker=masker,
                         recovered=recovered,
                         retry=retry,
+                        processes=ledger,
                     )
                     self._schedulers[execution.id] = scheduler
 
@@ -528,8 +548,7 @@ class Engine:
                     heartbeat.cancel()
                     # Hooks get a bounded time to catch up; the result does not wait longer.
                     deliveries.cancel_scope.deadline = anyio.current_time() + self.hook_timeout
-                    with anyio.CancelScope(shield=True):
-                        await self.leases.release(execution.id)
+                    await self._let_go(execution.id, ledger)
         except Exception as failure:
             if not started:
                 raise  # start() raises it: nothing was recorded

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from pipelinekit._runtime._takeover import Owner
 from pipelinekit.exceptions import ExecutionError
 from pipelinekit.providers._clock import BackgroundSleep, Clock
 from pipelinekit.stores import Store
@@ -34,18 +35,29 @@ class Leases:
         self.clock = clock
 
     async def take(self, execution_id: str) -> None:
-        """Take (or renew) the execution's lease, or say who holds it and until when."""
+        """Take (or renew) the execution's lease, or say who holds it and why it is theirs.
+
+        A holder on this host is asked directly: a dead one loses the lease at once, a live
+        one keeps it even past its lease (a slow heartbeat never hands a live run to a second
+        process). A holder on another host keeps it until its lease expires.
+        """
         now = self.clock.now().timestamp()
-        holder, until = await self.store.acquire(
-            execution_id, self.owner, until=now + self.seconds, now=now
-        )
-        if holder != self.owner:
-            when = datetime.fromtimestamp(until, UTC).isoformat(timespec="seconds")
-            msg = (
-                f"execution {execution_id} is run by {holder} (its lease lasts until {when}); "
-                "stop it there, or wait for the lease to expire if that process died"
+        until = now + self.seconds
+        store = self.store
+        # With ``now=0`` no lease that anybody holds counts as expired: this only takes a free
+        # lease (or renews ours), and otherwise says who holds it.
+        holder, held_until = await store.acquire(execution_id, self.owner, until=until, now=0.0)
+        if holder == self.owner:
+            return
+        owner = Owner.parse(holder)
+        if owner is not None and owner.is_dead():
+            holder, held_until = await store.acquire(
+                execution_id, self.owner, until=until, now=held_until
             )
-            raise ExecutionError(msg)
+        elif owner is None or not owner.on_this_host():
+            holder, held_until = await store.acquire(execution_id, self.owner, until=until, now=now)
+        if holder != self.owner:
+            raise ExecutionError(_held_by(execution_id, holder, held_until))
 
     async def release(self, execution_id: str) -> None:
         """Give the lease up (the execution ended, or this engine stops running it)."""
@@ -76,3 +88,17 @@ class Leases:
             if request is not None:
                 stop(*request)
             await decisions()
+
+
+def _held_by(execution_id: str, holder: str, until: float) -> str:
+    owner = Owner.parse(holder)
+    if owner is not None and owner.on_this_host():
+        return (
+            f"execution {execution_id} is run by process {owner.pid} on this host; stop it "
+            f"there (pipelinekit stop {execution_id}) or wait for it to end"
+        )
+    when = datetime.fromtimestamp(until, UTC).isoformat(timespec="seconds")
+    return (
+        f"execution {execution_id} is run by {holder} (its lease lasts until {when}); stop it "
+        "there, or resume it after that time if that process died"
+    )

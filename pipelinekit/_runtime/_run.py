@@ -34,6 +34,7 @@ from pipelinekit.providers import ProviderRegistry
 from pipelinekit.providers._capabilities import Runnable
 from pipelinekit.providers._clock import Clock
 from pipelinekit.providers._decisions import Approvals
+from pipelinekit.providers._host import ProcessRecord
 
 __all__ = ["ActionRecord", "MissingValue", "Run", "StageRecord"]
 
@@ -94,6 +95,7 @@ class Run:
         rng: random.Random,
         max_concurrency: int | None,
         used: Callable[[object], None] | None = None,
+        processes: ProcessRecord | None = None,
     ) -> None:
         """Set up the state of a run of ``plan`` (every action not started).
 
@@ -106,6 +108,8 @@ class Run:
         self.recorder = recorder
         self.workspace = workspace
         self.masker = masker
+        #: Where the commands of the run are put on record for a takeover.
+        self.processes = processes
         self.registry = registry
         self.clock = clock
         self.trigger = dict(trigger)

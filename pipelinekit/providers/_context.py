@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -23,6 +24,7 @@ from pipelinekit._thread import WorkerThread
 from pipelinekit.exceptions import ActionFailed
 from pipelinekit.providers._clock import Clock, SystemClock
 from pipelinekit.providers._decisions import Approvals
+from pipelinekit.providers._host import ProcessRecord
 from pipelinekit.providers._process import CommandResult, run_process
 
 __all__ = ["ActionContext", "ActionLog", "LogFile"]
@@ -232,8 +234,10 @@ class ActionContext:
         approvals: Approvals | None = None,
         triggered_by: str | None = None,
         report: Callable[[Status, dict[str, Any]], Awaitable[int]] | None = None,
+        processes: ProcessRecord | None = None,
     ) -> None:
         """Built by the scheduler for each attempt; providers never build one."""
+        self._processes = processes
         #: The run's clock (virtual in fake runs): use it for waits and timeouts.
         self.clock: Clock = clock if clock is not None else SystemClock()
         #: The engine's waiting approvals (``ManualApproval`` uses it).
@@ -420,6 +424,8 @@ class ActionContext:
             cwd = await self._ready_workdir()
         else:
             await self.log_file.flush()
+        processes = self._processes
+        prefix = processes.tag if processes is not None else self.execution_id
         result = await run_process(
             argv,
             cwd=cwd or self.workdir_path,
@@ -427,6 +433,8 @@ class ActionContext:
             sink=sink,
             grace_period=grace_period,
             capture=capture,
+            tag=f"{prefix}/{uuid.uuid4().hex}",
+            started=processes.started if processes is not None else None,
         )
         if check and result.returncode != 0:
             tail = "\n".join(result.stderr_tail[-10:] or result.stdout_tail[-10:])

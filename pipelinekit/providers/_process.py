@@ -4,7 +4,8 @@ Each command starts a new session, so it and every process it starts share one p
 When the command is cancelled (timeout, stop, Ctrl-C) the whole group gets SIGTERM, then SIGKILL
 after a grace period; when it exits on its own, whatever it left running in the group is ended
 the same way, so no orphan outlives its action. A process that starts a session of its own
-leaves the group and cannot be followed this way.
+leaves the group; on Linux it is found by the tag every command carries in its environment
+(see ``_host``) and ended too.
 """
 
 from __future__ import annotations
@@ -16,16 +17,21 @@ import signal
 import subprocess
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import anyio
 import attrs
 from anyio.abc import ByteReceiveStream, Process
 
+from pipelinekit.providers._host import TAG_VARIABLE, end_processes, start_time, tagged
+
 __all__ = ["CommandResult", "LineSink", "run_process"]
 
 #: Receives a batch of complete lines from "stdout" or "stderr".
 LineSink = Callable[[str, list[str]], Awaitable[None]]
+#: Hears of a started command: its pid (which leads its process group) and its start time.
+StartedHook = Callable[[int, str | None], Awaitable[None]]
 
 _POLL = 0.02
 
@@ -51,11 +57,18 @@ async def run_process(
     grace_period: float = 10.0,
     tail: int = 20,
     capture: bool = False,
+    tag: str | None = None,
+    started: StartedHook | None = None,
 ) -> CommandResult:
     """Run ``argv`` (no shell) to the end, streaming its output lines to ``sink``.
 
-    With ``capture`` all of stdout is kept in the result too.
+    With ``capture`` all of stdout is kept in the result too. ``tag`` goes into the command's
+    environment as ``PK_PROCESS_TAG``: processes carrying it that are left when the command
+    ends are ended with it, wherever they went. ``started`` hears of the command's pid and
+    start time as soon as it runs, to put them on record.
     """
+    if tag is not None:
+        env = {**(os.environ if env is None else env), TAG_VARIABLE: tag}
     tails = {"stdout": deque[str](maxlen=tail), "stderr": deque[str](maxlen=tail)}
     captured: list[str] = []
     if capture:
@@ -76,6 +89,8 @@ async def run_process(
     )
     group = process.pid  # the leader of a new session leads its process group too
     try:
+        if started is not None:
+            await started(group, await anyio.to_thread.run_sync(start_time, group))
         async with anyio.create_task_group() as tasks:
             assert process.stdout is not None  # noqa: S101 - opened with pipes above
             assert process.stderr is not None  # noqa: S101
@@ -84,9 +99,13 @@ async def run_process(
             await process.wait()
             # Background children would keep the pipes open (and outlive the action).
             await _end_group(group, grace_period)
+            if tag is not None:
+                await _end_tagged(tag, grace_period)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await _terminate(process, group, grace_period)
+            if tag is not None:
+                await _end_tagged(tag, grace_period)
         raise
     finally:
         with anyio.CancelScope(shield=True):
@@ -178,6 +197,11 @@ async def _end_group(group: int, grace_period: float) -> None:
     if not await _wait_group_gone(group, grace_period):
         _signal_group(group, signal.SIGKILL)
         await _wait_group_gone(group, 5)
+
+
+async def _end_tagged(tag: str, grace_period: float) -> None:
+    # Descendants that left the group (setsid, a double fork) but kept the command's tag.
+    await end_processes(partial(tagged, tag), grace_period)
 
 
 async def _terminate(process: Process, group: int, grace_period: float) -> None:

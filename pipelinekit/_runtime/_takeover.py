@@ -1,0 +1,158 @@
+"""Taking over an execution whose owner died: who owns it, and ending what the dead owner left.
+
+An engine's name in leases (its *owner*) says where it runs: host, pid, the process's start
+time and a random part. On the same host a dead owner is known at once (its pid is gone, or
+now belongs to a process that started later), so its execution is taken over without waiting
+for the lease; a live owner on the same host is never taken over, whatever its lease says. An
+owner on another host is presumed dead only when its lease has expired.
+
+Before a taken-over execution runs anything, the processes its previous owners started are
+ended: every process carrying the execution's tag (Linux, see ``providers._host``), and every
+process group on record in the execution's process ledger whose leader is still the process
+that was started. Only then can an action run again, so two attempts of one action never run
+at the same time on this host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import uuid
+from functools import partial
+from pathlib import Path
+
+import anyio
+import attrs
+
+from pipelinekit._thread import WorkerThread
+from pipelinekit.exceptions import ExecutionError
+from pipelinekit.providers._host import alive, end_processes, group_members, start_time, tagged
+
+__all__ = ["Owner", "ProcessLedger", "end_leftovers"]
+
+
+@attrs.frozen
+class Owner:
+    """Where an engine runs, as written in leases: ``host:pid:random@start``."""
+
+    host: str
+    pid: int
+    nonce: str
+    #: The process's start time (``providers._host.start_time``); empty where unknown.
+    started: str = ""
+
+    @classmethod
+    def this_process(cls) -> Owner:
+        """The owner name of a new engine in this process."""
+        pid = os.getpid()
+        return cls(socket.gethostname(), pid, uuid.uuid4().hex[:8], start_time(pid) or "")
+
+    @classmethod
+    def parse(cls, text: str) -> Owner | None:
+        """The owner a lease names; ``None`` for a name this version did not write."""
+        ident, _, started = text.partition("@")
+        parts = ident.rsplit(":", 2)
+        if len(parts) != 3 or not parts[1].isdigit():  # noqa: PLR2004 - host, pid, nonce
+            return None
+        return cls(parts[0], int(parts[1]), parts[2], started)
+
+    def __str__(self) -> str:
+        name = f"{self.host}:{self.pid}:{self.nonce}"
+        return f"{name}@{self.started}" if self.started else name
+
+    def on_this_host(self) -> bool:
+        """Whether this owner runs on this host, where its process can be asked directly."""
+        return self.host == socket.gethostname()
+
+    def is_dead(self) -> bool:
+        """Whether this owner is known to be gone: on this host, with its process gone.
+
+        ``False`` for an owner on another host (only its lease can tell) and for a live one.
+        """
+        return self.on_this_host() and not alive(self.pid, self.started or None)
+
+
+class ProcessLedger:
+    """The process groups an execution's commands lead on this host, one JSON line each.
+
+    Kept in ``<root>/<execution id>.jsonl`` so that a takeover on this host finds them even
+    where no tag can be read. The lines are written without fsync: only a crash of the whole
+    host loses them, and that ends the processes too.
+    """
+
+    def __init__(
+        self, root: Path, execution_id: str, owner: str, files: WorkerThread | None = None
+    ) -> None:
+        """The ledger of ``execution_id`` under ``root``, written by ``owner``."""
+        self.path = root / f"{execution_id}.jsonl"
+        self.tag = f"{execution_id}/{owner}"
+        self._files = files
+        self._written = False
+
+    def _append(self, line: str) -> None:
+        # A lost line only leaves the takeover to the tags: never fail a command for it.
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as file:
+                file.write(line)
+
+    async def started(self, pid: int, started: str | None) -> None:
+        """Put the group that command ``pid`` leads on record."""
+        if started is None:
+            return  # nothing to tell a reused pid from ours: the tags alone must do
+        line = json.dumps({"pid": pid, "started": started}) + "\n"
+        self._written = True
+        if self._files is not None:
+            await self._files.run(partial(self._append, line))
+        else:
+            await anyio.to_thread.run_sync(self._append, line)
+
+    def groups(self) -> dict[int, str]:
+        """The recorded groups: leader pid and its start time (read from a worker thread)."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except OSError:
+            return {}
+        found: dict[int, str] = {}
+        for line in text.splitlines():
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                record = json.loads(line)
+                found[int(record["pid"])] = str(record["started"])
+        return found
+
+    async def forget(self, *, always: bool = False) -> None:
+        """Remove the ledger: nothing it names runs any more.
+
+        Without ``always`` only a ledger this object wrote to is removed (a run that started
+        no command costs no trip to the disk).
+        """
+        if always or self._written:
+            await anyio.to_thread.run_sync(partial(self.path.unlink, missing_ok=True))
+
+
+async def end_leftovers(
+    ledger: ProcessLedger, execution_id: str, owner: str, grace_period: float = 10.0
+) -> None:
+    """End every process earlier owners of ``execution_id`` left on this host.
+
+    Raises ``ExecutionError`` naming the survivors when some cannot be ended, for then running
+    the execution on would run two attempts of an action at once.
+    """
+    groups = await anyio.to_thread.run_sync(ledger.groups)
+
+    def scan() -> dict[int, str]:
+        found = tagged(f"{execution_id}/", exclude=f"{execution_id}/{owner}/")
+        found.update(group_members(groups))
+        return found
+
+    survivors = await end_processes(scan, grace_period)
+    if survivors:
+        pids = ", ".join(str(pid) for pid in sorted(survivors))
+        msg = (
+            f"execution {execution_id}: processes its previous owner started are still running "
+            f"after SIGKILL (pids {pids}); end them, then resume again"
+        )
+        raise ExecutionError(msg)
+    await ledger.forget(always=True)
