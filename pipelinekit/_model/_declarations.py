@@ -28,6 +28,7 @@ import attrs
 
 from pipelinekit._model._frozendict import FrozenDict, to_frozendict, to_tuple
 from pipelinekit._model._names import ARTIFACT, NAMESPACE, STAGE_OR_ACTION, VARIABLE
+from pipelinekit._model._secrets import secret_problem
 from pipelinekit._model._variables import RESERVED_NAMESPACES
 from pipelinekit.exceptions import PipelineDefinitionError, Problem
 
@@ -306,8 +307,14 @@ class Variable:
 
     def __attrs_post_init__(self) -> None:
         default: object = self.default
-        if VARIABLE.fits(self.name) and (
-            default is None or (type(default) is str and len(default) <= _MAX_VARIABLE_DEFAULT)
+        # Secrets (see _secrets.py): a secret default too short to be masked is refused here.
+        unfit = secret_problem(default) if self.secret and isinstance(default, str) else None
+        if (
+            unfit is None
+            and VARIABLE.fits(self.name)
+            and (
+                default is None or (type(default) is str and len(default) <= _MAX_VARIABLE_DEFAULT)
+            )
         ):
             return
         found = _Found()
@@ -321,6 +328,8 @@ class Variable:
                 f"default of {self.name!r} must be a string of at most "
                 f"{_MAX_VARIABLE_DEFAULT} characters",
             )
+        if unfit is not None:  # secrets
+            found.add("default", f"secret default of {self.name!r} {unfit}")
         found.refuse()
 
 

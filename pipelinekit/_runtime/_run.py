@@ -169,7 +169,9 @@ class Run:
         detail: Mapping[str, Any] | None = None,
     ) -> int:
         """Queue an event for the recorder; return its sequence number."""
-        masked = self.masker.mask_value(detail) if detail and self.masker else detail
+        # Free text only: paths, names and hashes in a detail are read back by logs, retry
+        # and resume, and must stay as they are whatever a secret looks like.
+        masked = self.masker.mask_detail(detail) if detail and self.masker else detail
         if self.execution_attempt != 1:
             masked = {**(masked or {}), "execution_attempt": self.execution_attempt}
         sequence = self.recorder.number()

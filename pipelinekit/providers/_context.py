@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 
 from pipelinekit._model._declarations import Status
-from pipelinekit._model._secrets import Masker
+from pipelinekit._model._secrets import Masker, secret_problem
 from pipelinekit._thread import WorkerThread
 from pipelinekit.exceptions import ActionFailed
 from pipelinekit.providers._clock import Clock, SystemClock
@@ -350,11 +350,24 @@ class ActionContext:
         if value is None:
             msg = f"secret {name!r} is not set; set the environment variable {name} for the run"
             raise ActionFailed(msg)
+        problem = secret_problem(value)
+        if problem is not None:
+            msg = f"secret {name!r} (the environment variable {name}) {problem}"
+            raise ActionFailed(msg)
         self.masker.add(value)
         return value
 
     def add_secret(self, value: str) -> None:
-        """Register ``value`` as a secret: masked in logs, errors, events and the store."""
+        """Register ``value`` as a secret: masked in logs, errors, events and the store.
+
+        Its printed forms (base64, URL- and JSON-escaped, hex) are masked too, and each string
+        of a JSON object or array. A value too short to mask (fewer than ``MIN_SECRET_LENGTH``
+        characters), empty or blank fails the action with ``ActionFailed``.
+        """
+        problem = secret_problem(value)
+        if problem is not None:
+            msg = f"ctx.add_secret(): the value {problem}"
+            raise ActionFailed(msg)
         self.masker.add(value)
 
     def _base_environment(self) -> Mapping[str, str]:
