@@ -27,8 +27,22 @@ from typing import Any, ClassVar, Protocol, TypeGuard, runtime_checkable
 import attrs
 
 from pipelinekit._model._frozendict import FrozenDict, to_frozendict, to_tuple
+from pipelinekit._model._limits import (
+    MAX_ATTEMPTS,
+    MAX_BACKOFF,
+    MAX_TIMEOUT,
+    MAX_VALUE_BYTES,
+    MAX_VARIABLE_DEFAULT,
+    NESTING_PROBLEM,
+    duration_problem,
+    limit_problems,
+    measure,
+    nul_problem,
+    shown,
+    size_problem,
+    utf8_size,
+)
 from pipelinekit._model._names import ARTIFACT, NAMESPACE, STAGE_OR_ACTION, VARIABLE
-from pipelinekit._model._secrets import secret_problem
 from pipelinekit._model._variables import RESERVED_NAMESPACES
 from pipelinekit.exceptions import PipelineDefinitionError, Problem
 
@@ -163,11 +177,15 @@ def _to_version(value: object) -> object:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+#: The most seconds a timedelta holds (whole days, so that no rounding reaches past it).
+_TIMEDELTA_SECONDS = timedelta.max.days * 86400
+
+
 def to_duration(value: object) -> object:
     """Seconds as a number become a timedelta; anything else is kept for validation to judge."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, int | float) and math.isfinite(value) and abs(value) < 1e15:  # noqa: PLR2004 - past this timedelta overflows
+    if isinstance(value, int | float) and math.isfinite(value) and abs(value) < _TIMEDELTA_SECONDS:
         return timedelta(seconds=value)
     return value
 
@@ -192,12 +210,12 @@ class _Found(list[tuple[str, str]]):
 _ZERO = timedelta(0)
 _MAX_RUN_ORDER = 999
 _MAX_CONFIG_KEY = 50
-_MAX_VARIABLE_DEFAULT = 1000
 _MAX_RULES = 5
 _MAX_ROLE_ARN = 1024
 _PROVIDER_NAME = re.compile(r"[0-9A-Za-z_\-]{1,35}")
 _VERSION = re.compile(r"[0-9A-Za-z_\-]{1,9}")
 _ROLE_ARN = re.compile(r"arn:aws(-[A-Za-z0-9_]+)*:iam::[0-9]{12}:role/[\x21-\x7e]*")
+_REGION = re.compile(r"[A-Za-z0-9\-]{4,30}")
 
 
 def enum_choices(enum_type: Iterable[Any]) -> str:
@@ -215,10 +233,77 @@ def _name_or_none(name: object) -> str | None:
 
 
 def _timeout_problem(timeout: object) -> str | None:
-    """Why ``timeout`` is not a positive duration (``None``, no timeout, is fine)."""
-    if timeout is None or (isinstance(timeout, timedelta) and timeout > _ZERO):
+    """Why ``timeout`` is not a positive duration of at most ``MAX_TIMEOUT`` (``None`` is fine)."""
+    if timeout is None or (type(timeout) is timedelta and _ZERO < timeout <= MAX_TIMEOUT):
         return None
-    return f"must be a positive, finite duration: a timedelta or seconds (got {timeout!r})"
+    return duration_problem(timeout)
+
+
+def region_problem(region: object) -> str | None:
+    """Why ``region`` is not an AWS region name (``None``, no region, is fine)."""
+    if region is None or (isinstance(region, str) and _REGION.fullmatch(region)):
+        return None
+    return (
+        f"must be an AWS region name of 4 to 30 letters, digits and '-', like 'eu-west-1' "
+        f"(got {shown(region)})"
+    )
+
+
+def configuration_problems(configuration: object, field: str) -> list[tuple[str, str]]:
+    """Why ``configuration`` is not a map of strings to strings within the limits.
+
+    A value over a limit is named ``field['key']``; anything else names ``field``. A value that
+    is not a string is not walked into (it may be nested ever so deep).
+    """
+    if not isinstance(configuration, Mapping):
+        return [(field, f"must be a mapping of strings to strings (got {shown(configuration)})")]
+    found = []
+    for key, value in configuration.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= _MAX_CONFIG_KEY:
+            found.append((field, f"key {shown(key)} must be a string of 1 to 50 characters"))
+        elif "\x00" in key:
+            found.append((field, f"key {shown(key)} {nul_problem(key)}"))
+        if not isinstance(value, str):
+            found.append(
+                (
+                    field,
+                    (
+                        f"value of {shown(key)} must be a string (got {shown(value)}); "
+                        "CodePipeline configuration values are strings, e.g. 'true' rather "
+                        "than True"
+                    ),
+                )
+            )
+            continue
+        where = f"{field}[{shown(key)}]"
+        if (size := utf8_size(value)) > MAX_VALUE_BYTES:
+            found.append((where, size_problem(size)))
+        if "\x00" in value:
+            found.append((where, nul_problem(value)))
+    return found
+
+
+def configuration_size(configuration: FrozenDict) -> int | None:
+    """The bytes of a plainly valid configuration, or ``None`` for one to explain.
+
+    Plainly valid is strings to strings within the limits; ``configuration_problems`` explains
+    anything else.
+    """
+    total = 0
+    for key, value in configuration.items():
+        if (
+            type(key) is not str
+            or type(value) is not str
+            or not 0 < len(key) <= _MAX_CONFIG_KEY
+            or "\x00" in key
+            or "\x00" in value
+        ):
+            return None
+        size = len(value) if value.isascii() else utf8_size(value)
+        if size > MAX_VALUE_BYTES:
+            return None
+        total += utf8_size(key) + size
+    return total
 
 
 def role_arn_problem(role_arn: object) -> str | None:
@@ -230,7 +315,8 @@ def role_arn_problem(role_arn: object) -> str | None:
     ):
         return None
     return (
-        f"role_arn {role_arn!r} is not an IAM role ARN like 'arn:aws:iam::123456789012:role/name'"
+        f"role_arn {shown(role_arn)} is not an IAM role ARN like "
+        "'arn:aws:iam::123456789012:role/name'"
     )
 
 
@@ -252,13 +338,13 @@ def _action_type_problems(type_id: ActionTypeId) -> list[str]:
     version: object = type_id.version
     found = []
     if not isinstance(category, Category):
-        found.append(f"category {category!r} is not one of {enum_choices(Category)}")
+        found.append(f"category {shown(category)} is not one of {enum_choices(Category)}")
     if not isinstance(owner, Owner):
-        found.append(f"owner {owner!r} is not one of {enum_choices(Owner)}")
+        found.append(f"owner {shown(owner)} is not one of {enum_choices(Owner)}")
     if not isinstance(provider, str) or not _PROVIDER_NAME.fullmatch(provider):
-        found.append(f"provider name {provider!r} must be 1-35 letters, digits, '_' or '-'")
+        found.append(f"provider name {shown(provider)} must be 1-35 letters, digits, '_' or '-'")
     if not isinstance(version, str) or not _VERSION.fullmatch(version):
-        found.append(f"version {version!r} must be 1-9 letters, digits, '_' or '-'")
+        found.append(f"version {shown(version)} must be 1-9 letters, digits, '_' or '-'")
     if not found and hashable and len(_GOOD_TYPES) < 1024:  # noqa: PLR2004 - a bound on memory
         _GOOD_TYPES.add(type_id)
     return found
@@ -307,40 +393,62 @@ class Variable:
 
     def __attrs_post_init__(self) -> None:
         default: object = self.default
-        # Secrets (see _secrets.py): a secret default too short to be masked is refused here.
-        unfit = secret_problem(default) if self.secret and isinstance(default, str) else None
+        description: object = self.description
         if (
-            unfit is None
-            and VARIABLE.fits(self.name)
+            VARIABLE.fits(self.name)
             and (
-                default is None or (type(default) is str and len(default) <= _MAX_VARIABLE_DEFAULT)
+                default is None
+                or (
+                    type(default) is str
+                    and len(default) <= MAX_VARIABLE_DEFAULT
+                    and "\x00" not in default
+                )
             )
+            and type(description) is str
+            and len(description) <= MAX_VALUE_BYTES // 4  # at most 4 UTF-8 bytes a character
         ):
             return
         found = _Found()
         if (bad := VARIABLE.problem(self.name)) is not None:
             found.add("name", bad)
-        if default is not None and (
-            not isinstance(default, str) or len(default) > _MAX_VARIABLE_DEFAULT
-        ):
-            found.add(
-                "default",
-                f"default of {self.name!r} must be a string of at most "
-                f"{_MAX_VARIABLE_DEFAULT} characters",
-            )
-        if unfit is not None:  # secrets
-            found.add("default", f"secret default of {self.name!r} {unfit}")
+        if default is not None:
+            if not isinstance(default, str):
+                found.add(
+                    "default",
+                    f"default of {shown(self.name)} must be a string of at most "
+                    f"{MAX_VARIABLE_DEFAULT} characters (got {shown(default)})",
+                )
+            elif len(default) > MAX_VARIABLE_DEFAULT:
+                found.add(
+                    "default",
+                    f"default of {shown(self.name)} must be a string of at most "
+                    f"{MAX_VARIABLE_DEFAULT} characters (MAX_VARIABLE_DEFAULT); it is "
+                    f"{len(default):,} characters: pass a long value as a file or an artifact",
+                )
+            elif "\x00" in default:
+                found.add("default", f"default of {shown(self.name)} {nul_problem(default)}")
+        if not isinstance(description, str):
+            found.add("description", f"must be a string (got {shown(description)})")
+        elif (size := utf8_size(description)) > MAX_VALUE_BYTES:
+            found.add("description", size_problem(size))
         found.refuse()
+
+    def definition_bytes(self) -> int:
+        """The bytes this variable adds to the definition (``MAX_DEFINITION_BYTES``)."""
+        size = utf8_size(self.name) + utf8_size(self.description)
+        return size if self.default is None else size + utf8_size(self.default)
 
 
 @attrs.frozen
 class Retry:
     """How often an action is tried and how long to wait between tries.
 
-    ``attempts`` counts every try, the first included (``attempts=1`` means no retry). The wait
-    before try *n* (n >= 2) is ``delay * backoff ** (n - 2)``, capped at ``max_delay``, plus up to
-    ``jitter`` times that at random. ``retry_on`` limits retries to those exception types (and
-    their subclasses); empty means any failure is retried.
+    ``attempts`` counts every try, the first included (``attempts=1`` means no retry; at most
+    ``MAX_ATTEMPTS``). The wait before try *n* (n >= 2) is ``delay * backoff ** (n - 2)``, capped
+    at ``max_delay`` (which must be at least ``delay``), plus up to ``jitter`` times that at
+    random. ``backoff`` is from 1 to ``MAX_BACKOFF``; delays are at most ``MAX_TIMEOUT``.
+    ``retry_on`` limits retries to those exception types (and their subclasses); empty means any
+    failure is retried.
     """
 
     attempts: int = 3
@@ -361,28 +469,51 @@ class Retry:
         found = _Found()
         attempts: object = self.attempts
         if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
-            found.add("retry.attempts", f"attempts must be a whole number >= 1 (got {attempts!r})")
+            found.add(
+                "retry.attempts", f"attempts must be a whole number >= 1 (got {shown(attempts)})"
+            )
+        elif attempts > MAX_ATTEMPTS:
+            found.add(
+                "retry.attempts",
+                f"attempts is {attempts:,}; the limit is {MAX_ATTEMPTS} (MAX_ATTEMPTS): poll "
+                "inside the action, or retry the stage, rather than retrying more",
+            )
         backoff: object = self.backoff
         if not _is_number(backoff) or not math.isfinite(backoff) or backoff < 1:
             found.add(
                 "retry.backoff",
-                f"backoff must be a finite number >= 1, the factor between waits (got {backoff!r})",
+                "backoff must be a finite number >= 1, the factor between waits "
+                f"(got {shown(backoff)})",
             )
+        elif backoff > MAX_BACKOFF:
+            found.add(
+                "retry.backoff",
+                f"backoff is {backoff:g}; the limit is {MAX_BACKOFF:g} (MAX_BACKOFF), the "
+                "factor between one wait and the next",
+            )
+        delays_fine = True
         for name in ("delay", "max_delay"):
-            value = getattr(self, name)
-            if not isinstance(value, timedelta) or value < _ZERO:
-                found.add(
-                    f"retry.{name}", f"{name} must be a duration of zero or more (got {value!r})"
-                )
+            if (bad := duration_problem(getattr(self, name), zero=True)) is not None:
+                found.add(f"retry.{name}", f"{name} {bad}")
+                delays_fine = False
+        if delays_fine and self.max_delay < self.delay:
+            found.add(
+                "retry.max_delay",
+                f"max_delay {self.max_delay} is shorter than delay {self.delay}; max_delay caps "
+                "every wait, so make it at least delay",
+            )
         jitter: object = self.jitter
         if not _is_number(jitter) or not 0 <= jitter <= 1:
-            found.add("retry.jitter", f"jitter must be a fraction from 0 to 1 (got {jitter!r})")
+            found.add(
+                "retry.jitter", f"jitter must be a fraction from 0 to 1 (got {shown(jitter)})"
+            )
         retry_on: object = self.retry_on
         if not isinstance(retry_on, tuple) or not all(
             isinstance(kind, type) and issubclass(kind, BaseException) for kind in retry_on
         ):
             found.add(
-                "retry.retry_on", f"retry_on must be a list of exception classes (got {retry_on!r})"
+                "retry.retry_on",
+                f"retry_on must be a list of exception classes (got {shown(retry_on)})",
             )
         found.refuse()
 
@@ -390,7 +521,10 @@ class Retry:
         """The wait before try number ``attempt`` (2 for the first retry)."""
         if attempt < 2:  # noqa: PLR2004 - the first try never waits
             return timedelta(0)
-        base = self.delay.total_seconds() * self.backoff ** (attempt - 2)
+        try:
+            base = self.delay.total_seconds() * self.backoff ** (attempt - 2)
+        except OverflowError:  # an attempt past MAX_ATTEMPTS: max_delay caps it anyway
+            base = math.inf
         base = min(base, self.max_delay.total_seconds())
         spread = (rng or random.Random()).uniform(0, self.jitter * base) if self.jitter else 0.0  # noqa: S311 - jitter, not cryptography
         return timedelta(seconds=base + spread)
@@ -424,18 +558,52 @@ class Action:
     )
     region: str | None = attrs.field(default=None, kw_only=True)
     role_arn: str | None = attrs.field(default=None, kw_only=True)
+    #: What this action adds to the definition, in bytes (``MAX_DEFINITION_BYTES``), measured
+    #: while it was checked so that the pipeline need not walk it again.
+    _definition_bytes: int = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        if self._plainly_valid() and self._provider_plainly_valid():
-            return
+        configuration_bytes = self._plain_size()
+        if configuration_bytes is not None:
+            provider_bytes = measure(self.provider)
+            if provider_bytes is not None and self._provider_plainly_valid():
+                self._keep_size(configuration_bytes + provider_bytes)
+                return
         found = _Found()
         self._check_own_fields(found)
-        self._check_provider(found)
+        provider_bytes = self._check_provider(found)
         found.refuse(action=_name_or_none(self.name))
+        self._keep_size((configuration_size(self.configuration) or 0) + provider_bytes)
+
+    def _keep_size(self, values: int) -> None:
+        # Names are ASCII (their rules say so): their length is their size.
+        inputs, outputs, namespace = self.inputs, self.outputs, self.namespace
+        size = values + len(self.name)
+        if inputs:
+            size += sum(map(len, inputs))
+        if outputs:
+            size += sum(map(len, outputs))
+        if namespace:
+            size += len(namespace)
+        object.__setattr__(self, "_definition_bytes", size)
+
+    def definition_bytes(self) -> int:
+        """The bytes this action adds to the definition (``MAX_DEFINITION_BYTES``)."""
+        return self._definition_bytes
+
+    def _plain_size(self) -> int | None:
+        # The common shape, in a few type tests; anything else gets the explaining checks,
+        # which find the same problems (or none) and say what they are. The answer is the
+        # configuration's size, or None when the explaining checks must look.
+        configuration: object = self.configuration
+        if type(configuration) is not FrozenDict:
+            return None
+        configuration_bytes = configuration_size(configuration) if configuration else 0
+        if configuration_bytes is None or not self._plainly_valid():
+            return None
+        return configuration_bytes
 
     def _plainly_valid(self) -> bool:
-        # The common shape, in a few type tests; anything else gets the explaining checks,
-        # which find the same problems (or none) and say what they are.
         run_order: object = self.run_order
         inputs: object = self.inputs
         outputs: object = self.outputs
@@ -443,7 +611,6 @@ class Action:
         timeout: object = self.timeout
         retry: object = self.retry
         cache: object = self.cache
-        configuration: object = self.configuration
         return (
             STAGE_OR_ACTION.fits(self.name)
             and type(run_order) is int
@@ -458,11 +625,9 @@ class Action:
                 namespace is None
                 or (NAMESPACE.fits(namespace) and namespace not in RESERVED_NAMESPACES)
             )
-            and (timeout is None or (type(timeout) is timedelta and timeout > _ZERO))
+            and (timeout is None or (type(timeout) is timedelta and _ZERO < timeout <= MAX_TIMEOUT))
             and (retry is None or type(retry) is Retry)
             and type(cache) is bool
-            and type(configuration) is FrozenDict
-            and not configuration
             and self.region is None
             and self.role_arn is None
         )
@@ -473,7 +638,8 @@ class Action:
         run_order: object = self.run_order
         if type(run_order) is not int or not 1 <= run_order <= _MAX_RUN_ORDER:
             found.add(
-                "run_order", f"run_order must be a whole number from 1 to 999 (got {run_order!r})"
+                "run_order",
+                f"run_order must be a whole number from 1 to 999 (got {shown(run_order)})",
             )
         self._check_artifacts(found)
         namespace: object = self.namespace
@@ -490,10 +656,10 @@ class Action:
             found.add("timeout", bad)
         retry: object = self.retry
         if retry is not None and not isinstance(retry, Retry):
-            found.add("retry", f"must be a pk.Retry (got {retry!r})")
+            found.add("retry", f"must be a pk.Retry (got {shown(retry)})")
         cache: object = self.cache
         if type(cache) is not bool:
-            found.add("cache", f"must be True or False (got {cache!r})")
+            found.add("cache", f"must be True or False (got {shown(cache)})")
         self._check_placement(found)
 
     def _check_artifacts(self, found: _Found) -> None:
@@ -501,40 +667,23 @@ class Action:
             names: object = getattr(self, field)
             if not isinstance(names, tuple):
                 found.add(
-                    field, f"must be a list of artifact names, e.g. {field}=['src'] (got {names!r})"
+                    field,
+                    f"must be a list of artifact names, e.g. {field}=['src'] (got {shown(names)})",
                 )
                 continue
             strings = [name for name in names if isinstance(name, str)]
             if len(set(strings)) != len(strings):
-                found.add(field, f"lists the same artifact more than once: {list(names)!r}")
+                found.add(field, f"lists the same artifact more than once: {shown(list(names))}")
             for name in names:
                 if (bad := ARTIFACT.problem(name)) is not None:
                     found.add(field, bad)
 
     def _check_placement(self, found: _Found) -> None:
         """Configuration, region and role: where and how CodePipeline would run the action."""
-        configuration: object = self.configuration
-        if not isinstance(configuration, Mapping):
-            found.add(
-                "configuration", f"must be a mapping of strings to strings (got {configuration!r})"
-            )
-        else:
-            for key, value in configuration.items():
-                if not isinstance(key, str) or not 1 <= len(key) <= _MAX_CONFIG_KEY:
-                    found.add(
-                        "configuration", f"key {key!r} must be a string of 1 to 50 characters"
-                    )
-                if not isinstance(value, str):
-                    found.add(
-                        "configuration",
-                        f"value of {key!r} must be a string (got {value!r}); CodePipeline "
-                        "configuration values are strings, e.g. 'true' rather than True",
-                    )
-        region: object = self.region
-        if region is not None and not (isinstance(region, str) and 4 <= len(region) <= 30):  # noqa: PLR2004 - CodePipeline's limits
-            found.add(
-                "region", f"must be an AWS region name of 4 to 30 characters (got {region!r})"
-            )
+        for field, message in configuration_problems(self.configuration, "configuration"):
+            found.add(field, message)
+        if (bad := region_problem(self.region)) is not None:
+            found.add("region", bad)
         if self.role_arn is not None and (bad := role_arn_problem(self.role_arn)) is not None:
             found.add("role_arn", bad)
 
@@ -553,23 +702,33 @@ class Action:
         bounds = getattr(provider, "output_artifacts", None)
         return bounds is None or bounds[0] <= len(self.outputs) <= bounds[1]
 
-    def _check_provider(self, found: _Found) -> None:
-        """The provider: an action type, its own ``problems()``, the artifacts it takes."""
+    def _check_provider(self, found: _Found) -> int:
+        """The provider: an action type, its values' limits, its ``problems()``, its artifacts.
+
+        Returns the bytes its values hold.
+        """
         provider = self.provider
         action_type = getattr(provider, "action_type", None)
         if not isinstance(action_type, ActionTypeId):
             found.add(
                 "provider",
-                f"{provider!r} is not a provider: use one of pipelinekit's (pk.shell(...), "
+                f"{shown(provider)} is not a provider: use one of pipelinekit's (pk.shell(...), "
                 "pk.python(fn), ...) or decorate your class with @pk.provider(...)",
             )
-            return
+            return 0
         for bad in _action_type_problems(action_type):
             found.add("provider.action_type", bad)
+        # The limits first: a provider's own checks may show (repr) or walk a value, which for
+        # one nested too deep is a RecursionError. A field over a limit is reported once.
+        over, size = limit_problems(provider, ("provider",))
+        for field, message in over:
+            found.add(field, message)
         problems = getattr(provider, "problems", None)
-        if callable(problems):
+        if callable(problems) and not any(message == NESTING_PROBLEM for _, message in over):
+            reported = {field for field, _ in over}
             for field, message in problems():
-                found.add(f"provider.{field}", message)
+                if f"provider.{field}" not in reported:
+                    found.add(f"provider.{field}", message)
         for field, bounds in (
             ("inputs", getattr(provider, "input_artifacts", None)),
             ("outputs", getattr(provider, "output_artifacts", None)),
@@ -585,6 +744,7 @@ class Action:
                     f"{type(provider).__name__} takes {wanted} {field[:-1]} artifact"
                     f"{'' if high == 1 else 's'} (got {len(names)})",
                 )
+        return size
 
     @property
     def action_type(self) -> ActionTypeId | None:
@@ -626,14 +786,50 @@ class Rule:
         if not isinstance(rule_type, ActionTypeId):
             found.add(
                 "rule_type",
-                f"rule_type must be a rule provider name or an ActionTypeId (got {rule_type!r})",
+                "rule_type must be a rule provider name or an ActionTypeId "
+                f"(got {shown(rule_type)})",
             )
         else:
             for bad in _action_type_problems(rule_type):
                 found.add("rule_type", bad)
+        for field, message in configuration_problems(self.configuration, "configuration"):
+            found.add(field, message)
+        self._check_commands(found)
+        inputs: object = self.inputs
+        if not isinstance(inputs, tuple):
+            found.add("inputs", f"must be a list of artifact names (got {shown(inputs)})")
+        else:
+            for name in inputs:
+                if (bad := ARTIFACT.problem(name)) is not None:
+                    found.add("inputs", bad)
+        if (bad := region_problem(self.region)) is not None:
+            found.add("region", bad)
+        if self.role_arn is not None and (bad := role_arn_problem(self.role_arn)) is not None:
+            found.add("role_arn", bad)
         if (bad := _timeout_problem(self.timeout)) is not None:
             found.add("timeout", bad)
         found.refuse()
+
+    def _check_commands(self, found: _Found) -> None:
+        commands: object = self.commands
+        if not isinstance(commands, tuple):
+            found.add("commands", f"must be a list of command strings (got {shown(commands)})")
+            return
+        for index, command in enumerate(commands):
+            if not isinstance(command, str):
+                found.add(f"commands[{index}]", f"must be a string (got {shown(command)})")
+                continue
+            if (size := utf8_size(command)) > MAX_VALUE_BYTES:
+                found.add(f"commands[{index}]", size_problem(size))
+            if "\x00" in command:
+                found.add(f"commands[{index}]", nul_problem(command))
+
+    def definition_bytes(self) -> int:
+        """The bytes this rule adds to the definition (``MAX_DEFINITION_BYTES``)."""
+        size = len(self.name) + (configuration_size(self.configuration) or 0)
+        for command in self.commands:
+            size += utf8_size(command)
+        return size
 
 
 @attrs.frozen
@@ -647,7 +843,7 @@ class Condition:
         found = _Found()
         result: object = self.result
         if not isinstance(result, Result):
-            found.add("result", f"result {result!r} is not one of {enum_choices(Result)}")
+            found.add("result", f"result {shown(result)} is not one of {enum_choices(Result)}")
         rules: object = self.rules
         if not isinstance(rules, tuple) or not 1 <= len(rules) <= _MAX_RULES:
             found.add("rules", "a condition needs 1 to 5 pk.Rule")
@@ -655,7 +851,7 @@ class Condition:
         names: set[str] = set()
         for index, rule in enumerate(rules):
             if not isinstance(rule, Rule):
-                found.add(f"rules[{index}]", f"must be a pk.Rule (got {rule!r})")
+                found.add(f"rules[{index}]", f"must be a pk.Rule (got {shown(rule)})")
             elif rule.name in names:
                 found.add(
                     f"rules[{index}].name",
@@ -686,11 +882,11 @@ def _check_conditions(
     for index, condition in enumerate(conditions):
         where = f"{field}.conditions[{index}]"
         if not isinstance(condition, Condition):
-            found.add(where, f"must be a pk.Condition (got {condition!r})")
+            found.add(where, f"must be a pk.Condition (got {shown(condition)})")
         elif condition.result not in allowed:
             found.add(
                 f"{where}.result",
-                f"result {condition.result!r} is not allowed here; use "
+                f"result {shown(condition.result)} is not allowed here; use "
                 + " or ".join(sorted(result.value for result in allowed)),
             )
 
@@ -745,14 +941,14 @@ class OnFailure:
         result: object = self.result
         if result is not None and not isinstance(result, Result):
             found.add(
-                "on_failure.result", f"result {result!r} is not one of {enum_choices(Result)}"
+                "on_failure.result", f"result {shown(result)} is not one of {enum_choices(Result)}"
             )
         retry_mode: object = self.retry_mode
         if retry_mode is not None:
             if not isinstance(retry_mode, RetryMode):
                 found.add(
                     "on_failure.retry_mode",
-                    f"retry_mode {retry_mode!r} is not one of {enum_choices(RetryMode)}",
+                    f"retry_mode {shown(retry_mode)} is not one of {enum_choices(RetryMode)}",
                 )
             elif result is not Result.RETRY:
                 found.add("on_failure.retry_mode", "retry_mode only applies when result is RETRY")
@@ -819,12 +1015,12 @@ class Stage:
         else:
             for index, action in enumerate(actions):
                 if not isinstance(action, Action):
-                    found.add(f"actions[{index}]", f"must be a pk.Action (got {action!r})")
+                    found.add(f"actions[{index}]", f"must be a pk.Action (got {shown(action)})")
         needs: object = self.needs
         if needs is not None and (
             not isinstance(needs, tuple) or not all(isinstance(need, str) for need in needs)
         ):
-            found.add("needs", f"needs must be a list of stage names (got {needs!r})")
+            found.add("needs", f"needs must be a list of stage names (got {shown(needs)})")
         for field, kind in (
             ("before_entry", BeforeEntry),
             ("on_success", OnSuccess),
@@ -832,7 +1028,7 @@ class Stage:
         ):
             value = getattr(self, field)
             if value is not None and not isinstance(value, kind):
-                found.add(field, f"must be a pk.{kind.__name__} (got {value!r})")
+                found.add(field, f"must be a pk.{kind.__name__} (got {shown(value)})")
         found.refuse(stage=_name_or_none(self.name))
 
     def _plainly_valid(self) -> bool:

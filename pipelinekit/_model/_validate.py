@@ -29,6 +29,7 @@ from pipelinekit._model._declarations import (
     enum_choices,
     role_arn_problem,
 )
+from pipelinekit._model._limits import MAX_DEFINITION_BYTES, NESTING_PROBLEM
 from pipelinekit._model._names import STAGE_OR_ACTION, did_you_mean
 from pipelinekit._model._stage_graph import StageGraph
 from pipelinekit._model._variables import (
@@ -100,6 +101,9 @@ class _Checker:
         self.node_ids: dict[str, tuple[str, str]] = {}
         self.dotted = False
         self.referencing: set[str] = set()
+        #: The definition's size so far (MAX_DEFINITION_BYTES), and its largest action.
+        self.definition_bytes = 0
+        self.largest: tuple[int, str] = (0, "")
 
     def problem(
         self,
@@ -135,6 +139,7 @@ class _Checker:
         for stage in stages:
             self.check_stage(stage)
         self.check_namespace_artifact_clash()
+        self.check_definition_size(stages)
         self.build_stage_graph(stages)
         for stage in stages:
             self.check_wiring(stage)
@@ -157,6 +162,7 @@ class _Checker:
                     field=field,
                 )
             self.variables.add(variable.name)
+            self.definition_bytes += variable.definition_bytes()
 
     def check_stage_list(self, stages: object) -> list[Stage]:
         if not isinstance(stages, tuple) or not stages:
@@ -189,8 +195,14 @@ class _Checker:
         node_ids = self.node_ids if self.dotted else None
         artifacts, namespaces = self.artifacts, self.namespaces
         seen: set[str] = set()
+        size = len(stage_name)
+        largest = self.largest
         for action in stage.actions:
             name = action.name
+            action_bytes = action.definition_bytes()
+            size += action_bytes
+            if action_bytes > largest[0]:
+                largest = (action_bytes, f"{stage_name}.{name}")
             if name in seen:
                 self.problem(
                     f"action name {name!r} is used twice in stage {stage_name!r}; "
@@ -223,6 +235,8 @@ class _Checker:
                     action=name,
                     field="namespace",
                 )
+        self.definition_bytes += size
+        self.largest = largest
         if self.pipeline.execution_mode is ExecutionMode.PARALLEL:
             self.check_no_rollback(stage)
 
@@ -249,6 +263,24 @@ class _Checker:
                     action=producer.action,
                     field="namespace",
                 )
+
+    def check_definition_size(self, stages: list[Stage]) -> None:
+        """The whole definition within MAX_DEFINITION_BYTES (each value was checked alone)."""
+        total = self.definition_bytes
+        for stage in stages:
+            for field in ("before_entry", "on_success", "on_failure"):
+                value = getattr(stage, field)
+                if value is not None:
+                    for condition in value.conditions:
+                        total += sum(rule.definition_bytes() for rule in condition.rules)
+        if total > MAX_DEFINITION_BYTES:
+            size, node = self.largest
+            self.problem(
+                f"the definition holds {total:,} bytes of names and values; the limit is "
+                f"{MAX_DEFINITION_BYTES:,} bytes (MAX_DEFINITION_BYTES), and every run records "
+                f"what its actions ran with: the largest is action {node!r} ({size:,} bytes); "
+                "put large data in artifacts or files and pass their names"
+            )
 
     def check_no_rollback(self, stage: Stage) -> None:
         """A PARALLEL pipeline's executions have no single last success to roll back to."""
@@ -355,7 +387,18 @@ class _Checker:
         found: list[tuple[tuple[str, ...], str]] = []
         if action.configuration:
             collect_strings(action.configuration, "#{", ("configuration",), found)
-        collect_strings(action.provider, "#{", ("provider",), found)
+        try:
+            collect_strings(action.provider, "#{", ("provider",), found)
+        except RecursionError:
+            # The action measured its provider when it was built; a list inside it has grown
+            # since. Walking it further (resolving, recording) would fail the same way.
+            self.problem(
+                f"{NESTING_PROBLEM} (it grew after the action was built)",
+                stage=stage.name,
+                action=action.name,
+                field="provider",
+            )
+            return
         if found:
             self.referencing.add(f"{stage.name}.{action.name}")
         for parts, text in found:

@@ -10,6 +10,7 @@ import attrs
 
 from pipelinekit._model._declarations import ActionTypeId, Category, Owner, Status, to_duration
 from pipelinekit._model._frozendict import to_tuple
+from pipelinekit._model._limits import duration_problem
 from pipelinekit.exceptions import ActionFailed, ExecutionError
 from pipelinekit.providers._decisions import TIMED_OUT, check_identity
 
@@ -90,11 +91,8 @@ class ManualApproval:
 
     def problems(self) -> Iterable[tuple[str, str]]:
         """Broken rules of this declaration, as (field, message) pairs."""
-        if not isinstance(self.timeout, timedelta) or self.timeout <= timedelta(0):
-            yield (
-                "timeout",
-                f"must be a positive duration: a timedelta or seconds (got {self.timeout!r})",
-            )
+        if (bad := duration_problem(self.timeout)) is not None:
+            yield "timeout", bad
         for name in self.approvers:
             try:
                 check_identity(name)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, ClassVar
 
@@ -11,6 +12,7 @@ import attrs
 
 from pipelinekit._model._declarations import ActionTypeId, Category, Owner, to_duration
 from pipelinekit._model._frozendict import FrozenDict, to_frozendict, to_tuple
+from pipelinekit._model._limits import duration_problem, shown
 from pipelinekit.exceptions import ActionFailed
 
 if TYPE_CHECKING:
@@ -21,6 +23,12 @@ __all__ = ["HttpRequest", "Wait"]
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 #: The longest response body kept as the ``Body`` variable.
 BODY_LIMIT = 10_000
+#: A header name: an HTTP token (RFC 9110's tchar).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: What no header value may hold: a line break would start another header, a NUL ends it.
+_HEADER_BREAK = re.compile(r"[\r\n\x00]")
+#: What no URL may hold (they are percent-encoded when meant): spaces and control characters.
+_URL_BAD = re.compile(r"[\x00-\x20\x7f]")
 
 
 @attrs.frozen
@@ -30,7 +38,8 @@ class HttpRequest:
     The action fails when the status is not in ``expected_status`` (default: any 2xx). Output
     variables: ``StatusCode``, ``ContentType`` and ``Body`` (the first 10,000 characters).
     Headers and body may hold ``#{...}`` references; put tokens in secret variables so they are
-    masked.
+    masked. Header names are HTTP tokens; header values and the URL hold no line break, NUL or
+    (in the URL) space, so that no value can add a header or change the request line.
     """
 
     action_type: ClassVar[ActionTypeId] = ActionTypeId(
@@ -83,25 +92,59 @@ class HttpRequest:
 
     def problems(self) -> Iterable[tuple[str, str]]:
         """Broken rules of this declaration, as (field, message) pairs."""
-        if not isinstance(self.url, str) or not (
-            self.url.startswith(("http://", "https://")) or self.url.startswith("#{")
-        ):
-            yield "url", f"{self.url!r} must be an http:// or https:// URL"
-        if not isinstance(self.method, str) or not self.method.isalpha():
-            yield "method", f"{self.method!r} is not an HTTP method"
-        if not all(isinstance(s, int) and 100 <= s <= 599 for s in self.expected_status):  # noqa: PLR2004 - HTTP status range
-            yield "expected_status", "must list HTTP status codes (100-599)"
-        if not isinstance(self.request_timeout, timedelta) or self.request_timeout <= timedelta(0):
-            got = self.request_timeout
+        url: object = self.url
+        if not isinstance(url, str) or not url.startswith(("http://", "https://", "#{")):
+            yield "url", f"{shown(url)} must be an http:// or https:// URL"
+        elif (bad := _URL_BAD.search(url)) is not None:
             yield (
-                "request_timeout",
-                f"must be a positive duration: a timedelta or seconds (got {got!r})",
+                "url",
+                (
+                    f"holds {bad[0]!r} at index {bad.start()}; a URL holds no space or control "
+                    "character (percent-encode it: a space is %20)"
+                ),
             )
+        if not isinstance(self.method, str) or not self.method.isalpha():
+            yield "method", f"{shown(self.method)} is not an HTTP method"
+        if not isinstance(self.expected_status, tuple) or not all(
+            isinstance(s, int) and 100 <= s <= 599  # noqa: PLR2004 - HTTP status range
+            for s in self.expected_status
+        ):
+            yield "expected_status", "must list HTTP status codes (100-599)"
+        yield from self._header_problems()
+        if (late := duration_problem(self.request_timeout)) is not None:
+            yield "request_timeout", late
+
+    def _header_problems(self) -> Iterable[tuple[str, str]]:
+        headers: object = self.headers
+        if not isinstance(headers, Mapping):
+            yield "headers", f"must be a mapping of header names to values (got {shown(headers)})"
+            return
+        for name, value in headers.items():
+            if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+                yield (
+                    "headers",
+                    (
+                        f"{shown(name)} is not a header name: use letters, digits and "
+                        "!#$%&'*+-.^_`|~ (no spaces or ':')"
+                    ),
+                )
+                continue
+            if not isinstance(value, str):
+                yield f"headers[{name!r}]", f"must be a string (got {shown(value)})"
+            elif (found := _HEADER_BREAK.search(value)) is not None:
+                what = "a NUL character" if found[0] == "\x00" else "a line break"
+                yield (
+                    f"headers[{name!r}]",
+                    (
+                        f"holds {what} at index {found.start()}, which would end the header (or "
+                        "start another); remove it"
+                    ),
+                )
 
 
 @attrs.frozen
 class Wait:
-    """Wait for ``duration`` (a timedelta or seconds), then succeed."""
+    """Wait for ``duration`` (a timedelta or seconds, at most ``MAX_TIMEOUT``), then succeed."""
 
     action_type: ClassVar[ActionTypeId] = ActionTypeId(Category.INVOKE, Owner.CUSTOM, "Wait", "1")
     idempotent: ClassVar[bool] = True
@@ -117,5 +160,5 @@ class Wait:
 
     def problems(self) -> Iterable[tuple[str, str]]:
         """Broken rules of this declaration, as (field, message) pairs."""
-        if not isinstance(self.duration, timedelta) or self.duration < timedelta(0):
-            yield "duration", "must be a duration of zero or more"
+        if (bad := duration_problem(self.duration, zero=True)) is not None:
+            yield "duration", bad
