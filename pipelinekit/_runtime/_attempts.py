@@ -74,6 +74,7 @@ class Attempts:
         self.run_ = run
         #: The checks of the actions' input artifacts against their producers' seals.
         self.inputs = InputChecks(run.workspace)
+        self._no_inputs = self.inputs.held("", {}, full=False)
         self._producers: dict[str, ActionRecord] | None = None
 
     async def run(self, record: ActionRecord, opened: datetime | None) -> bool | None:
@@ -252,20 +253,21 @@ class Attempts:
 
     def _holding(self, record: ActionRecord, ctx: ActionContext) -> Holding:
         """The checks of the action's inputs: each against its producer's recorded hash."""
+        if not ctx.inputs:
+            return self._no_inputs
+        producers = self._producers
+        if producers is None:
+            producers = self._producers = {
+                name: producer
+                for producer in self.run_.actions.values()
+                for name in producer.action.outputs
+            }
         inputs: dict[str, Sealed] = {}
-        if ctx.inputs:
-            producers = self._producers
-            if producers is None:
-                producers = self._producers = {
-                    name: producer
-                    for producer in self.run_.actions.values()
-                    for name in producer.action.outputs
-                }
-            for name, path in ctx.inputs.items():
-                producer = producers.get(name)
-                digest = producer.artifacts.get(name) if producer is not None else None
-                if producer is not None and digest:  # a workspace that hashes nothing: no check
-                    inputs[name] = Sealed(producer.node, path, digest)
+        for name, path in ctx.inputs.items():
+            producer = producers.get(name)
+            digest = producer.artifacts.get(name) if producer is not None else None
+            if producer is not None and digest:  # a workspace that hashes nothing: no check
+                inputs[name] = Sealed(producer.node, path, digest)
         action_type = record.action.action_type
         # Where it matters most, every byte is hashed: what a deploy ships leaves for good.
         full = action_type is not None and action_type.category is Category.DEPLOY
