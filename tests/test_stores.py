@@ -550,12 +550,15 @@ def test_a_new_database_is_marked_as_pipelinekit_s(tmp_path):
     assert int.from_bytes(b"PKit", "big") == APPLICATION_ID
 
 
-def make_foreign(path, *, application_id=0, table=True, journal="delete"):
+def make_foreign(path, *, application_id=0, table=True, journal="delete", lookalike=False):
     with contextlib.closing(sqlite3.connect(path)) as connection, connection:
         connection.execute(f"PRAGMA journal_mode = {journal}")
         if application_id:
             connection.execute(f"PRAGMA application_id = {application_id}")
-        if table:
+        if lookalike:  # pipelinekit's table names, but no schema version: not ours
+            for name in ("meta", "executions", "events"):
+                connection.execute(f"CREATE TABLE {name} (key TEXT, value TEXT)")
+        elif table:
             connection.execute("CREATE TABLE users (name TEXT)")
             connection.execute("INSERT INTO users VALUES ('ann')")
         else:
@@ -569,6 +572,7 @@ def make_foreign(path, *, application_id=0, table=True, journal="delete"):
         ({"journal": "wal"}, "it is another program's SQLite database (tables: users)"),
         ({"application_id": 0x12345678, "table": False}, "application_id 0x12345678"),
         ({"table": False}, "it is another program's SQLite database (no tables)"),
+        ({"lookalike": True}, "(tables: events, executions, meta)"),
     ],
 )
 def test_someone_else_s_database_is_refused_untouched(tmp_path, options, reason):

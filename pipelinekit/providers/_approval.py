@@ -12,7 +12,7 @@ from pipelinekit._model._declarations import ActionTypeId, Category, Owner, Stat
 from pipelinekit._model._frozendict import to_tuple
 from pipelinekit._model._limits import duration_problem
 from pipelinekit.exceptions import ActionFailed, ExecutionError
-from pipelinekit.providers._decisions import TIMED_OUT, check_identity
+from pipelinekit.providers._identity import TIMED_OUT, check_identity
 
 if TYPE_CHECKING:
     from pipelinekit.providers._context import ActionContext

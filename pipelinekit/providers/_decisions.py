@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 import anyio
 
 from pipelinekit.exceptions import ExecutionError
+from pipelinekit.providers._identity import TIMED_OUT, check_identity
 from pipelinekit.stores._records import Decision
 
 __all__ = [
@@ -36,10 +37,6 @@ __all__ = [
 #: Keeps a decision on request ``token`` of an execution unless one is kept; returns the one
 #: that stands (``Store.put_decision``).
 Keep = Callable[[str, int, Decision], Awaitable[Decision]]
-
-#: ``Decision.by`` of what a request's timeout keeps: no person's name is blank, so it can
-#: never be mistaken for one.
-TIMED_OUT = ""
 
 
 class PendingApproval:
@@ -187,24 +184,6 @@ def refusal(kept: Decision, execution_id: str, node: str) -> str:
         f"the approval at {node!r} in execution {execution_id} was already {verb} by {kept.by} "
         f"at {when}"
     )
-
-
-def check_identity(by: object) -> str:
-    """``by`` if it names who decides; ``ExecutionError`` for a blank or malformed name.
-
-    Spaces around a name or control characters in it are refused rather than trimmed: a name
-    compares exactly with the approvers and with who started the execution.
-    """
-    if not isinstance(by, str) or not by.strip():
-        msg = f"an approval decision needs the name of who decides (by=...); got {by!r}"
-        raise ExecutionError(msg)
-    if by != by.strip() or not by.isprintable():
-        msg = (
-            f"{by!r} cannot name who decides an approval: no spaces around it or control "
-            "characters in it"
-        )
-        raise ExecutionError(msg)
-    return by
 
 
 def check_decider(

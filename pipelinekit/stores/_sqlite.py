@@ -465,7 +465,10 @@ class SQLiteStore:
         if int(connection.execute("PRAGMA page_count").fetchone()[0]) == 0:
             return 0  # an empty file: ours to make
         tables = self._tables(connection)
-        if _OWN_TABLES <= tables <= _KNOWN_TABLES:
+        if (
+            _OWN_TABLES <= tables <= _KNOWN_TABLES
+            and connection.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone()
+        ):
             return 0  # made by a pipelinekit from before the mark
         listed = f"tables: {', '.join(sorted(tables))}" if tables else "no tables"
         msg = (
