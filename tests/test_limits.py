@@ -153,6 +153,16 @@ def test_a_message_never_grows_with_the_value_it_shows():
     assert len(one_clear_line(error)) < 300
 
 
+def test_a_pipelines_triggers_are_held_to_the_same_limits():
+    stages = [pk.Stage("S", [act()])]
+    pk.Pipeline("p", stages, triggers=[{"branch": "main"}])
+    error = refused(lambda: pk.Pipeline("p", stages, triggers=[nest(DEEP, "dict")]))
+    assert [p.field for p in error.problems] == ["triggers[0]['k']"]
+    assert "MAX_NESTING" in one_clear_line(error)
+    (problem,) = refused(lambda: pk.Pipeline("p", stages, triggers=["x\0"])).problems
+    assert (problem.pipeline, problem.field) == ("p", "triggers[0]")
+
+
 # -- the whole definition ----------------------------------------------------------------------
 
 
@@ -292,6 +302,20 @@ def test_nesting_up_to_the_limit_is_accepted():
     act(provider=Payload(nest(_limits.MAX_NESTING - 1, "attrs")))
     problem = only_problem(lambda: act(provider=Payload(nest(_limits.MAX_NESTING + 1))))
     assert "MAX_NESTING" in problem.message
+
+
+def test_a_pipeline_at_the_limits_compiles_and_resolves_its_references():
+    from pipelinekit._model._variables import resolve_value  # noqa: PLC0415 - what a run calls
+
+    deepest = Payload(nest(_limits.MAX_NESTING - 1, leaf="v=#{variables.v}"))
+    pipeline = pk.Pipeline(
+        "p", [pk.Stage("S", [act("A", deepest)])], variables=[pk.Variable("v", default="1")]
+    )
+    plan = pipeline.compile()
+    assert plan.referencing == {"S.A"}
+    assert '"S.A"' in plan.to_json()
+    resolved = resolve_value(deepest, lambda ref: "1")
+    assert "v=1" in repr(resolved)
 
 
 def test_a_list_that_holds_itself_is_refused_as_too_deep():

@@ -29,7 +29,7 @@ from pipelinekit._model._declarations import (
     enum_choices,
     role_arn_problem,
 )
-from pipelinekit._model._limits import MAX_DEFINITION_BYTES, NESTING_PROBLEM
+from pipelinekit._model._limits import MAX_DEFINITION_BYTES, NESTING_PROBLEM, limit_problems
 from pipelinekit._model._names import STAGE_OR_ACTION, did_you_mean
 from pipelinekit._model._stage_graph import StageGraph
 from pipelinekit._model._variables import (
@@ -134,6 +134,12 @@ class _Checker:
         if pipeline.role_arn is not None and (bad := role_arn_problem(pipeline.role_arn)):
             self.problem(bad, field="role_arn")
         self.check_variables(pipeline.variables)
+        if pipeline.triggers:
+            # Kept with the definition but read by nothing yet: only the limits apply.
+            over, size = limit_problems(pipeline.triggers, ("triggers",))
+            for field, message in over:
+                self.problem(message, field=field)
+            self.definition_bytes += size
         stages = self.check_stage_list(pipeline.stages)
         self.dotted = any("." in name for name in self.stage_index)
         for stage in stages:
