@@ -54,7 +54,8 @@ def test_the_deploy_records_the_source_revision():
     seen = {}
 
     def staging(ctx):
-        seen["commands"] = ctx.provider.commands
+        # As they run: each reference is an environment variable holding its value.
+        seen["commands"], seen["env"] = ctx.provider.commands, ctx.provider.env
         return succeed()
 
     fake = FakeExecutor(
@@ -64,4 +65,6 @@ def test_the_deploy_records_the_source_revision():
         }
     )
     assert fake.run(pipeline, variables={"staging_dir": "/srv/staging"}).succeeded
-    assert 'echo "deployed source abc123" > "$STAGING/REVISION"' in seen["commands"]
+    revision = 'echo "deployed source ${PK_REF_Src_ContentHash}" > "$STAGING/REVISION"'
+    assert revision in seen["commands"]
+    assert seen["env"]["PK_REF_Src_ContentHash"] == "abc123"

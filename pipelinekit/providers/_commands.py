@@ -17,11 +17,11 @@ from pipelinekit._model._frozendict import FrozenDict, to_frozendict, to_tuple
 from pipelinekit._model._limits import MAX_VALUE_BYTES
 from pipelinekit._model._variables import Reference, resolve
 from pipelinekit.exceptions import ActionFailed
-from pipelinekit.providers._shell_text import pass_as_data
 
 if TYPE_CHECKING:
     from pipelinekit._model._pipeline import Pipeline
     from pipelinekit.providers._context import ActionContext
+    from pipelinekit.providers._shell_text import SafeCommands
 
 __all__ = ["MAX_ARGUMENT_BYTES", "Commands", "reference_notes", "shell"]
 
@@ -127,7 +127,7 @@ class Commands:
         References in ``env`` and ``shell`` are replaced by their values (both are data: the
         values of environment variables and the arguments of the shell).
         """
-        safe = pass_as_data(self.commands)
+        safe = _pass_as_data(self.commands)
         if safe.problems:  # refused where declared; here for one built another way
             index, message = safe.problems[0]
             msg = f"commands[{index}]: {message}"
@@ -203,7 +203,7 @@ class Commands:
         if oversized:
             return  # the script's size would say the same again
         if any("#{" in command for command in commands):
-            safe = pass_as_data(commands)
+            safe = _pass_as_data(commands)
             for index, message in safe.problems:
                 yield f"commands[{index}]", message
             commands = safe.commands
@@ -320,6 +320,14 @@ def _script(commands: Iterable[str], output_variables: Iterable[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _pass_as_data(commands: Iterable[str]) -> SafeCommands:
+    # The lexer is loaded the first time commands hold a reference: a file that only declares
+    # a pipeline of plain commands does not pay for it.
+    from pipelinekit.providers._shell_text import pass_as_data  # noqa: PLC0415
+
+    return pass_as_data(tuple(commands))
+
+
 def _bytes(text: str) -> int:
     """UTF-8 size of ``text`` (a lone surrogate counts as what the OS would get for it)."""
     return len(text.encode("utf-8", "surrogatepass"))
@@ -347,7 +355,7 @@ def reference_notes(pipeline: Pipeline) -> list[str]:
                 continue
             notes.extend(
                 f"{stage.name}.{action.name} commands[{passage.index}]: {passage.describe()}"
-                for passage in pass_as_data(provider.commands).passages
+                for passage in _pass_as_data(provider.commands).passages
             )
     if not notes and has_commands:
         notes.append(
