@@ -562,3 +562,78 @@ async def test_replay_and_the_timeline_fold_a_changed_artifact(workdir):
     )
     assert pk.testing.never_ran(events, "Deploy.Ship")
     assert pk.testing.ran_before(events, "Build.Make", "Test.Tamper")
+
+
+# -- the cache ---------------------------------------------------------------------------------
+
+
+def test_a_cached_output_changed_since_is_made_again_not_reused(tmp_path):
+    """The cache copies an earlier execution's outputs only if the copies hash as recorded."""
+    runs = tmp_path / "runs"
+
+    def make(ctx: pk.ActionContext) -> None:
+        with runs.open("a") as handle:
+            handle.write("ran\n")
+        (ctx.outputs["dist"] / "app.txt").write_text("v1\n")
+
+    pipeline = pk.Pipeline(
+        "p",
+        [
+            pk.Stage(
+                "Build",
+                [pk.Action("Make", pk.python(make, idempotent=True), outputs=["dist"], cache=True)],
+            ),
+            pk.Stage("Test", [pk.Action("Read", pk.python(read_dist), inputs=["dist"])]),
+        ],
+    )
+    store = pk.SQLiteStore(tmp_path / "state.db")
+    first = pk.run(pipeline, workdir=tmp_path / "wd", store=store)
+    cached = first.actions["Build.Make"].outputs["dist"] / "app.txt"
+    cached.chmod(0o644)
+    cached.write_text("edited\n")
+    second = pk.run(pipeline, workdir=tmp_path / "wd", store=store)
+    assert second.succeeded
+    assert second.actions["Build.Make"].cached is False
+    assert runs.read_text() == "ran\nran\n"
+    assert (second.actions["Build.Make"].outputs["dist"] / "app.txt").read_text() == "v1\n"
+    third = pk.run(pipeline, workdir=tmp_path / "wd", store=store)
+    assert third.actions["Build.Make"].cached is True  # the second one's outputs, intact
+    assert (third.actions["Build.Make"].outputs["dist"] / "app.txt").read_text() == "v1\n"
+    store.close()
+
+
+async def test_checks_run_in_worker_threads_never_on_the_event_loop(workdir, monkeypatch):
+    threads: list[str] = []
+    real = DiskWorkspace._verify
+
+    def spy(self, *args):
+        threads.append(threading.current_thread().name)
+        return real(self, *args)
+
+    monkeypatch.setattr(DiskWorkspace, "_verify", spy)
+
+    def make(ctx: pk.ActionContext) -> None:
+        (ctx.outputs["small"] / "one.txt").write_text("1")
+        for n in range(artifacts.SMALL_FILES + 1):  # too many for the small-work thread
+            (ctx.outputs["big"] / f"{n}.txt").write_text(str(n))
+
+    async def use(ctx: pk.ActionContext) -> None:
+        pass
+
+    pipeline = pk.Pipeline(
+        "p",
+        [
+            pk.Stage("Build", [pk.Action("Make", pk.python(make), outputs=["small", "big"])]),
+            pk.Stage(
+                "Test",
+                [
+                    pk.Action("Small", pk.python(use), inputs=["small"]),
+                    pk.Action("Big", pk.python(use), inputs=["big"]),
+                ],
+            ),
+        ],
+    )
+    result = await pk.arun(pipeline, workdir=workdir, store=pk.MemoryStore())
+    assert result.succeeded
+    assert len(threads) == 4  # each consumer: before and after
+    assert threading.main_thread().name not in threads
