@@ -144,6 +144,18 @@ def test_encoded_forms_of_a_secret_are_masked(name, offset):
     assert MASK in masked
 
 
+def test_many_secrets_are_each_masked_in_every_form():
+    secrets = [f"{SECRET}-{n}" for n in range(6)]  # past the few looked for one by one
+    masker = Masker(secrets)
+    for secret in secrets:
+        for prefix in (b"", b"u", b"us"):
+            forms = printed_forms(secret, prefix, b"!")
+            for name, form in forms.items():
+                if not name.startswith("_"):
+                    masked = masker.mask(f"x {form} y")
+                    assert leaks(secret, masked, prefix, b"!") == [], (secret, name)
+
+
 def test_every_string_of_a_json_secret_is_masked_short_ones_are_skipped():
     secret = json.dumps(
         {"user": "deployer", "password": "pa55word-xyz", "region": "eu", "keys": ["k-123456", 7]}

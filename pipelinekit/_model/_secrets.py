@@ -87,6 +87,10 @@ TEXT_DETAIL = frozenset(
     }
 )
 
+#: Up to this many needles, ``mask`` looks for each with ``in`` before using the pattern: a
+#: substring search per needle is cheaper than the pattern's walk until about this many.
+_FEW = 12
+
 _URL_SAFE = str.maketrans("+/", "-_")
 _PERCENT = re.compile(r"%[0-9A-F]{2}")
 
@@ -169,6 +173,24 @@ def _json_strings(secret: str) -> Iterator[str]:
             waiting.extend(item)
 
 
+def _pattern(needles: Iterable[str]) -> re.Pattern[str]:
+    """One pattern matching any of ``needles``, the longest where several start at one place.
+
+    The regex engine tries the alternatives of an alternation one by one at each position of a
+    line; grouped by their first character, a position costs one test per distinct first
+    character instead of one per needle (5 secrets: ~1.6x the lines per second).
+    """
+    by_first: dict[str, list[str]] = {}
+    for needle in needles:
+        by_first.setdefault(needle[0], []).append(needle[1:])
+    branches = []
+    for first, rests in sorted(by_first.items()):
+        # Longest first: a secret containing another (or a form of it) is masked whole.
+        rests.sort(key=lambda rest: (-len(rest), rest))
+        branches.append(f"{re.escape(first)}(?:{'|'.join(map(re.escape, rests))})")
+    return re.compile("|".join(branches))
+
+
 class Masker:
     """The secrets of one execution, and the masking of text that may contain them.
 
@@ -182,6 +204,8 @@ class Masker:
         self._secrets: set[str] = set()
         self._needles: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        #: The needles when they are few enough to look for one by one first (see ``mask``).
+        self._few: tuple[str, ...] | None = None
         for secret in secrets:
             self.add(secret)
 
@@ -214,17 +238,26 @@ class Masker:
         if needles <= self._needles:
             return
         self._needles |= needles
-        ordered = sorted(self._needles, key=lambda needle: (-len(needle), needle))
-        self._pattern = re.compile("|".join(map(re.escape, ordered)))
+        self._pattern = _pattern(self._needles)
+        self._few = tuple(self._needles) if len(self._needles) <= _FEW else None
 
     def __bool__(self) -> bool:
         return self._pattern is not None
 
     def mask(self, text: str) -> str:
         """``text`` with every registered secret, in any of its printed forms, replaced."""
-        if self._pattern is None:
+        pattern = self._pattern
+        if pattern is None:
             return text
-        return self._pattern.sub(MASK, text)
+        few = self._few
+        if few is None:
+            return pattern.sub(MASK, text)
+        # Most lines hold no secret; a few substring searches (fast, in C) say so sooner than
+        # the pattern's walk of every position.
+        for needle in few:
+            if needle in text:
+                return pattern.sub(MASK, text)
+        return text
 
     def mask_value(self, value: Any) -> Any:  # noqa: ANN401 - masks whatever shape it is given
         """Mask strings, also inside mappings, lists and tuples (values, not keys)."""
