@@ -156,6 +156,17 @@ def test_many_secrets_are_each_masked_in_every_form():
                     assert leaks(secret, masked, prefix, b"!") == [], (secret, name)
 
 
+def test_a_secret_with_bytes_that_are_not_utf8_is_masked_in_its_printed_forms():
+    """os.environ keeps undecodable bytes as surrogates; a command prints the bytes themselves."""
+    secret = b"k3y-\xff\xfe-value".decode("utf-8", "surrogateescape")
+    masker = Masker([secret])
+    assert masker.mask(f"x {secret} y") == "x **** y"
+    encoded = base64.b64encode(b"k3y-\xff\xfe-value").decode()
+    assert masker.mask(encoded) == MASK
+    assert masker.mask("k3y-%FF%FE-value") == MASK
+    Masker(["lone \ud800 surrogate"])  # not from the environment: no error either
+
+
 def test_every_string_of_a_json_secret_is_masked_short_ones_are_skipped():
     secret = json.dumps(
         {"user": "deployer", "password": "pa55word-xyz", "region": "eu", "keys": ["k-123456", 7]}

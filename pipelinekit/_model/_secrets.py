@@ -139,7 +139,11 @@ def _base64_inner(data: bytes) -> Iterator[str]:
 
 def _printed_forms(secret: str) -> set[str]:
     """``secret`` as commands commonly print it: raw, base64, URL, JSON and hex encoded."""
-    data = secret.encode("utf-8", "surrogatepass")
+    try:
+        # What a command prints of a value read from the environment: its original bytes.
+        data = secret.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        data = secret.encode("utf-8", "surrogatepass")
     forms = {
         secret,
         json.dumps(secret)[1:-1],
@@ -148,7 +152,7 @@ def _printed_forms(secret: str) -> set[str]:
         data.hex().upper(),
         *_base64_inner(data),
     }
-    for quoted in (quote(secret, safe=""), quote(secret), quote_plus(secret)):
+    for quoted in (quote(data, safe=""), quote(data), quote_plus(data)):
         forms.add(quoted)
         forms.add(_PERCENT.sub(lambda escape: escape[0].lower(), quoted))
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
