@@ -56,7 +56,7 @@ async def test_the_first_decision_kept_stands(tmp_path, make):
 
 async def test_an_approval_is_decided_from_another_engine(tmp_path):
     path = tmp_path / "state.db"
-    async with pk.Engine(store=SQLiteStore(path), workdir=tmp_path, lease_seconds=0.3) as runner:
+    async with pk.Engine(store=SQLiteStore(path), workdir=tmp_path) as runner:
         execution = await runner.start(release(approvers=["bob", "alice"]), triggered_by="alice")
         request = await waiting(execution)
         assert request.detail["approvers"] == ["bob", "alice"]
@@ -77,7 +77,7 @@ async def test_an_approval_is_decided_from_another_engine(tmp_path):
 
 async def test_self_approval_is_barred_from_elsewhere_too(tmp_path):
     path = tmp_path / "state.db"
-    async with pk.Engine(store=SQLiteStore(path), workdir=tmp_path, lease_seconds=0.3) as runner:
+    async with pk.Engine(store=SQLiteStore(path), workdir=tmp_path) as runner:
         execution = await runner.start(release(allow_self_approval=False), triggered_by="alice")
         await waiting(execution)
         async with pk.Engine(store=SQLiteStore(path), workdir=tmp_path) as other:
@@ -93,7 +93,7 @@ async def test_self_approval_is_barred_from_elsewhere_too(tmp_path):
 async def test_pipelinekit_approve_and_reject_from_the_shell(tmp_path, cli):
     path = tmp_path / "state.db"
     store = str(path)
-    async with pk.Engine(store=SQLiteStore(path), workdir=tmp_path, lease_seconds=0.3) as runner:
+    async with pk.Engine(store=SQLiteStore(path), workdir=tmp_path) as runner:
         execution = await runner.start(release(approvers=["bob"]), triggered_by="alice")
         await waiting(execution)
         status, _, err = await anyio.to_thread.run_sync(
@@ -159,7 +159,7 @@ def test_a_run_in_one_process_is_approved_from_another(tmp_path, cli):
         "    pk.Stage('Deploy', [pk.Action('Ship', pk.shell('echo shipped'))]),\n"
         "])\n"
     )
-    environment = {**os.environ, "PIPELINEKIT_LEASE_SECONDS": "0.3"}
+    environment = {k: v for k, v in os.environ.items() if k != "PIPELINEKIT_LEASE_SECONDS"}
     with subprocess.Popen(
         [sys.executable, "-m", "pipelinekit", "run", "p.py", "--plain"],
         cwd=tmp_path,
