@@ -517,6 +517,45 @@ async def test_a_plain_variable_that_held_a_secret_is_asked_for_again(tmp_path):
     assert seen == [(url, "blue skies")] * 2
 
 
+def test_output_variables_holding_a_secret_are_masked_in_results_and_kept_nowhere(tmp_path):
+    """Results are free text too; a cached attempt's variables must not keep the secret either."""
+    seen = []
+
+    async def login(ctx):
+        ctx.set_variable("Auth", "Bearer " + ctx.configuration["T"])
+
+    async def use(ctx):
+        seen.append(ctx.configuration["Auth"])
+
+    pipeline = pk.Pipeline(
+        "p",
+        [
+            pk.Stage(
+                "S",
+                [
+                    pk.Action(
+                        "Login",
+                        pk.python(login),
+                        configuration={"T": "#{variables.token}"},
+                        namespace="L",
+                        cache=True,
+                    )
+                ],
+            ),
+            pk.Stage("T", [pk.Action("Use", pk.python(use), configuration={"Auth": "#{L.Auth}"})]),
+        ],
+        variables=[pk.Variable("token", secret=True)],
+    )
+    for _ in range(2):
+        result = pk.run(pipeline, workdir=tmp_path / "wd", variables={"token": "s3cr3t-tok"})
+        assert result.succeeded
+        assert result.actions["S.Login"].variables == {"Auth": "Bearer ****"}
+    assert seen == ["Bearer s3cr3t-tok"] * 2  # never a masked value restored from the cache
+    for path in (tmp_path / "wd").rglob("*"):
+        if path.is_file():
+            assert b"s3cr3t-tok" not in path.read_bytes(), path
+
+
 async def waiting(execution):
     async for event in execution.events():
         if event.type == "approval" and event.state is pk.Status.WAITING_FOR_APPROVAL:

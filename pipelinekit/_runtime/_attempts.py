@@ -310,7 +310,9 @@ class Attempts:
         record.status = Status.SUCCEEDED
         record.finished_at = record.attempts[-1].finished_at
         record.error = None
-        record.variables = dict(ctx.output_variables)
+        # Secrets: results and the store get output variables masked; the run's values keep
+        # them as set, for the actions that read them.
+        record.variables = run.masker.mask_value(dict(ctx.output_variables))
         if action.namespace:
             for name, value in ctx.output_variables.items():
                 run.values[f"{action.namespace}.{name}"] = value
@@ -327,7 +329,9 @@ class Attempts:
                 # Kept on the record too: each consumer is checked against it.
                 record.artifacts = {name: digest for name, (_, digest) in hashes.items()}
                 ended["artifacts"] = dict(record.artifacts)
-        if action.cache and not cached and ctx.cache_key is not None:
+        # Secrets: variables that held one are not cached; a hit would hand out "****".
+        unmasked = record.variables == ctx.output_variables
+        if action.cache and not cached and ctx.cache_key is not None and unmasked:
             entry = CacheEntry(run.execution_id, record.node, dict(record.variables), hashes)
             await run.recorder.store.cache_put(ctx.cache_key, entry)
         if cached:
