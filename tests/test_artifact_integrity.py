@@ -637,3 +637,40 @@ async def test_checks_run_in_worker_threads_never_on_the_event_loop(workdir, mon
     assert result.succeeded
     assert len(threads) == 4  # each consumer: before and after
     assert threading.main_thread().name not in threads
+
+
+async def test_every_changed_input_is_named(workdir):
+    def make_both(ctx: pk.ActionContext) -> None:
+        make_dist(ctx)
+        for n in range(5):
+            (ctx.outputs["docs"] / f"{n}.md").write_text("doc")
+
+    def spoil(ctx: pk.ActionContext) -> None:
+        for n in range(5):
+            (ctx.inputs["docs"] / f"{n}.md").unlink()
+        (ctx.inputs["dist"] / "app.txt").write_text("no\n")
+
+    store = pk.MemoryStore()
+    pipeline = pk.Pipeline(
+        "p",
+        [
+            pk.Stage("Build", [pk.Action("Make", pk.python(make_both), outputs=["dist", "docs"])]),
+            pk.Stage("Test", [pk.Action("Spoil", pk.python(spoil), inputs=["docs", "dist"])]),
+        ],
+    )
+    result = await pk.arun(pipeline, workdir=workdir, store=store)
+    error = error_of(result, "Test.Spoil")
+    assert error.startswith(
+        "input artifact 'docs' changed while Test.Spoil ran: "
+        "0.md: removed, 1.md: removed, 2.md: removed and 2 more ("
+    )
+    assert error.endswith("; input artifact 'dist' changed too")
+    failed = next(
+        e
+        for e in await events_of(store, result)
+        if e.action == "Spoil" and e.state is pk.Status.FAILED
+    )
+    assert failed.detail["artifact_changed"] == {
+        "docs": [f"{n}.md: removed" for n in range(5)],
+        "dist": ["app.txt: content changed"],
+    }

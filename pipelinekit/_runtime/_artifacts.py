@@ -635,6 +635,15 @@ def _listed(found: Sequence[str]) -> str:
     return text
 
 
+def _also(found: Changes) -> str:
+    """The other changed artifacts, after the first one's message."""
+    others = list(found)[1:]
+    if not others:
+        return ""
+    names = ", ".join(map(repr, others))
+    return f"; input artifact{'s' if len(others) > 1 else ''} {names} changed too"
+
+
 class InputChecks:
     """Checks, for one run, that the actions' input artifacts are what their producers sealed.
 
@@ -669,6 +678,7 @@ class InputChecks:
             f"{node} started: {_listed(changes)}"
             + (f" (first seen {seen})" if seen else "")
             + f"; {node} did not run on it ({_RULE})"
+            + _also(found)
         )
         raise ArtifactChanged(message, found)
 
@@ -689,6 +699,7 @@ class InputChecks:
             f"({inputs[name].producer} sealed it; {suspects} wrote to it"
             + (f", first seen {seen}" if seen else "")
             + f": {_RULE})"
+            + _also(found)
             + (f"; it also failed: {failure}" if failure else "")
         )
         return ArtifactChanged(message, found)
