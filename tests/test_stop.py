@@ -67,7 +67,7 @@ async def test_abandon_cancels_running_actions(tmp_path):
 async def test_a_stop_reaches_a_run_of_another_engine_through_the_store(tmp_path):
     started, release = anyio.Event(), anyio.Event()
     store = pk.SQLiteStore(tmp_path / "state.db")
-    async with pk.Engine(store=store, workdir=tmp_path, lease_seconds=3) as runner:
+    async with pk.Engine(store=store, workdir=tmp_path, lease_seconds=5) as runner:
         execution = await runner.start(pipeline(started, release))
         await started.wait()
         # Another engine (as another process would) only has the store.
@@ -105,7 +105,7 @@ def test_pipelinekit_stop_from_the_shell(tmp_path, cli):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PIPELINEKIT_LEASE_SECONDS": "3"},
+        env={**os.environ, "PIPELINEKIT_LEASE_SECONDS": "5"},
     )  # fmt: skip
     deadline = time.monotonic() + 30
     while not (tmp_path / "started").exists():

@@ -102,6 +102,14 @@ def _load_module(path: Path) -> ModuleType:
         raise LoadError(msg) from None
     except PipelineDefinitionError:
         raise
+    except SystemExit as error:
+        line = _line_in(error, resolved)
+        where = f"{path}:{line}" if line else str(path)
+        msg = (
+            f"{where}: the file called sys.exit({error.code!r}) while being loaded; a pipeline "
+            "file defines pipelines (keep scripts under `if __name__ == '__main__':`)"
+        )
+        raise LoadError(msg) from None
     except Exception as error:  # noqa: BLE001 - any error in the person's file is reported
         line = _line_in(error, resolved)
         where = f"{path}:{line}" if line else str(path)

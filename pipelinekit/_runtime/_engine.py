@@ -13,14 +13,13 @@ replay reads the record back, run variables are resolved and given again on resu
 from __future__ import annotations
 
 import math
-import os
 import random
 import uuid
 from collections.abc import Iterable, Mapping
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 
 import anyio
 import anyio.abc
@@ -33,8 +32,9 @@ from pipelinekit._runtime._artifacts import DiskWorkspace, WorkspaceFactory
 from pipelinekit._runtime._collector import collector_tuned_for_a_run
 from pipelinekit._runtime._decisions import decide, take_decisions
 from pipelinekit._runtime._delivery import HookHandler, deliver, with_hook_errors
+from pipelinekit._runtime._errors import plain
 from pipelinekit._runtime._execution import Execution, ExecutionFeed
-from pipelinekit._runtime._lease import Leases
+from pipelinekit._runtime._lease import Leases, lease_length
 from pipelinekit._runtime._recorded import (
     check_resumable,
     check_retryable,
@@ -141,11 +141,7 @@ class Engine:
         self.approvals = Approvals(keep=self.store.put_decision)
         #: Who this engine is, in leases: host, process, a random part and the process's start.
         self.owner = str(Owner.this_process())
-        self.lease_seconds = (
-            lease_seconds
-            if lease_seconds is not None
-            else float(os.environ.get("PIPELINEKIT_LEASE_SECONDS", "30"))
-        )
+        self.lease_seconds = lease_length(lease_seconds)
         self.leases = Leases(self.store, self.owner, self.lease_seconds, self.clock)
 
     @property
@@ -158,7 +154,17 @@ class Engine:
     async def __aenter__(self) -> Self:
         """Open the engine's task group (and make the working folder of the default store)."""
         if self._default_store:
-            await anyio.to_thread.run_sync(partial(self.workdir.mkdir, parents=True, exist_ok=True))
+            try:
+                await anyio.to_thread.run_sync(
+                    partial(self.workdir.mkdir, parents=True, exist_ok=True)
+                )
+            except OSError as error:
+                reason = error.strerror or str(error)
+                msg = (
+                    f"cannot use {str(self.workdir)!r} as the working folder ({reason}); give "
+                    "a folder this process may write to (workdir=..., or --workdir)"
+                )
+                raise ExecutionError(msg) from None
         self._tasks = anyio.create_task_group()
         await self._tasks.__aenter__()
         return self
@@ -178,7 +184,7 @@ class Engine:
             # group; hand it back as it was raised.
             if exc is not None and len(group.exceptions) == 1 and group.exceptions[0] is exc:
                 raise exc from exc.__cause__
-            raise
+            raise plain(group) from None
         finally:
             self._tasks = None
             with anyio.CancelScope(shield=True):
@@ -549,9 +555,9 @@ class Engine:
                     # Hooks get a bounded time to catch up; the result does not wait longer.
                     deliveries.cancel_scope.deadline = anyio.current_time() + self.hook_timeout
                     await self._let_go(execution.id, ledger)
-        except Exception as failure:
-            if not started:
-                raise  # start() raises it: nothing was recorded
+        except Exception as failure:  # noqa: BLE001 - raised by start() or handed to the waiter
+            if not started:  # start() raises it: nothing was recorded
+                _raise_plain(failure)
             error = failure  # handed to whoever waits on the execution
         finally:
             if result is None and scheduler is not None:
@@ -559,6 +565,14 @@ class Engine:
             if result is not None and hook_errors:
                 result = with_hook_errors(result, hook_errors)
             feed.finish(result, error)
+
+
+def _raise_plain(failure: Exception) -> NoReturn:
+    """Raise ``failure`` as the public API raises errors: never a group (see ``plain``)."""
+    chosen = plain(failure)
+    if chosen is failure:
+        raise failure
+    raise chosen from chosen.__cause__
 
 
 def _warn_unevaluated(pipeline: Pipeline, execution_id: str) -> None:

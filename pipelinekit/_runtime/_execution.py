@@ -14,6 +14,7 @@ import anyio
 
 from pipelinekit._model._declarations import Status
 from pipelinekit._model._events import Event
+from pipelinekit._runtime._errors import plain
 
 if TYPE_CHECKING:
     from pipelinekit._model._pipeline import Pipeline
@@ -107,7 +108,7 @@ class Execution:
         """Wait for the end; return the ``RunResult``."""
         await self._feed.done.wait()
         if self._feed.error is not None:
-            raise self._feed.error
+            raise plain(self._feed.error)
         assert self._feed.result is not None  # noqa: S101 - set with done
         return self._feed.result
 

@@ -13,6 +13,8 @@ virtual run alive by itself.
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -21,7 +23,47 @@ from pipelinekit.exceptions import ExecutionError
 from pipelinekit.providers._clock import BackgroundSleep, Clock
 from pipelinekit.stores import Store
 
-__all__ = ["Leases"]
+__all__ = ["MAX_LEASE_SECONDS", "MIN_LEASE_SECONDS", "Leases", "lease_length"]
+
+#: Renewals come at most this far apart, so that a lease outlives several missed heartbeats.
+HEARTBEAT_SECONDS = 1.0
+#: Five heartbeats: one slow write to the store never loses a live run its lease.
+MIN_LEASE_SECONDS = 5 * HEARTBEAT_SECONDS
+#: A day: longer, and a dead owner on another host holds its executions for too long.
+MAX_LEASE_SECONDS = 86400.0
+_DEFAULT_SECONDS = 30.0
+_VARIABLE = "PIPELINEKIT_LEASE_SECONDS"
+
+
+def lease_length(seconds: float | None) -> float:
+    """The lease length to use: ``seconds``, else ``$PIPELINEKIT_LEASE_SECONDS``, else 30.
+
+    Raises ``ExecutionError`` naming the argument or the variable when the value is not a
+    number of seconds between ``MIN_LEASE_SECONDS`` and ``MAX_LEASE_SECONDS``.
+    """
+    raw: object
+    if seconds is not None:
+        where, raw = "lease_seconds", seconds
+    else:
+        raw = os.environ.get(_VARIABLE)
+        if raw is None or not raw.strip():
+            return _DEFAULT_SECONDS
+        where = f"${_VARIABLE}"
+    try:
+        value = float(raw)  # type: ignore[arg-type,unused-ignore]  # bad types are refused below
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value):
+        msg = f"{where} is {raw!r}, not a number of seconds; give e.g. 30 (the default)"
+        raise ExecutionError(msg)
+    if not MIN_LEASE_SECONDS <= value <= MAX_LEASE_SECONDS:
+        msg = (
+            f"{where} is {value:g} s; it must be at least {MIN_LEASE_SECONDS:g} s (five "
+            f"heartbeats, so a live run never loses its lease to a slow write) and at most "
+            f"{MAX_LEASE_SECONDS:g} s; the default is {_DEFAULT_SECONDS:g}"
+        )
+        raise ExecutionError(msg)
+    return float(value)
 
 
 class Leases:
@@ -75,13 +117,13 @@ class Leases:
         Each round (at most a second apart) also reads a stop request, handed to ``stop`` as
         ``(abandon, reason)``, and calls ``decisions`` to pick up approval decisions.
         """
-        interval = min(self.seconds / 3, 1.0)
+        interval = HEARTBEAT_SECONDS
         renewed = self.clock.now()
         clock = self.clock
         wait = clock.background_sleep if isinstance(clock, BackgroundSleep) else clock.sleep
         while True:
             await wait(interval)
-            if (self.clock.now() - renewed).total_seconds() >= self.seconds / 3:
+            if (self.clock.now() - renewed).total_seconds() >= self.seconds / 5:
                 await self.take(execution_id)
                 renewed = self.clock.now()
             request = await self.store.stop_request(execution_id)

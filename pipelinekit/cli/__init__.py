@@ -1,8 +1,10 @@
 """The ``pipelinekit`` command line.
 
-Exit status: 0 when all went well, 2 for bad input (a missing or broken file, an invalid
-pipeline, bad arguments). Problems print one per line, never as a traceback; ``--debug`` shows
-the traceback of an unexpected error.
+Exit status: 0 when all went well, 1 when a run failed, 2 for bad input (a missing or broken
+file, an invalid pipeline, bad arguments, a store or folder that cannot be used), 130 for
+Ctrl-C, 143 for SIGTERM, 70 for a bug. Problems print one per line, never as a traceback;
+``--debug`` shows the traceback of an unexpected error. A name that starts with ``-`` is given
+after ``--``: ``pipelinekit logs ID -- -Stage.-Action``.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import TextIO
 
 from pipelinekit._model._loader import LoadError, load_pipeline, source_of
 from pipelinekit._model._pipeline import Pipeline
+from pipelinekit._runtime._errors import plain
 from pipelinekit._version import __version__
-from pipelinekit.exceptions import ExecutionError, PipelineDefinitionError
+from pipelinekit.exceptions import ExecutionError, PipelineDefinitionError, PipelineKitError
 from pipelinekit.providers._commands import reference_notes
 
 __all__ = ["main"]
@@ -24,6 +27,7 @@ __all__ = ["main"]
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -234,11 +238,46 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit per outcome
-    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status.
+
+    Whatever goes wrong ends in one line on stderr and a documented exit status, never a
+    traceback: 2 for a mistake the person can fix, 130 for Ctrl-C, 70 for a bug (``--debug``
+    shows its traceback).
+    """
     args = _parser().parse_args(argv)
-    out: TextIO = sys.stdout
     err: TextIO = sys.stderr
+    try:
+        return _main(args, sys.stdout, err)
+    except BaseException as caught:
+        # Errors from inside task groups come wrapped; the one that says what happened counts.
+        error = plain(caught)
+        if isinstance(error, KeyboardInterrupt):
+            print("pipelinekit: interrupted", file=err)
+            return EXIT_INTERRUPTED
+        if isinstance(error, PipelineKitError):
+            print(f"pipelinekit: error: {_one_line(error)}", file=err)
+            return EXIT_BAD_INPUT
+        if isinstance(error, OSError):
+            # The person's environment: a folder that is a file, a disk that is full.
+            where = f" ({error.filename})" if error.filename else ""
+            print(f"pipelinekit: error: {error.strerror or error}{where}", file=err)
+            return EXIT_BAD_INPUT
+        if not isinstance(error, Exception) or args.debug:
+            raise  # SystemExit and the like, or a bug the person asked to see whole
+        print(
+            f"pipelinekit: internal error: {type(error).__name__}: {_one_line(error)} "
+            "(this is a bug in pipelinekit; run with --debug for the traceback and report it)",
+            file=err,
+        )
+        return EXIT_INTERNAL
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
+def _main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.command in {"history", "status", "logs", "stop", "approve", "reject"}:
         return _store_command(args, out, err)
     if args.command in {"resume", "retry"}:
@@ -255,15 +294,6 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit 
         count = len(error.problems)
         print(f"{count} problem{'s' if count > 1 else ''} found", file=err)
         return EXIT_BAD_INPUT
-    except Exception as error:
-        if args.debug:
-            raise
-        print(
-            f"pipelinekit: internal error: {type(error).__name__}: {error} "
-            "(this is a bug in pipelinekit; run with --debug for the traceback and report it)",
-            file=err,
-        )
-        return EXIT_INTERNAL
     if args.command == "run":
         return _run_command(args, pipeline, source_of(pipeline, path), out, err)
     if args.command == "validate":

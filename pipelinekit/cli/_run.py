@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import anyio
+import attrs
 
 from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._runtime._collector import collector_tuned_for_a_run
 from pipelinekit._runtime._engine import Engine, Execution
 from pipelinekit._runtime._results import RunResult
 from pipelinekit.cli._user import current_user
+from pipelinekit.providers._host import end_processes, tagged
 from pipelinekit.providers._log import LOGGER_NAME
 from pipelinekit.stores import SQLiteStore
 
@@ -25,7 +29,8 @@ __all__ = ["parse_variables", "run_pipeline"]
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+
+T = TypeVar("T")
 
 
 class BadVariableError(ValueError):
@@ -84,14 +89,64 @@ def make_view(pipeline: Pipeline, out: TextIO, *, plain: bool) -> Any:  # noqa: 
     return PlainView(out)
 
 
-async def _watch_interrupt(
-    run_scope: anyio.CancelScope, own_scope: anyio.CancelScope, flags: dict[str, bool]
-) -> None:
-    with own_scope, anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            flags["interrupted"] = True
-            run_scope.cancel()
-            return
+@attrs.define
+class Interruption:
+    """The signals (Ctrl-C, SIGTERM) that asked a command to stop, and what to do about them.
+
+    The first cancels the run: running actions get SIGTERM and their grace period, and the
+    execution ends ``Stopped``. The second SIGKILLs every process the run started, so the
+    command ends at once however its actions treat SIGTERM. A third leaves at once.
+    """
+
+    first: int | None = None
+    count: int = 0
+    #: The tag prefix of the processes the run started (``execution/owner``), once known.
+    tag: str | None = None
+
+    @property
+    def exit_status(self) -> int:
+        """128 + the signal, as shells report it: 130 for Ctrl-C, 143 for SIGTERM."""
+        return 128 + (self.first or signal.SIGINT)
+
+    def describe(self) -> str | None:
+        """What stopped the run, for its summary; ``None`` if nothing did."""
+        if self.first is None:
+            return None
+        return "cancelled by Ctrl-C" if self.first == signal.SIGINT else "stopped by SIGTERM"
+
+    async def watch(self, run: anyio.CancelScope, err: TextIO) -> None:
+        """Hear SIGINT and SIGTERM until cancelled (the command's end)."""
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                self.count += 1
+                if self.first is None:
+                    self.first = signum
+                    run.cancel()
+                elif self.count == 2:  # noqa: PLR2004 - the second signal
+                    err.write("pipelinekit: interrupted again: killing the running actions\n")
+                    err.flush()
+                    if self.tag is not None:
+                        tag = self.tag
+                        await end_processes(partial(tagged, tag + "/"), grace_period=0)
+                else:
+                    err.write("pipelinekit: interrupted a third time: leaving now\n")
+                    err.flush()
+                    os._exit(self.exit_status)
+
+
+async def supervised(
+    body: Callable[[Interruption], Awaitable[T]], interruption: Interruption, err: TextIO
+) -> T | None:
+    """Run ``body`` until it returns or a signal cancels it (then ``None``)."""
+    async with anyio.create_task_group() as watching:
+        run = anyio.CancelScope()
+        watching.start_soon(interruption.watch, run, err)
+        try:
+            with run:
+                return await body(interruption)
+        finally:
+            watching.cancel_scope.cancel()
+    return None
 
 
 async def _run(
@@ -101,27 +156,21 @@ async def _run(
     *,
     max_concurrency: int | None,
     workdir: str | None,
-    flags: dict[str, bool],
     holder: list[Execution],
     source: str | None,
+    interruption: Interruption,
 ) -> RunResult | None:
-    execution: Execution | None = None
-    async with anyio.create_task_group() as tasks:
-        watcher = anyio.CancelScope()
-        tasks.start_soon(_watch_interrupt, tasks.cancel_scope, watcher, flags)
-        engine = Engine(max_concurrency=max_concurrency, workdir=workdir)
-        async with engine:
-            execution = await engine.start(
-                pipeline, variables=variables, triggered_by=current_user(), source=source
-            )
-            holder.append(execution)
-            # The view ends by itself with the execution's last event.
-            tasks.start_soon(view.follow, execution)
-            result = await execution.wait()
-        watcher.cancel()
-        return result
-    # Cancelled (Ctrl-C): the scheduler recorded a Stopped result before giving up.
-    return execution.result if execution is not None else None
+    engine = Engine(max_concurrency=max_concurrency, workdir=workdir)
+    async with engine, anyio.create_task_group() as tasks:
+        execution = await engine.start(
+            pipeline, variables=variables, triggered_by=current_user(), source=source
+        )
+        holder.append(execution)
+        interruption.tag = f"{execution.id}/{engine.owner}"
+        # The view ends by itself with the execution's last event.
+        tasks.start_soon(view.follow, execution)
+        return await execution.wait()
+    return None  # pragma: no cover - the block returns or raises
 
 
 def run_pipeline(
@@ -138,26 +187,31 @@ def run_pipeline(
 ) -> int:
     """Run ``pipeline`` with progress on ``out``; return the exit status."""
     view = make_view(pipeline, out, plain=plain)
-    flags = {"interrupted": False}
+    interruption = Interruption()
     holder: list[Execution] = []
-    with show_log(err, verbose=verbose), collector_tuned_for_a_run():
-        result = anyio.run(
-            lambda: _run(
-                pipeline,
-                variables,
-                view,
-                max_concurrency=max_concurrency,
-                workdir=workdir,
-                flags=flags,
-                holder=holder,
-                source=source,
-            )
+
+    async def body(interruption: Interruption) -> RunResult | None:
+        return await _run(
+            pipeline,
+            variables,
+            view,
+            max_concurrency=max_concurrency,
+            workdir=workdir,
+            holder=holder,
+            source=source,
+            interruption=interruption,
         )
+
+    with show_log(err, verbose=verbose), collector_tuned_for_a_run():
+        result = anyio.run(supervised, body, interruption, err)
+    if result is None and holder:
+        # Cancelled by a signal: the scheduler recorded a Stopped result before giving up.
+        result = holder[0].result
     view.finish(
-        result, interrupted=flags["interrupted"], events=holder[0].recorded if holder else ()
+        result, interrupted=interruption.describe(), events=holder[0].recorded if holder else ()
     )
-    if flags["interrupted"]:
-        return EXIT_INTERRUPTED
+    if interruption.first is not None:
+        return interruption.exit_status
     if result is None:  # pragma: no cover - only when cancelled before the start was recorded
         return EXIT_FAILED
     return EXIT_OK if result.succeeded else EXIT_FAILED
@@ -180,8 +234,10 @@ def resume_execution(
     ``variables`` gives secret variables their values again.
     """
     store = SQLiteStore(store_path)
+    interruption = Interruption()
+    holder: list[tuple[Any, Execution]] = []
 
-    async def main() -> tuple[Any, RunResult]:
+    async def body(interruption: Interruption) -> RunResult | None:
         # The executions' folders sit beside the store, as the engine that ran them left them.
         engine = Engine(store=store, workdir=store_path.parent)
         async with engine:
@@ -198,17 +254,28 @@ def resume_execution(
                     pipeline=pipeline,
                     variables=variables,
                 )
+            interruption.tag = f"{execution.id}/{engine.owner}"
             view = make_view(execution.pipeline, out, plain=plain)
+            holder.append((view, execution))
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(view.follow, execution)
-                result = await execution.wait()
-            return view, result
+                return await execution.wait()
+        return None  # pragma: no cover - the block returns or raises
 
     try:
         # The engine hands back errors of its body unwrapped (see Engine.__aexit__).
         with show_log(err, verbose=False), collector_tuned_for_a_run():
-            view, result = anyio.run(main)
+            result = anyio.run(supervised, body, interruption, err)
     finally:
         store.close()
-    view.finish(result, interrupted=False)
+    if not holder:  # interrupted before the execution was taken up
+        return interruption.exit_status
+    view, execution = holder[0]
+    if result is None:
+        result = execution.result
+    view.finish(result, interrupted=interruption.describe(), events=execution.recorded)
+    if interruption.first is not None:
+        return interruption.exit_status
+    if result is None:  # pragma: no cover - only when cancelled before anything was recorded
+        return EXIT_FAILED
     return EXIT_OK if result.succeeded else EXIT_FAILED

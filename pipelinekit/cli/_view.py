@@ -103,9 +103,12 @@ class PlainView:
         return f"{event.time.strftime('%H:%M:%S')} {event}"
 
     def finish(
-        self, result: RunResult | None, *, interrupted: bool, events: Sequence[Event] = ()
+        self, result: RunResult | None, *, interrupted: str | None, events: Sequence[Event] = ()
     ) -> None:
-        """Print the events not printed yet (a cancelled run's last), failures and a summary."""
+        """Print the events not printed yet (a cancelled run's last), failures and a summary.
+
+        ``interrupted`` says what stopped the run (``"cancelled by Ctrl-C"``), if anything.
+        """
         for event in events:
             if event.sequence > self.printed:
                 self._print(event)
@@ -114,7 +117,7 @@ class PlainView:
         for line in failure_report(result):
             self.out.write(line + "\n")
         if interrupted:
-            self.out.write("cancelled by Ctrl-C: running actions were stopped\n")
+            self.out.write(f"{interrupted}: running actions were stopped\n")
         self.out.write(_summary_line(result) + "\n")
         self.out.flush()
 
@@ -200,7 +203,7 @@ class LiveView:
                 self._apply(event)
 
     def finish(
-        self, result: RunResult | None, *, interrupted: bool, events: Sequence[Event] = ()
+        self, result: RunResult | None, *, interrupted: str | None, events: Sequence[Event] = ()
     ) -> None:
         """Print the failing actions' last log lines and a summary table."""
         del events  # the summary table shows the final state
@@ -228,6 +231,6 @@ class LiveView:
             )
         self.console.print(table)
         if interrupted:
-            self.console.print("[magenta]cancelled by Ctrl-C: running actions were stopped[/]")
+            self.console.print(f"[magenta]{interrupted}: running actions were stopped[/]")
         symbol, style = SYMBOLS.get(result.status, ("?", "white"))
         self.console.print(f"[{style}]{symbol}[/] {_summary_line(result)}", highlight=False)

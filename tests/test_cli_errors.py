@@ -1,0 +1,250 @@
+"""Errors, never tracebacks: every user mistake is one line and exit 2; signals have their codes.
+
+Ctrl-C ends ``pipelinekit run`` (and ``resume``) with 130 however many times it is pressed,
+SIGTERM with 143 and its own message, and the action's processes never outlive either.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+import pipelinekit as pk
+from pipelinekit.stores import MemoryStore
+
+SLOW = """
+import pipelinekit as pk
+pipeline = pk.Pipeline("slow", [
+    pk.Stage("S", [pk.Action("Sleep", pk.Commands(
+        ["trap '' TERM; echo $$ > {pidfile}; while :; do sleep 0.05; done"],
+        grace_period=300))]),
+])
+"""
+
+QUICK = """
+import pipelinekit as pk
+pipeline = pk.Pipeline("demo", [pk.Stage("Build", [pk.Action("Compile", pk.shell("echo hi"))])])
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def start_slow(tmp_path: Path, *command: str) -> tuple[subprocess.Popen[str], int]:
+    """``pipelinekit <command>`` on a pipeline whose action ignores SIGTERM; its pid."""
+    pidfile = tmp_path / "pid"
+    write(tmp_path / "slow.py", SLOW.format(pidfile=pidfile))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelinekit", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the action never started"
+        time.sleep(0.02)
+    return process, int(pidfile.read_text())
+
+
+def gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+def test_a_second_ctrl_c_ends_the_run_at_once_and_its_processes_with_it(tmp_path):
+    # The action ignores SIGTERM and has a 300 s grace period: only the second Ctrl-C's
+    # SIGKILL can end it soon.
+    process, pid = start_slow(tmp_path, "run", "slow.py", "--workdir", "wd", "--plain")
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.3)  # the first Ctrl-C is being handled: the action got SIGTERM and ignores it
+    assert process.poll() is None
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert "cancelled by Ctrl-C" in out
+    assert gone(pid)
+
+
+def test_sigterm_exits_143_and_says_so(tmp_path):
+    pidfile = tmp_path / "pid"
+    write(
+        tmp_path / "p.py",
+        f"""
+        import pipelinekit as pk
+        pipeline = pk.Pipeline("slow", [
+            pk.Stage("S", [pk.Action("Sleep", pk.shell("echo $$ > {pidfile}; exec sleep 300"))]),
+        ])
+        """,
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelinekit", "run", "p.py", "--workdir", "wd", "--plain"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        assert time.monotonic() < deadline, "the action never started"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err
+    assert "Ctrl-C" not in out
+    assert "stopped by SIGTERM" in out
+    assert gone(int(pidfile.read_text()))
+
+
+def test_ctrl_c_during_resume_exits_130_without_a_traceback(tmp_path):
+    first, pid = start_slow(tmp_path, "run", "slow.py", "--workdir", "wd", "--plain")
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=30)
+    (summary,) = anyio.run(pk.SQLiteStore(tmp_path / "wd" / "state.db").executions)
+    (tmp_path / "pid").unlink()
+    resumed, _ = start_slow_resume(tmp_path, summary.id)
+    resumed.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    resumed.send_signal(signal.SIGINT)
+    out, err = resumed.communicate(timeout=30)
+    assert resumed.returncode == 130, err
+    assert "Traceback" not in err
+    assert "cancelled by Ctrl-C" in out
+    assert gone(pid)
+
+
+def start_slow_resume(tmp_path: Path, execution_id: str) -> tuple[subprocess.Popen[str], int]:
+    # The action is not idempotent: a resume fails it as interrupted and ends at once. A retry
+    # of its stage runs it again, which is what this test interrupts.
+    subprocess.run(
+        [sys.executable, "-m", "pipelinekit", "resume", execution_id,
+         "--store", "wd/state.db", "--plain"],
+        capture_output=True, cwd=tmp_path, timeout=60, check=False,
+    )  # fmt: skip
+    return start_slow(tmp_path, "retry", execution_id, "S", "--store", "wd/state.db", "--plain")
+
+
+def test_a_pipeline_file_that_exits_or_interrupts_is_one_line(tmp_path, cli):
+    write(tmp_path / "exits.py", "import sys\nsys.exit(3)\n")
+    status, _, err = cli("validate", str(tmp_path / "exits.py"))
+    assert status == 2
+    assert err.strip().count("\n") == 0
+    assert "called sys.exit(3)" in err
+    write(tmp_path / "interrupts.py", "raise KeyboardInterrupt\n")
+    status, _, err = cli("run", str(tmp_path / "interrupts.py"))
+    assert status == 130
+    assert err.strip().count("\n") == 0
+    assert "interrupted" in err
+
+
+def test_a_bad_workdir_or_store_is_one_line(tmp_path, cli):
+    write(tmp_path / "p.py", QUICK)
+    (tmp_path / "a-file").write_text("")
+    status, _, err = cli("run", str(tmp_path / "p.py"), "--workdir", str(tmp_path / "a-file"))
+    assert status == 2
+    assert err.startswith("pipelinekit: error: ")
+    assert "a-file" in err
+    assert err.strip().count("\n") == 0
+    (tmp_path / "junk.db").write_bytes(os.urandom(4096))
+    for command in (["resume", "x"], ["retry", "x", "S"], ["status", "x"], ["history"]):
+        status, _, err = cli(*command, "--store", str(tmp_path / "junk.db"))
+        assert status == 2, command
+        assert err.startswith("pipelinekit: error: cannot use "), command
+        assert err.strip().count("\n") == 0, command
+
+
+def test_lease_settings_are_checked(tmp_path, cli, monkeypatch):
+    write(tmp_path / "p.py", QUICK)
+    for value, expected in (("abc", "not a number"), ("0", "at least"), ("nan", "not a number")):
+        monkeypatch.setenv("PIPELINEKIT_LEASE_SECONDS", value)
+        status, _, err = cli("run", str(tmp_path / "p.py"), "--workdir", str(tmp_path / "wd"))
+        assert status == 2, value
+        assert "PIPELINEKIT_LEASE_SECONDS" in err
+        assert expected in err
+    monkeypatch.delenv("PIPELINEKIT_LEASE_SECONDS")
+    for bad in (0, -1, 0.5, float("inf")):
+        with pytest.raises(pk.ExecutionError, match="lease_seconds"):
+            pk.Engine(workdir=tmp_path, lease_seconds=bad)
+
+
+def test_names_starting_with_a_dash_are_addressable_after_double_dash(tmp_path, cli):
+    write(
+        tmp_path / "p.py",
+        """
+        import pipelinekit as pk
+        pipeline = pk.Pipeline("p", [pk.Stage("-S", [pk.Action("-A", pk.shell("echo dashing"))])])
+        """,
+    )
+    status, _, _ = cli("run", str(tmp_path / "p.py"), "--workdir", str(tmp_path / "wd"))
+    assert status == 0
+    (summary,) = anyio.run(pk.SQLiteStore(tmp_path / "wd" / "state.db").executions)
+    store = str(tmp_path / "wd" / "state.db")
+    status, out, err = cli("logs", "--store", store, "--", summary.id, "-S.-A")
+    assert status == 0, err
+    assert "dashing" in out
+
+
+class FailingStore(MemoryStore):
+    """A store whose disk fills up after ``healthy`` writes."""
+
+    def __init__(self, healthy: int) -> None:
+        super().__init__()
+        self.healthy = healthy
+
+    async def record(self, events):
+        self.healthy -= 1
+        if self.healthy < 0:
+            msg = "disk full"
+            raise pk.StoreError(msg)
+        return await super().record(events)
+
+
+@pytest.mark.parametrize("healthy", [0, 1, 2])
+def test_store_errors_reach_callers_as_store_errors_not_groups(tmp_path, healthy):
+    pipeline = pk.Pipeline(
+        "p",
+        [
+            pk.Stage("S", [pk.Action("A", pk.Wait(0))]),
+            pk.Stage("T", [pk.Action("B", pk.Wait(0))]),
+        ],
+    )
+    with pytest.raises(pk.StoreError, match="disk full"):
+        pk.run(pipeline, store=FailingStore(healthy), workdir=tmp_path)
+
+
+def test_a_read_only_database_is_a_store_error(tmp_path, cli):
+    write(tmp_path / "p.py", QUICK)
+    status, _, _ = cli("run", str(tmp_path / "p.py"), "--workdir", str(tmp_path / "wd"))
+    assert status == 0
+    database = tmp_path / "wd" / "state.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("PRAGMA journal_mode=DELETE")
+    database.chmod(0o444)
+    (tmp_path / "wd").chmod(0o555)
+    try:
+        if os.access(database, os.W_OK):
+            pytest.skip("running as root: permissions do not stop writes")
+        status, _, err = cli("run", str(tmp_path / "p.py"), "--workdir", str(tmp_path / "wd"))
+        assert status == 2
+        assert "read-only" in err or "cannot use" in err
+    finally:
+        (tmp_path / "wd").chmod(0o755)
+        database.chmod(0o644)
