@@ -176,7 +176,7 @@ def test_the_whole_definition_is_limited_where_the_pipeline_is_built():
     assert f"the limit is {_limits.MAX_DEFINITION_BYTES:,} bytes (MAX_DEFINITION_BYTES)" in (
         problem.message
     )
-    assert "the largest is action 'Build.A10' (102,417 bytes)" in problem.message
+    assert "the largest is action 'Build.A0' (102,414 bytes)" in problem.message
     one_clear_line(error)
     fits = pk.Pipeline("big", [pk.Stage("Build", actions[: count - 2])])
     assert fits.compile().actions

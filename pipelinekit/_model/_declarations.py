@@ -434,8 +434,8 @@ class Variable:
         found.refuse()
 
     def definition_bytes(self) -> int:
-        """The bytes this variable adds to the definition (``MAX_DEFINITION_BYTES``)."""
-        size = utf8_size(self.name) + utf8_size(self.description)
+        """The bytes of values this variable adds to the definition (``MAX_DEFINITION_BYTES``)."""
+        size = utf8_size(self.description)
         return size if self.default is None else size + utf8_size(self.default)
 
 
@@ -558,50 +558,32 @@ class Action:
     )
     region: str | None = attrs.field(default=None, kw_only=True)
     role_arn: str | None = attrs.field(default=None, kw_only=True)
-    #: What this action adds to the definition, in bytes (``MAX_DEFINITION_BYTES``), measured
-    #: while it was checked so that the pipeline need not walk it again.
+    #: The bytes of its configuration's and provider's values (``MAX_DEFINITION_BYTES``),
+    #: measured while it was checked so that the pipeline need not walk it again.
     _definition_bytes: int = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        configuration_bytes = self._plain_size()
-        if configuration_bytes is not None:
-            provider_bytes = measure(self.provider)
-            if provider_bytes is not None and self._provider_plainly_valid():
-                self._keep_size(configuration_bytes + provider_bytes)
-                return
+        # The common shape first, in a few type tests and one walk of the provider's values;
+        # anything else gets the explaining checks, which find the same problems (or none) and
+        # say what they are.
+        configuration: object = self.configuration
+        if type(configuration) is FrozenDict and self._plainly_valid():
+            size = configuration_size(configuration) if configuration else 0
+            if size is not None:
+                provider_bytes = measure(self.provider)
+                if provider_bytes is not None and self._provider_plainly_valid():
+                    object.__setattr__(self, "_definition_bytes", size + provider_bytes)
+                    return
         found = _Found()
         self._check_own_fields(found)
         provider_bytes = self._check_provider(found)
         found.refuse(action=_name_or_none(self.name))
-        self._keep_size((configuration_size(self.configuration) or 0) + provider_bytes)
-
-    def _keep_size(self, values: int) -> None:
-        # Names are ASCII (their rules say so): their length is their size.
-        inputs, outputs, namespace = self.inputs, self.outputs, self.namespace
-        size = values + len(self.name)
-        if inputs:
-            size += sum(map(len, inputs))
-        if outputs:
-            size += sum(map(len, outputs))
-        if namespace:
-            size += len(namespace)
-        object.__setattr__(self, "_definition_bytes", size)
+        size = configuration_size(self.configuration) or 0
+        object.__setattr__(self, "_definition_bytes", size + provider_bytes)
 
     def definition_bytes(self) -> int:
-        """The bytes this action adds to the definition (``MAX_DEFINITION_BYTES``)."""
+        """The bytes of values this action adds to the definition (``MAX_DEFINITION_BYTES``)."""
         return self._definition_bytes
-
-    def _plain_size(self) -> int | None:
-        # The common shape, in a few type tests; anything else gets the explaining checks,
-        # which find the same problems (or none) and say what they are. The answer is the
-        # configuration's size, or None when the explaining checks must look.
-        configuration: object = self.configuration
-        if type(configuration) is not FrozenDict:
-            return None
-        configuration_bytes = configuration_size(configuration) if configuration else 0
-        if configuration_bytes is None or not self._plainly_valid():
-            return None
-        return configuration_bytes
 
     def _plainly_valid(self) -> bool:
         run_order: object = self.run_order
@@ -825,8 +807,8 @@ class Rule:
                 found.add(f"commands[{index}]", nul_problem(command))
 
     def definition_bytes(self) -> int:
-        """The bytes this rule adds to the definition (``MAX_DEFINITION_BYTES``)."""
-        size = len(self.name) + (configuration_size(self.configuration) or 0)
+        """The bytes of values this rule adds to the definition (``MAX_DEFINITION_BYTES``)."""
+        size = configuration_size(self.configuration) or 0
         for command in self.commands:
             size += utf8_size(command)
         return size

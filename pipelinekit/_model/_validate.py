@@ -201,7 +201,7 @@ class _Checker:
         node_ids = self.node_ids if self.dotted else None
         artifacts, namespaces = self.artifacts, self.namespaces
         seen: set[str] = set()
-        size = len(stage_name)
+        size = 0
         largest = self.largest
         for action in stage.actions:
             name = action.name
@@ -282,7 +282,7 @@ class _Checker:
         if total > MAX_DEFINITION_BYTES:
             size, node = self.largest
             self.problem(
-                f"the definition holds {total:,} bytes of names and values; the limit is "
+                f"the definition holds {total:,} bytes of values; the limit is "
                 f"{MAX_DEFINITION_BYTES:,} bytes (MAX_DEFINITION_BYTES), and every run records "
                 f"what its actions ran with: the largest is action {node!r} ({size:,} bytes); "
                 "put large data in artifacts or files and pass their names"
