@@ -709,9 +709,6 @@ def test_a_damaged_database_is_one_clear_store_error(tmp_path, cli, how):
         assert err.startswith("pipelinekit: error: cannot use "), err
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the CLI's resume does not catch StoreError yet (the lead's part 7 work)"
-)
 def test_resume_on_a_damaged_database_is_one_line(tmp_path, cli):
     path = schema_8_database(tmp_path)
     damage(path, "damaged pages")
