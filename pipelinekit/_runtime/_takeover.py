@@ -91,23 +91,24 @@ class ProcessLedger:
         self._files = files
         self._written = False
 
-    def _append(self, line: str) -> None:
+    def _append(self, pid: int) -> None:
+        started = start_time(pid)
+        if started is None:
+            return  # gone already, or nothing tells a reused pid from ours: tags alone must do
+        line = json.dumps({"pid": pid, "started": started}) + "\n"
         # A lost line only leaves the takeover to the tags: never fail a command for it.
         with contextlib.suppress(OSError):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as file:
                 file.write(line)
 
-    async def started(self, pid: int, started: str | None) -> None:
-        """Put the group that command ``pid`` leads on record."""
-        if started is None:
-            return  # nothing to tell a reused pid from ours: the tags alone must do
-        line = json.dumps({"pid": pid, "started": started}) + "\n"
+    async def started(self, pid: int) -> None:
+        """Put the group that command ``pid`` leads on record, with the command's start time."""
         self._written = True
         if self._files is not None:
-            await self._files.run(partial(self._append, line))
+            await self._files.run(partial(self._append, pid))
         else:
-            await anyio.to_thread.run_sync(self._append, line)
+            await anyio.to_thread.run_sync(self._append, pid)
 
     def groups(self) -> dict[int, str]:
         """The recorded groups: leader pid and its start time (read from a worker thread)."""

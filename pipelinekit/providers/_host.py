@@ -45,14 +45,14 @@ class ProcessRecord(Protocol):
     """Where an execution's commands are put on record, for whoever takes the execution over.
 
     ``tag`` (``"<execution id>/<owner>"``) starts the tag of every command the execution runs
-    under this owner; ``started`` records a command's pid (which leads its process group) and
-    its start time as soon as it runs. It must not raise for a full disk or the like: losing
-    a record only makes a takeover rely on the tags alone.
+    under this owner; ``started`` records a command's pid (which leads its process group) as
+    soon as it runs, with its start time. It must not raise for a full disk or the like:
+    losing a record only makes a takeover rely on the tags alone.
     """
 
     tag: str
 
-    async def started(self, pid: int, started: str | None) -> None:
+    async def started(self, pid: int) -> None:
         """Put a running command on record."""
         ...
 
@@ -114,21 +114,28 @@ def _state(pid: int) -> str:
     return fields[0] if fields else "?"
 
 
-def tagged(prefix: str, *, exclude: str | None = None) -> dict[int, str]:
+def tagged(
+    prefix: str, *, exclude: str | None = None, born_after: int | None = None
+) -> dict[int, str]:
     """Live processes whose tag starts with ``prefix`` (and not ``exclude``), with start times.
 
-    Reads ``/proc`` (call it from a worker thread); empty where there is no ``/proc``. The
-    calling process and its ancestors are never included.
+    With ``born_after`` (a pid), only processes given a pid after it are read: the descendants
+    of a command are, so the scan that follows each command reads a handful of processes
+    rather than every one on the host. Reads ``/proc`` (call it from a worker thread); empty
+    where there is no ``/proc``. The calling process and its ancestors are never included.
     """
     if not _PROC.is_dir():  # pragma: no cover - not Linux
         return {}
     wanted = _TAG + prefix.encode()
     unwanted = _TAG + exclude.encode() if exclude is not None else None
     spared = _ancestors()
+    newer = _born_after(born_after) if born_after is not None else None
     found: dict[int, str] = {}
     for entry in os.scandir(_PROC):
         name = entry.name
         if not name.isdigit() or int(name) in spared:
+            continue
+        if newer is not None and not newer(int(name)):
             continue
         try:
             with open(f"/proc/{name}/environ", "rb") as file:  # noqa: PTH123 - hot loop
@@ -142,6 +149,17 @@ def tagged(prefix: str, *, exclude: str | None = None) -> dict[int, str]:
         if started is not None and _state(int(name)) != "Z":
             found[int(name)] = started
     return found
+
+
+def _born_after(pid: int) -> Callable[[int], bool] | None:
+    """Whether a pid was given out after ``pid``: pids count up to the last given, then wrap."""
+    try:
+        last = int((_PROC / "sys/kernel/ns_last_pid").read_text())
+    except (OSError, ValueError):  # pragma: no cover - a kernel without it: read them all
+        return None
+    if last >= pid:
+        return lambda other: pid < other <= last
+    return lambda other: other > pid or other <= last
 
 
 def group_members(groups: dict[int, str]) -> dict[int, str]:

@@ -24,14 +24,14 @@ import anyio
 import attrs
 from anyio.abc import ByteReceiveStream, Process
 
-from pipelinekit.providers._host import TAG_VARIABLE, end_processes, start_time, tagged
+from pipelinekit.providers._host import TAG_VARIABLE, end_processes, tagged
 
 __all__ = ["CommandResult", "LineSink", "run_process"]
 
 #: Receives a batch of complete lines from "stdout" or "stderr".
 LineSink = Callable[[str, list[str]], Awaitable[None]]
-#: Hears of a started command: its pid (which leads its process group) and its start time.
-StartedHook = Callable[[int, str | None], Awaitable[None]]
+#: Hears of a started command's pid (which leads its process group).
+StartedHook = Callable[[int], Awaitable[None]]
 
 _POLL = 0.02
 
@@ -64,8 +64,8 @@ async def run_process(
 
     With ``capture`` all of stdout is kept in the result too. ``tag`` goes into the command's
     environment as ``PK_PROCESS_TAG``: processes carrying it that are left when the command
-    ends are ended with it, wherever they went. ``started`` hears of the command's pid and
-    start time as soon as it runs, to put them on record.
+    ends are ended with it, wherever they went. ``started`` hears of the command's pid as soon
+    as it runs, to put it on record.
     """
     if tag is not None:
         env = {**(os.environ if env is None else env), TAG_VARIABLE: tag}
@@ -90,7 +90,7 @@ async def run_process(
     group = process.pid  # the leader of a new session leads its process group too
     try:
         if started is not None:
-            await started(group, await anyio.to_thread.run_sync(start_time, group))
+            await started(group)
         async with anyio.create_task_group() as tasks:
             assert process.stdout is not None  # noqa: S101 - opened with pipes above
             assert process.stderr is not None  # noqa: S101
@@ -100,12 +100,12 @@ async def run_process(
             # Background children would keep the pipes open (and outlive the action).
             await _end_group(group, grace_period)
             if tag is not None:
-                await _end_tagged(tag, grace_period)
+                await _end_tagged(tag, group, grace_period)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await _terminate(process, group, grace_period)
             if tag is not None:
-                await _end_tagged(tag, grace_period)
+                await _end_tagged(tag, group, grace_period)
         raise
     finally:
         with anyio.CancelScope(shield=True):
@@ -199,9 +199,9 @@ async def _end_group(group: int, grace_period: float) -> None:
         await _wait_group_gone(group, 5)
 
 
-async def _end_tagged(tag: str, grace_period: float) -> None:
-    # Descendants that left the group (setsid, a double fork) but kept the command's tag.
-    await end_processes(partial(tagged, tag), grace_period)
+async def _end_tagged(tag: str, pid: int, grace_period: float) -> None:
+    # Descendants that left the group (setsid, setpgid) but kept the command's tag.
+    await end_processes(partial(tagged, tag, born_after=pid), grace_period)
 
 
 async def _terminate(process: Process, group: int, grace_period: float) -> None:
