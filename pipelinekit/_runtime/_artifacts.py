@@ -258,11 +258,14 @@ def _in_order(changes: list[tuple[str, str]]) -> tuple[str, ...]:
     return tuple(f"{relative}: {what}" for relative, what in changes)
 
 
-def _check(root: Path, seal: Seal, clock: int | None, *, full: bool) -> tuple[str, ...]:
+def _check(
+    root: Path, seal: Seal, clock: Callable[[], int | None], *, full: bool
+) -> tuple[str, ...]:
     """What changed in ``root`` since ``seal``; hold ``seal.lock``.
 
     A file whose signature is the sealed one, and confirmed, is trusted; any other is hashed.
-    An unchanged file hashed after the clock moved past its ctime becomes confirmed.
+    An unchanged file hashed after the clock moved past its ctime becomes confirmed. ``clock``
+    reads the file system's clock; it is read only when a file is hashed, before its hash.
     """
     changes: list[tuple[str, str]] = []
     present: set[str] = set()
@@ -280,7 +283,7 @@ def _check(root: Path, seal: Seal, clock: int | None, *, full: bool) -> tuple[st
         try:
             if not full and sealed.confirmed and _signature(os.lstat(path)) == sealed.signature:
                 continue
-            now = _file_seal(path, link, clock, None)
+            now = _file_seal(path, link, clock(), None)
         except FileNotFoundError:
             present.discard(relative)
             continue
@@ -335,6 +338,27 @@ def _file_system_now(folder: Path) -> int | None:
         return folder.stat().st_ctime_ns
     except OSError:
         return None
+
+
+class _Clock:
+    """The file system's clock, read on first use (a check that hashes nothing never reads it).
+
+    Read once per check, before the first file is hashed: every hash of the check comes after
+    it, as confirming a file requires.
+    """
+
+    __slots__ = ("_folder", "_read", "_time")
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._read = False
+        self._time: int | None = None
+
+    def __call__(self) -> int | None:
+        if not self._read:
+            self._time = _file_system_now(self._folder)
+            self._read = True
+        return self._time
 
 
 class WorkspaceFactory(Protocol):
@@ -433,13 +457,13 @@ class DiskWorkspace:
         return total_files <= SMALL_FILES and total_size <= SMALL_BYTES
 
     def _verify(self, artifacts: Mapping[str, tuple[Path, str]], full: bool) -> Changes:  # noqa: FBT001 - a thread's arguments
-        clock = _file_system_now(self.artifacts)
+        clock = _Clock(self.artifacts)
         found: Changes = {}
         for name, (path, digest) in artifacts.items():
             seal = self.seals.get(name)
             if seal is None or seal.digest != digest:
                 try:
-                    seal = snapshot(path, clock=clock)
+                    seal = snapshot(path, clock=clock())
                 except OSError as error:
                     found[name] = (f"cannot be read ({error.strerror or error})",)
                     continue
