@@ -674,3 +674,35 @@ async def test_every_changed_input_is_named(workdir):
         "docs": [f"{n}.md: removed" for n in range(5)],
         "dist": ["app.txt: content changed"],
     }
+
+
+def test_the_fake_refuses_to_start_a_deploy_on_changed_content_as_a_real_run_does(workdir):
+    def meddle_on_disk(ctx: pk.ActionContext) -> None:
+        target = ctx.workdir_path.parent.parent / "artifacts" / "dist" / "lib" / "util.txt"
+        target.chmod(0o644)
+        target.write_text("patched\n")
+
+    def meddle_in_memory(ctx: pk.ActionContext) -> object:
+        fake.artifacts["dist"]["lib/util.txt"] = b"patched\n"
+        return succeed()
+
+    def pipeline(shipped: list[str]) -> pk.Pipeline:
+        return pk.Pipeline(
+            "p",
+            [
+                build(),
+                pk.Stage("Meddle", [pk.Action("Patch", pk.python(meddle_on_disk))]),
+                deploy(shipped),
+            ],
+        )
+
+    files = {name: text.encode() for name, text in FILES.items()}
+    fake = FakeExecutor(
+        {"Build.Make": succeed(outputs={"dist": files}), "Meddle.Patch": meddle_in_memory}
+    )
+    faked = fake.run(pipeline([]))
+    shipped: list[str] = []
+    real = pk.run(pipeline(shipped), workdir=workdir)
+    assert error_of(faked, "Deploy.Ship") == error_of(real, "Deploy.Ship")
+    assert faked.actions["Meddle.Patch"].status is real.actions["Meddle.Patch"].status
+    assert shipped == []
