@@ -43,6 +43,7 @@ from pipelinekit._model._limits import (
     utf8_size,
 )
 from pipelinekit._model._names import ARTIFACT, NAMESPACE, STAGE_OR_ACTION, VARIABLE
+from pipelinekit._model._secrets import secret_problem
 from pipelinekit._model._variables import RESERVED_NAMESPACES
 from pipelinekit.exceptions import PipelineDefinitionError, Problem
 
@@ -394,8 +395,11 @@ class Variable:
     def __attrs_post_init__(self) -> None:
         default: object = self.default
         description: object = self.description
+        # Secrets (see _secrets.py): a secret default too short to be masked is refused here.
+        unfit = secret_problem(default) if self.secret and isinstance(default, str) else None
         if (
-            VARIABLE.fits(self.name)
+            unfit is None
+            and VARIABLE.fits(self.name)
             and (
                 default is None
                 or (
@@ -427,6 +431,8 @@ class Variable:
                 )
             elif "\x00" in default:
                 found.add("default", f"default of {shown(self.name)} {nul_problem(default)}")
+            if unfit is not None:  # secrets
+                found.add("default", f"secret default of {shown(self.name)} {unfit}")
         if not isinstance(description, str):
             found.add("description", f"must be a string (got {shown(description)})")
         elif (size := utf8_size(description)) > MAX_VALUE_BYTES:
