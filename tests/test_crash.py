@@ -225,3 +225,19 @@ def test_an_owner_is_dead_when_its_pid_is_gone_or_belongs_to_a_later_process():
     # Names written by earlier versions parse; what no version wrote does not.
     assert Owner.parse("host:123:abcd") == Owner("host", 123, "abcd", "")
     assert Owner.parse("nonsense") is None
+
+
+def test_status_and_logs_follow_notice_a_dead_owner_and_say_how_to_resume(tmp_path, cli):
+    execution_id, pid = start_and_kill(tmp_path)
+    store = str(tmp_path / "wd" / "state.db")
+    try:
+        status, out, _ = cli("status", execution_id, "--store", store)
+        assert status == 0
+        assert f"its process {pid} on this host is gone" in out
+        assert f"pipelinekit resume {execution_id}" in out
+        # It would wait forever for lines nobody writes: it says why it stops instead.
+        status, _, err = cli("logs", execution_id, "Deploy.Work", "--follow", "--store", store)
+        assert status == 2
+        assert f"pipelinekit resume {execution_id}" in err
+    finally:
+        kill_all(pids(tmp_path / "pids"))

@@ -739,3 +739,21 @@ def test_errors_in_the_store_s_thread_are_store_errors(tmp_path):
     with pytest.raises(pk.StoreError, match="holds a record pipelinekit cannot read"):
         read(store, "e1")
     store.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_lease_is_read_without_being_changed(tmp_path, kind):
+    store = pk.MemoryStore() if kind == "memory" else SQLiteStore(tmp_path / "state.db")
+    record(store, event("e1", 1))
+
+    async def check():
+        assert await store.lease("e1") is None
+        assert await store.acquire("e1", "me", until=100.0, now=1.0) == ("me", 100.0)
+        assert await store.lease("e1") == ("me", 100.0)
+        # Reading it neither renews it nor lets anybody else in.
+        assert await store.acquire("e1", "you", until=200.0, now=50.0) == ("me", 100.0)
+        assert await store.lease("e1") == ("me", 100.0)
+        await store.release("e1", "me")
+        assert await store.lease("e1") is None
+
+    anyio.run(check)

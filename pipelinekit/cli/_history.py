@@ -15,6 +15,7 @@ import anyio
 from pipelinekit._model._declarations import TERMINAL, Status
 from pipelinekit._model._events import Event
 from pipelinekit._runtime._replay import ActionState, replay
+from pipelinekit._runtime._takeover import Owner
 from pipelinekit.cli._user import current_user
 from pipelinekit.cli._view import SYMBOLS, render_duration
 from pipelinekit.exceptions import ExecutionError, PipelineKitError
@@ -33,6 +34,44 @@ def _events(store: SQLiteStore, execution_id: str) -> list[Event]:
         msg = f"the store {str(store.path)!r} has no execution {execution_id!r}"
         raise NotFoundError(msg)
     return events
+
+
+def orphaned(store: SQLiteStore, events: Sequence[Event]) -> str | None:
+    """Why an unfinished execution has no live owner, with how to resume it; else ``None``.
+
+    An owner on this host is asked directly; one on another host counts as gone once its
+    lease has expired. An execution nobody holds a lease on counts as gone once its last
+    event is older than a lease would be (its owner died before taking one).
+    """
+    state = replay(events)
+    if state.ended:
+        return None
+    execution_id = state.execution_id
+    resume = f"resume it with: pipelinekit resume {execution_id} --store {store.path}"
+    held = anyio.run(store.lease, execution_id)
+    now = time.time()
+    if held is None:
+        quiet = now - events[-1].time.timestamp()
+        if quiet < _DEFAULT_LEASE:
+            return None
+        return f"execution {execution_id} is {state.status} but no process runs it; {resume}"
+    holder, until = held
+    owner = Owner.parse(holder)
+    if owner is not None and owner.on_this_host():
+        if not owner.is_dead():
+            return None
+        why = f"its process {owner.pid} on this host is gone"
+    elif until > now:
+        return None
+    else:
+        when = datetime.fromtimestamp(until, UTC).isoformat(timespec="seconds")
+        why = f"its owner {holder} has not renewed its lease since {when}"
+    return f"execution {execution_id} is {state.status} but {why}; {resume}"
+
+
+#: A lease's default length: how long an execution may go without an owner before it is called
+#: orphaned (its owner may just be starting).
+_DEFAULT_LEASE = 30.0
 
 
 def history(
@@ -150,7 +189,8 @@ def history_json(rows: Sequence[ExecutionSummary], page: int) -> dict[str, Any]:
 
 def status(store: SQLiteStore, execution_id: str, out: TextIO, *, as_json: bool) -> None:
     """Print an execution's stage and action tree (or its JSON)."""
-    state = execution_state(_events(store, execution_id))
+    events = _events(store, execution_id)
+    state = execution_state(events)
     if as_json:
         out.write(json.dumps(state, indent=2) + "\n")
         return
@@ -165,6 +205,9 @@ def status(store: SQLiteStore, execution_id: str, out: TextIO, *, as_json: bool)
         f"{symbol(state['status'])} pipeline {state['pipelineName']} {state['status']} "
         f"(execution {state['pipelineExecutionId']})\n"
     )
+    note = orphaned(store, events)
+    if note is not None:
+        out.write(f"  ! {note}\n")
     for stage in state["stageStates"]:
         stage_status = stage["latestExecution"].get("status", "NotStarted")
         out.write(f"  {symbol(stage_status)} {stage['stageName']} {stage_status}\n")
@@ -229,6 +272,10 @@ def logs(
         printed = _print_from(path, printed, out)
         if over:
             return
+        note = orphaned(store, events)
+        if note is not None:
+            # Nobody will write the rest: following on would wait forever.
+            raise ExecutionError(note)
         wait()
         events = _events(store, execution_id)
 

@@ -166,6 +166,10 @@ class MemoryStore:
         if self._leases.get(execution_id, ("",))[0] == owner:
             del self._leases[execution_id]
 
+    async def lease(self, execution_id: str) -> tuple[str, float] | None:
+        """Who holds the lease on ``execution_id`` and until when (epoch seconds), or ``None``."""
+        return self._leases.get(execution_id)
+
     async def request_stop(self, execution_id: str, *, abandon: bool, reason: str) -> None:
         """Record that ``execution_id`` should stop (an abandon request replaces a plain one)."""
         if execution_id not in self._events:

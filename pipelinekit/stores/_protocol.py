@@ -59,6 +59,10 @@ class Store(Protocol):
         """Give up ``owner``'s lease on an execution."""
         ...
 
+    async def lease(self, execution_id: str) -> tuple[str, float] | None:
+        """Who holds the lease on an execution and until when, or ``None``; changes nothing."""
+        ...
+
     async def request_stop(self, execution_id: str, *, abandon: bool, reason: str) -> None:
         """Record that an execution should stop; the process running it reads it."""
         ...

@@ -760,6 +760,15 @@ class SQLiteStore:
 
         await self._run(work)
 
+    async def lease(self, execution_id: str) -> tuple[str, float] | None:
+        """Who holds the lease on ``execution_id`` and until when (epoch seconds), or ``None``."""
+        row = await self._run(
+            lambda connection: connection.execute(
+                "SELECT owner, until FROM leases WHERE execution_id = ?", (execution_id,)
+            ).fetchone()
+        )
+        return (str(row[0]), float(row[1])) if row else None
+
     async def request_stop(self, execution_id: str, *, abandon: bool, reason: str) -> None:
         """Record that ``execution_id`` should stop (an abandon request replaces a plain one)."""
 
