@@ -241,3 +241,39 @@ def test_status_and_logs_follow_notice_a_dead_owner_and_say_how_to_resume(tmp_pa
         assert f"pipelinekit resume {execution_id}" in err
     finally:
         kill_all(pids(tmp_path / "pids"))
+
+
+def test_a_decision_made_while_the_owner_was_dead_stands_after_resume(tmp_path, cli):
+    (tmp_path / "p.py").write_text(
+        "import pipelinekit as pk\n"
+        "pipeline = pk.Pipeline('rel', [\n"
+        "    pk.Stage('Approve', [pk.Action('Prod', pk.ManualApproval())]),\n"
+        "    pk.Stage('Deploy', [pk.Action('Ship', pk.shell('echo shipped'))]),\n"
+        "])\n"
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pipelinekit", "run", "p.py", "--workdir", "wd", "--plain"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        assert run.stdout is not None
+        for line in run.stdout:
+            if "WaitingForApproval" in line:
+                break
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.communicate(timeout=30)
+    store = str(tmp_path / "wd" / "state.db")
+    (summary,) = anyio.run(pk.SQLiteStore(store).executions)
+    # Nobody runs the execution: the decision is kept in the store all the same.
+    status, _, err = cli("approve", summary.id, "Approve.Prod", "--by", "bob", "--store", store)
+    assert status == 0, err
+    resumed = subprocess.run(
+        [sys.executable, "-m", "pipelinekit", "resume", summary.id, "--store", store, "--plain"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert "action Deploy.Ship Succeeded" in resumed.stdout
+    result = anyio.run(pk.SQLiteStore(store).events, summary.id)
+    decided = [e for e in result if e.type == "approval" and e.state is pk.Status.SUCCEEDED]
+    assert decided[-1].detail["by"] == "bob"

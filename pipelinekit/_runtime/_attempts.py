@@ -76,6 +76,9 @@ class Attempts:
         self.inputs = InputChecks(run.workspace)
         self._no_inputs = self.inputs.held("", {}, full=False)
         self._producers: dict[str, ActionRecord] | None = None
+        #: Approval requests a resumed run asks again, by node: the token of the one the dead
+        #: owner left waiting, whose decision (kept while nobody ran the execution) stands.
+        self.carried: dict[str, int] = {}
 
     async def run(self, record: ActionRecord, opened: datetime | None) -> bool | None:
         """Run ``record``'s action to its end; ``True`` if it succeeded.
@@ -428,4 +431,12 @@ class Attempts:
             "approval", status, stage=record.stage, action=record.name, detail=detail
         )
         await run.recorder.flush()
+        earlier = self.carried.pop(record.node, None)
+        if earlier is not None and status is Status.WAITING_FOR_APPROVAL:
+            # A decision kept while the dead owner's request waited answers this one: the
+            # heartbeat hands it over like any decision kept in the store.
+            store = run.recorder.store
+            decision = await store.decision(run.execution_id, earlier)
+            if decision is not None:
+                await store.put_decision(run.execution_id, sequence, decision)
         return sequence

@@ -182,6 +182,10 @@ class Scheduler:
                 continue
             if is_idempotent(run.provider(record.action)):
                 # Runs again, as a new attempt; the interrupted one ends here.
+                recorded = run.state.actions.get(record.node)
+                request = recorded.approval if recorded is not None else None
+                if request is not None and request.status is Status.WAITING_FOR_APPROVAL:
+                    self.attempts.carried[record.node] = request.token
                 record.status = Status.NOT_STARTED
                 if record.attempts and record.attempts[-1].finished_at is None:
                     record.attempts[-1] = attrs.evolve(
