@@ -248,3 +248,26 @@ def test_a_read_only_database_is_a_store_error(tmp_path, cli):
     finally:
         (tmp_path / "wd").chmod(0o755)
         database.chmod(0o644)
+
+
+def test_a_var_without_a_name_is_never_echoed(tmp_path, cli):
+    write(tmp_path / "p.py", QUICK)
+    status, out, err = cli("run", str(tmp_path / "p.py"), "--var", "s3cr3t-t0ken")
+    assert status == 2
+    assert "s3cr3t" not in out + err
+    assert "--var NAME=VALUE" in err
+
+
+def test_the_fake_refuses_a_blank_decider_as_the_engine_does():
+    from pipelinekit import testing  # noqa: PLC0415
+
+    for blank in ("", "   ", " bob"):
+        with pytest.raises(pk.ExecutionError, match="who decides"):
+            testing.approve(by=blank)
+        with pytest.raises(pk.ExecutionError, match="who decides"):
+            testing.reject(by=blank)
+
+
+def test_a_grace_period_beyond_the_longest_timeout_is_refused():
+    with pytest.raises(pk.PipelineDefinitionError, match="grace_period"):
+        pk.Action("A", pk.Commands(["true"], grace_period=10**12))

@@ -72,7 +72,7 @@ def test_a_failed_run_shows_the_failing_log_lines_and_exits_1(tmp_path, cli):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--var", "outcome"], "--var 'outcome' is not NAME=VALUE"),
+        (["--var", "outcome"], "a --var is not NAME=VALUE"),
         (["--var", "outcom=x"], "did you mean 'outcome'?"),
     ],
 )

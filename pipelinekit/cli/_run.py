@@ -43,7 +43,8 @@ def parse_variables(items: Sequence[str]) -> dict[str, str]:
     for item in items:
         name, equals, value = item.partition("=")
         if not equals or not name:
-            msg = f"--var {item!r} is not NAME=VALUE"
+            # The item itself is never echoed: it may be a secret given without its name.
+            msg = "a --var is not NAME=VALUE (give each variable as --var NAME=VALUE)"
             raise BadVariableError(msg)
         values[name] = value
     return values

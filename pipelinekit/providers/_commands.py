@@ -14,7 +14,7 @@ import attrs
 
 from pipelinekit._model._declarations import ActionTypeId, Category, Owner, to_duration
 from pipelinekit._model._frozendict import FrozenDict, to_frozendict, to_tuple
-from pipelinekit._model._limits import MAX_VALUE_BYTES
+from pipelinekit._model._limits import MAX_TIMEOUT, MAX_VALUE_BYTES, duration_problem
 from pipelinekit._model._variables import Reference, resolve
 from pipelinekit.exceptions import ActionFailed
 
@@ -180,8 +180,9 @@ class Commands:
         else:
             env_valid = yield from _check_names("env", tuple(self.env), reserved=True)
             env_valid = (yield from _check_env(self.env)) and env_valid
-        if not isinstance(self.grace_period, timedelta) or self.grace_period < timedelta(0):
-            yield "grace_period", "must be a timedelta of zero or more"
+        grace = duration_problem(self.grace_period, zero=True)
+        if grace is not None:
+            yield "grace_period", grace
         shell_valid = isinstance(self.shell, tuple) and bool(self.shell)
         if not shell_valid:
             yield "shell", "must be a non-empty list such as ['/bin/sh', '-c']"
@@ -237,7 +238,7 @@ class Commands:
             and type(env) is FrozenDict
             and not env
             and type(self.grace_period) is timedelta
-            and self.grace_period >= timedelta(0)
+            and timedelta(0) <= self.grace_period <= MAX_TIMEOUT
             and type(self.shell) is tuple
             and self.shell
         ):

@@ -38,6 +38,7 @@ from pipelinekit._runtime._results import RunResult
 from pipelinekit.exceptions import ActionFailed, ExecutionError
 from pipelinekit.providers._capabilities import DeclaresOutputVariables
 from pipelinekit.providers._context import ActionContext
+from pipelinekit.providers._identity import check_identity
 from pipelinekit.stores import MemoryStore
 from pipelinekit.testing._timeline import Verdict, never_ran, ran_before, ran_in_parallel
 from pipelinekit.testing._virtual_clock import DEFAULT_START, StuckRunError, VirtualClock
@@ -98,6 +99,10 @@ class Approve:
     summary: str = ""
     after: timedelta = attrs.field(default=timedelta(0), converter=_to_duration)
 
+    def __attrs_post_init__(self) -> None:
+        # Refused as the real engine refuses it: a fake run must not pass where a real one fails.
+        check_identity(self.by)
+
 
 @attrs.frozen
 class Reject:
@@ -106,6 +111,10 @@ class Reject:
     by: str = "approver"
     summary: str = ""
     after: timedelta = attrs.field(default=timedelta(0), converter=_to_duration)
+
+    def __attrs_post_init__(self) -> None:
+        # Refused as the real engine refuses it: a fake run must not pass where a real one fails.
+        check_identity(self.by)
 
 
 Outcome: TypeAlias = Succeed | Fail | Hang | Approve | Reject
