@@ -706,3 +706,15 @@ def test_the_fake_refuses_to_start_a_deploy_on_changed_content_as_a_real_run_doe
     assert error_of(faked, "Deploy.Ship") == error_of(real, "Deploy.Ship")
     assert faked.actions["Meddle.Patch"].status is real.actions["Meddle.Patch"].status
     assert shipped == []
+
+
+async def test_actions_starting_together_share_one_check(workdir):
+    """Three consumers launched together: one check before they start, not three."""
+    FULL.clear()
+    consumers = [pk.Action(f"Read{n}", pk.python(read_dist), inputs=["dist"]) for n in range(3)]
+    pipeline = pk.Pipeline("p", [build(), pk.Stage("Test", consumers)])
+    async with pk.Engine(store=pk.MemoryStore(), workdir=workdir, workspaces=Counting) as engine:
+        result = await (await engine.start(pipeline)).wait()
+    assert result.succeeded
+    # One shared check before; after, each ends on its own thread (1 to 3 checks).
+    assert 2 <= len(FULL) <= 4

@@ -39,6 +39,7 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
 import anyio
+import anyio.lowlevel
 import attrs
 
 from pipelinekit._model._secrets import Masker
@@ -682,6 +683,7 @@ class InputChecks:
         self.workspace = workspace
         self._running: dict[str, set[str]] = {}
         self._first_seen: dict[str, str] = {}
+        self._forming: dict[tuple[object, ...], _Shared] = {}
 
     def held(self, node: str, inputs: Mapping[str, Sealed], *, full: bool) -> Holding:
         """``async with checks.held(...) as held``: checked on entry, ``held.ended()`` after.
@@ -692,7 +694,7 @@ class InputChecks:
         return Holding(self, node, inputs, full=full)
 
     async def _before(self, node: str, inputs: Mapping[str, Sealed], *, full: bool) -> None:
-        found = await self.workspace.verify(self._paths(inputs), full=full)
+        found = await self._verify(inputs, full=full)
         if not found:
             return
         name, changes = next(iter(found.items()))
@@ -709,7 +711,7 @@ class InputChecks:
     async def _after(
         self, node: str, inputs: Mapping[str, Sealed], failure: str | None
     ) -> ArtifactChanged | None:
-        found = await self.workspace.verify(self._paths(inputs), full=False)
+        found = await self._verify(inputs, full=False)
         if not found:
             return None
         name, changes = next(iter(found.items()))
@@ -728,9 +730,43 @@ class InputChecks:
         )
         return ArtifactChanged(message, found)
 
-    @staticmethod
-    def _paths(inputs: Mapping[str, Sealed]) -> dict[str, tuple[Path, str]]:
-        return {name: (sealed.path, sealed.digest) for name, sealed in inputs.items()}
+    async def _verify(self, inputs: Mapping[str, Sealed], *, full: bool) -> Changes:
+        """Check ``inputs``, sharing one check with the actions that ask at the same moment.
+
+        The actions of a group start together, each asking to check the same inputs: the first
+        yields once to the loop before its check goes to a thread, and every request made
+        meanwhile shares that check. All of them came before it started looking at a file,
+        so its answer is as good as their own would have been.
+        """
+        paths = {name: (sealed.path, sealed.digest) for name, sealed in inputs.items()}
+        key = (full, *sorted((name, str(path), digest) for name, (path, digest) in paths.items()))
+        forming = self._forming.get(key)
+        if forming is not None:
+            await forming.done.wait()
+            if forming.found is not None:
+                return forming.found
+            # The check it joined never finished (its action was cancelled): its own instead.
+            return await self.workspace.verify(paths, full=full)
+        shared = self._forming[key] = _Shared()
+        try:
+            try:
+                await anyio.lowlevel.checkpoint()
+            finally:
+                del self._forming[key]  # from here on, a request makes a check of its own
+            shared.found = await self.workspace.verify(paths, full=full)
+        finally:
+            shared.done.set()
+        return shared.found
+
+
+class _Shared:
+    """One check that the actions asking before it starts share."""
+
+    __slots__ = ("done", "found")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.found: Changes | None = None
 
 
 class Holding:
