@@ -456,3 +456,13 @@ def test_references_in_http_headers_and_urls_are_still_accepted():
         "#{variables.url}", headers={"Authorization": "Bearer #{variables.token}"}
     )
     act(provider=provider)
+
+
+def test_a_deep_object_given_as_a_name_is_a_clear_error():
+    deep: list = []
+    inner = deep
+    for _ in range(10_000):
+        inner.append([])
+        inner = inner[0]
+    with pytest.raises(pk.PipelineDefinitionError, match="must be a string"):
+        pk.Action(deep, pk.shell("true"))

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 
 import attrs
 
+from pipelinekit._model._limits import shown as shown_value
+
 __all__ = ["ARTIFACT", "NAMESPACE", "STAGE_OR_ACTION", "VARIABLE", "NameRule", "did_you_mean"]
 
 _KNOWN_AT_MOST = 65_536
@@ -47,7 +49,8 @@ class NameRule:
     def problem(self, name: object) -> str | None:
         """Why ``name`` breaks the rule, or ``None`` if it is fine."""
         if not isinstance(name, str):
-            return f"{self.what} must be a string (got {name!r}, a {type(name).__name__})"
+            got = shown_value(name)  # cut short: a name may be any object, however deep
+            return f"{self.what} must be a string (got {got}, a {type(name).__name__})"
         if not name:
             return f"{self.what} must not be empty"
         if len(name) > self.max_length:
