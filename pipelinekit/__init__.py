@@ -42,6 +42,7 @@ from pipelinekit._runtime._results import StageResult as StageResult
 from pipelinekit._version import __version__ as __version__
 from pipelinekit.exceptions import ActionFailed as ActionFailed
 from pipelinekit.exceptions import ActionTimeout as ActionTimeout
+from pipelinekit.exceptions import ArtifactChanged as ArtifactChanged
 from pipelinekit.exceptions import ExecutionError as ExecutionError
 from pipelinekit.exceptions import PipelineDefinitionError as PipelineDefinitionError
 from pipelinekit.exceptions import PipelineKitError as PipelineKitError
@@ -83,6 +84,7 @@ __all__ = [
     "ActionResult",
     "ActionTimeout",
     "ActionTypeId",
+    "ArtifactChanged",
     "Attempt",
     "BeforeEntry",
     "Category",

@@ -7,7 +7,8 @@ The tree is shallow on purpose, so that ``except`` clauses stay simple::
     ├── ExecutionError               a run cannot start or go on (bad variables, unknown provider)
     ├── StoreError                   the store refused a change or cannot be used
     └── ActionFailed                 an action failed; providers raise it with the reason
-        └── ActionTimeout            an attempt ran out of time
+        ├── ActionTimeout            an attempt ran out of time
+        └── ArtifactChanged          an input artifact changed after its producer sealed it
 
 Every error names the pipeline, stage, action and field at fault where it knows them, and says what
 would fix it.
@@ -15,13 +16,14 @@ would fix it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
 __all__ = [
     "ActionFailed",
     "ActionTimeout",
+    "ArtifactChanged",
     "ExecutionError",
     "PipelineDefinitionError",
     "PipelineKitError",
@@ -126,6 +128,19 @@ class ActionFailed(PipelineKitError):  # noqa: N818 - the name says what happene
 
 class ActionTimeout(ActionFailed):
     """An attempt of an action ran out of time and was cancelled."""
+
+
+class ArtifactChanged(ActionFailed):
+    """An input artifact changed after its producer sealed it; ``changes`` says what changed.
+
+    ``changes`` maps each changed artifact to lines such as ``"app.txt: content changed"``.
+    An attempt that fails with it is not retried: the artifact stays changed.
+    """
+
+    def __init__(self, message: str, changes: Mapping[str, Sequence[str]]) -> None:
+        """The error, with what changed."""
+        super().__init__(message)
+        self.changes = {name: list(found) for name, found in changes.items()}
 
 
 class StoreError(PipelineKitError):

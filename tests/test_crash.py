@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,11 +18,12 @@ import time
 from pathlib import Path
 
 import anyio
+import attrs
 import pytest
 
 import pipelinekit as pk
 from pipelinekit._runtime._takeover import Owner
-from pipelinekit.providers._host import alive, start_time
+from pipelinekit.providers._host import alive
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux's /proc")
 
@@ -213,15 +213,23 @@ def test_a_live_owner_on_this_host_is_never_taken_over_even_past_its_lease(tmp_p
 def test_an_owner_is_dead_when_its_pid_is_gone_or_belongs_to_a_later_process():
     me = Owner.this_process()
     assert Owner.parse(str(me)) == me
+    assert me.is_alive_here()
     assert not me.is_dead()
     # The same pid, started at another time: the kernel gave our pid to someone else.
-    reused = Owner(me.host, me.pid, "x", started=f"{start_time(os.getpid())}0")
+    reused = attrs.evolve(me, started=f"{me.started}0")
     assert reused.is_dead()
     gone = subprocess.Popen(["true"])
     gone.wait()
-    assert Owner(socket.gethostname(), gone.pid, "x", "").is_dead()
-    # Elsewhere: only the lease can tell.
-    assert not Owner("another-host", gone.pid, "x", "").is_dead()
+    assert attrs.evolve(me, pid=gone.pid).is_dead()
+    # Where nothing here can tell (another host, another container with the same host name
+    # and kernel, a system without /proc), only the lease can: neither dead nor alive.
+    for elsewhere in (
+        attrs.evolve(me, host="another-host", pid=gone.pid),
+        attrs.evolve(me, namespace="pid:[1]", pid=gone.pid),
+        attrs.evolve(me, started="", pid=gone.pid),
+    ):
+        assert not elsewhere.is_dead()
+        assert not elsewhere.is_alive_here()
     # Names written by earlier versions parse; what no version wrote does not.
     assert Owner.parse("host:123:abcd") == Owner("host", 123, "abcd", "")
     assert Owner.parse("nonsense") is None

@@ -45,12 +45,11 @@ import attrs
 from pipelinekit._model._secrets import Masker
 from pipelinekit._runtime._cache import cache_key, copy_outputs
 from pipelinekit._thread import WorkerThread
-from pipelinekit.exceptions import ActionFailed
+from pipelinekit.exceptions import ArtifactChanged
 from pipelinekit.providers._context import LogFile, MemoryLogFile
 from pipelinekit.stores import CacheEntry
 
 __all__ = [
-    "ArtifactChanged",
     "DiskWorkspace",
     "FileSeal",
     "InputChecks",
@@ -621,19 +620,6 @@ class MemoryWorkspace:
 
 
 # -- checking an action's inputs ------------------------------------------------------------------
-
-
-class ArtifactChanged(ActionFailed):
-    """An input artifact changed after its producer sealed it; ``changes`` says what changed.
-
-    ``changes`` maps each changed artifact to lines such as ``"app.txt: content changed"``.
-    An attempt that fails with it is not retried: the artifact stays changed.
-    """
-
-    def __init__(self, message: str, changes: Mapping[str, Sequence[str]]) -> None:
-        """The error, with what changed."""
-        super().__init__(message)
-        self.changes = {name: list(found) for name, found in changes.items()}
 
 
 @attrs.frozen

@@ -18,11 +18,11 @@ import anyio
 
 from pipelinekit._model._declarations import Category, Status
 from pipelinekit._model._variables import resolve_value
-from pipelinekit._runtime._artifacts import ArtifactChanged, Holding, InputChecks, Sealed
+from pipelinekit._runtime._artifacts import Holding, InputChecks, Sealed
 from pipelinekit._runtime._cache import canonical
 from pipelinekit._runtime._results import Attempt
 from pipelinekit._runtime._run import ActionRecord, Run
-from pipelinekit.exceptions import ActionFailed, ActionTimeout, StoreError
+from pipelinekit.exceptions import ActionFailed, ActionTimeout, ArtifactChanged, StoreError
 from pipelinekit.providers._capabilities import Runnable, with_references_resolved
 from pipelinekit.providers._context import ActionContext, LogFile
 from pipelinekit.stores import CacheEntry
@@ -79,6 +79,8 @@ class Attempts:
         #: Approval requests a resumed run asks again, by node: the token of the one the dead
         #: owner left waiting, whose decision (kept while nobody ran the execution) stands.
         self.carried: dict[str, int] = {}
+        #: The token of each request asked again, mapped to the one it replaces.
+        self.aliases: dict[int, int] = {}
 
     async def run(self, record: ActionRecord, opened: datetime | None) -> bool | None:
         """Run ``record``'s action to its end; ``True`` if it succeeded.
@@ -433,10 +435,8 @@ class Attempts:
         await run.recorder.flush()
         earlier = self.carried.pop(record.node, None)
         if earlier is not None and status is Status.WAITING_FOR_APPROVAL:
-            # A decision kept while the dead owner's request waited answers this one: the
-            # heartbeat hands it over like any decision kept in the store.
-            store = run.recorder.store
-            decision = await store.decision(run.execution_id, earlier)
-            if decision is not None:
-                await store.put_decision(run.execution_id, sequence, decision)
+            # A decision kept for the dead owner's request (while nobody ran the execution, or
+            # by someone who read the record before this request was on it) answers this one:
+            # the heartbeat looks under both tokens (see take_decisions).
+            self.aliases[sequence] = earlier
         return sequence

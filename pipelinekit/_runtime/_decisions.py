@@ -9,6 +9,7 @@ and picked up by the owning engine's heartbeat.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from pipelinekit._model._declarations import Status
@@ -107,15 +108,32 @@ async def post_decision(
     return kept
 
 
-async def take_decisions(store: Store, approvals: Approvals, execution_id: str) -> None:
+async def take_decisions(
+    store: Store,
+    approvals: Approvals,
+    execution_id: str,
+    aliases: Mapping[int, int] | None = None,
+) -> None:
     """Hand decisions kept in ``store`` to the approvals of ``execution_id`` waiting here.
 
     A kept decision stands as it is: it was checked before it was kept, and the store keeps
-    only the first.
+    only the first. ``aliases`` maps the token of a request a resumed run asked again to the
+    token of the request it replaces: a decision kept for that one is checked against the new
+    request's rules (its approvers may have changed), kept for it, and handed over.
     """
     for node, pending in approvals.pending(execution_id):
-        if pending.token is None:
+        token = pending.token
+        if token is None:
             continue  # its request is not on record yet
-        decision = await store.decision(execution_id, pending.token)
+        decision = await store.decision(execution_id, token)
+        earlier = (aliases or {}).get(token)
+        if decision is None and earlier is not None:
+            carried = await store.decision(execution_id, earlier)
+            if carried is not None and carried.by != TIMED_OUT:
+                try:
+                    check_decider(execution_id, node, carried.by, pending.approvers, pending.barred)
+                except ExecutionError:
+                    continue  # no longer theirs to decide: the request waits for another
+                decision = await store.put_decision(execution_id, token, carried)
         if decision is not None:
-            approvals.hand_over(execution_id, node, pending.token, decision)
+            approvals.hand_over(execution_id, node, token, decision)

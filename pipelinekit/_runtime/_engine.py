@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NoReturn, Self
+from typing import Any, Self
 
 import anyio
 import anyio.abc
@@ -32,7 +32,7 @@ from pipelinekit._runtime._artifacts import DiskWorkspace, WorkspaceFactory
 from pipelinekit._runtime._collector import collector_tuned_for_a_run
 from pipelinekit._runtime._decisions import decide, take_decisions
 from pipelinekit._runtime._delivery import HookHandler, deliver, with_hook_errors
-from pipelinekit._runtime._errors import plain
+from pipelinekit._runtime._errors import raise_plain
 from pipelinekit._runtime._execution import Execution, ExecutionFeed
 from pipelinekit._runtime._lease import Leases, lease_length
 from pipelinekit._runtime._recorded import (
@@ -184,7 +184,7 @@ class Engine:
             # group; hand it back as it was raised.
             if exc is not None and len(group.exceptions) == 1 and group.exceptions[0] is exc:
                 raise exc from exc.__cause__
-            raise plain(group) from None
+            raise_plain(group)
         finally:
             self._tasks = None
             with anyio.CancelScope(shield=True):
@@ -486,7 +486,13 @@ class Engine:
             await self.leases.heartbeat(
                 execution_id,
                 stop=stop,
-                decisions=partial(take_decisions, self.store, self.approvals, execution_id),
+                decisions=partial(
+                    take_decisions,
+                    self.store,
+                    self.approvals,
+                    execution_id,
+                    scheduler.attempts.aliases,
+                ),
             )
 
     async def _run(
@@ -557,7 +563,7 @@ class Engine:
                     await self._let_go(execution.id, ledger)
         except Exception as failure:  # noqa: BLE001 - raised by start() or handed to the waiter
             if not started:  # start() raises it: nothing was recorded
-                _raise_plain(failure)
+                raise_plain(failure)
             error = failure  # handed to whoever waits on the execution
         finally:
             if result is None and scheduler is not None:
@@ -565,14 +571,6 @@ class Engine:
             if result is not None and hook_errors:
                 result = with_hook_errors(result, hook_errors)
             feed.finish(result, error)
-
-
-def _raise_plain(failure: Exception) -> NoReturn:
-    """Raise ``failure`` as the public API raises errors: never a group (see ``plain``)."""
-    chosen = plain(failure)
-    if chosen is failure:
-        raise failure
-    raise chosen from chosen.__cause__
 
 
 def _warn_unevaluated(pipeline: Pipeline, execution_id: str) -> None:

@@ -79,9 +79,9 @@ class Leases:
     async def take(self, execution_id: str) -> None:
         """Take (or renew) the execution's lease, or say who holds it and why it is theirs.
 
-        A holder on this host is asked directly: a dead one loses the lease at once, a live
-        one keeps it even past its lease (a slow heartbeat never hands a live run to a second
-        process). A holder on another host keeps it until its lease expires.
+        A holder on this host (and boot, and pid namespace) is asked directly: a dead one loses
+        the lease at once, a live one keeps it even past its lease (a slow heartbeat never hands
+        a live run to a second process). Any other holder keeps it until its lease expires.
         """
         now = self.clock.now().timestamp()
         until = now + self.seconds
@@ -96,7 +96,8 @@ class Leases:
             holder, held_until = await store.acquire(
                 execution_id, self.owner, until=until, now=held_until
             )
-        elif owner is None or not owner.on_this_host():
+        elif owner is None or not owner.is_alive_here():
+            # Nothing here can tell whether it lives: its lease says.
             holder, held_until = await store.acquire(execution_id, self.owner, until=until, now=now)
         if holder != self.owner:
             raise ExecutionError(_held_by(execution_id, holder, held_until))
@@ -134,7 +135,7 @@ class Leases:
 
 def _held_by(execution_id: str, holder: str, until: float) -> str:
     owner = Owner.parse(holder)
-    if owner is not None and owner.on_this_host():
+    if owner is not None and owner.is_alive_here():
         return (
             f"execution {execution_id} is run by process {owner.pid} on this host; stop it "
             f"there (pipelinekit stop {execution_id}) or wait for it to end"

@@ -28,50 +28,80 @@ import attrs
 
 from pipelinekit._thread import WorkerThread
 from pipelinekit.exceptions import ExecutionError
-from pipelinekit.providers._host import alive, end_processes, group_members, start_time, tagged
+from pipelinekit.providers._host import (
+    alive,
+    end_processes,
+    group_members,
+    pid_namespace,
+    start_time,
+    tagged,
+)
 
 __all__ = ["Owner", "ProcessLedger", "end_leftovers"]
 
 
 @attrs.frozen
 class Owner:
-    """Where an engine runs, as written in leases: ``host:pid:random@start``."""
+    """Where an engine runs, as written in leases: ``host:pid:random@start@pid-namespace``.
+
+    Its process can be asked directly only from the same host, boot and pid namespace (two
+    containers may share a host name and a kernel, but not their pids), and only where its
+    start time is known (a pid is never taken for the process that had it before).
+    """
 
     host: str
     pid: int
     nonce: str
     #: The process's start time (``providers._host.start_time``); empty where unknown.
     started: str = ""
+    #: The pid namespace it runs in (``providers._host.pid_namespace``); empty where unknown.
+    namespace: str = ""
 
     @classmethod
     def this_process(cls) -> Owner:
         """The owner name of a new engine in this process."""
         pid = os.getpid()
-        return cls(socket.gethostname(), pid, uuid.uuid4().hex[:8], start_time(pid) or "")
+        return cls(
+            socket.gethostname(),
+            pid,
+            uuid.uuid4().hex[:8],
+            start_time(pid) or "",
+            pid_namespace() or "",
+        )
 
     @classmethod
     def parse(cls, text: str) -> Owner | None:
         """The owner a lease names; ``None`` for a name this version did not write."""
-        ident, _, started = text.partition("@")
+        ident, _, rest = text.partition("@")
+        started, _, namespace = rest.partition("@")
         parts = ident.rsplit(":", 2)
         if len(parts) != 3 or not parts[1].isdigit():  # noqa: PLR2004 - host, pid, nonce
             return None
-        return cls(parts[0], int(parts[1]), parts[2], started)
+        return cls(parts[0], int(parts[1]), parts[2], started, namespace)
 
     def __str__(self) -> str:
         name = f"{self.host}:{self.pid}:{self.nonce}"
-        return f"{name}@{self.started}" if self.started else name
+        return f"{name}@{self.started}@{self.namespace}" if self.started else name
 
-    def on_this_host(self) -> bool:
-        """Whether this owner runs on this host, where its process can be asked directly."""
-        return self.host == socket.gethostname()
+    def answers_here(self) -> bool:
+        """Whether this process can tell if the owner lives: same host, boot and namespace."""
+        if not self.started or not self.namespace or self.host != socket.gethostname():
+            return False
+        boot = self.started.partition(":")[0]
+        ours = (start_time(os.getpid()) or "").partition(":")[0]
+        return boot == ours and self.namespace == pid_namespace()
 
     def is_dead(self) -> bool:
-        """Whether this owner is known to be gone: on this host, with its process gone.
+        """Whether this owner is known to be gone: asked here, its process is gone.
 
-        ``False`` for an owner on another host (only its lease can tell) and for a live one.
+        ``False`` where it cannot be asked (another host or container, no ``/proc``: only its
+        lease can tell) and for a live one.
         """
-        return self.on_this_host() and not alive(self.pid, self.started or None)
+        return self.answers_here() and not alive(self.pid, self.started)
+
+    def is_alive_here(self) -> bool:
+        """Whether this owner is known to be alive: asked here, its process still runs."""
+        return self.answers_here() and alive(self.pid, self.started)
 
 
 class ProcessLedger:

@@ -263,8 +263,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             where = f" ({error.filename})" if error.filename else ""
             print(f"pipelinekit: error: {error.strerror or error}{where}", file=err)
             return EXIT_BAD_INPUT
-        if not isinstance(error, Exception) or args.debug:
-            raise  # SystemExit and the like, or a bug the person asked to see whole
+        if isinstance(error, SystemExit):
+            raise error from None  # an exit asked for: Python reports its status, no traceback
+        if args.debug:
+            raise  # a bug the person asked to see whole
+        if not isinstance(error, Exception):
+            raise error from error.__cause__  # a cancellation: never the person's doing
         print(
             f"pipelinekit: internal error: {type(error).__name__}: {_one_line(error)} "
             "(this is a bug in pipelinekit; run with --debug for the traceback and report it)",

@@ -14,6 +14,7 @@ import anyio
 
 from pipelinekit._model._declarations import TERMINAL, Status
 from pipelinekit._model._events import Event
+from pipelinekit._runtime._lease import lease_length
 from pipelinekit._runtime._replay import ActionState, replay
 from pipelinekit._runtime._takeover import Owner
 from pipelinekit.cli._user import current_user
@@ -52,14 +53,14 @@ def orphaned(store: SQLiteStore, events: Sequence[Event]) -> str | None:
     now = time.time()
     if held is None:
         quiet = now - events[-1].time.timestamp()
-        if quiet < _DEFAULT_LEASE:
+        if quiet < lease_length(None):
             return None
         return f"execution {execution_id} is {state.status} but no process runs it; {resume}"
     holder, until = held
     owner = Owner.parse(holder)
-    if owner is not None and owner.on_this_host():
-        if not owner.is_dead():
-            return None
+    if owner is not None and owner.is_alive_here():
+        return None
+    if owner is not None and owner.is_dead():
         why = f"its process {owner.pid} on this host is gone"
     elif until > now:
         return None
@@ -67,11 +68,6 @@ def orphaned(store: SQLiteStore, events: Sequence[Event]) -> str | None:
         when = datetime.fromtimestamp(until, UTC).isoformat(timespec="seconds")
         why = f"its owner {holder} has not renewed its lease since {when}"
     return f"execution {execution_id} is {state.status} but {why}; {resume}"
-
-
-#: A lease's default length: how long an execution may go without an owner before it is called
-#: orphaned (its owner may just be starting).
-_DEFAULT_LEASE = 30.0
 
 
 def history(

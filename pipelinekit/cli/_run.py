@@ -7,12 +7,13 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import anyio
+import anyio.abc
 import attrs
 
 from pipelinekit._model._pipeline import Pipeline
@@ -118,21 +119,32 @@ class Interruption:
     async def watch(self, run: anyio.CancelScope, err: TextIO) -> None:
         """Hear SIGINT and SIGTERM until cancelled (the command's end)."""
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                self.count += 1
-                if self.first is None:
-                    self.first = signum
-                    run.cancel()
-                elif self.count == 2:  # noqa: PLR2004 - the second signal
-                    err.write("pipelinekit: interrupted again: killing the running actions\n")
-                    err.flush()
-                    if self.tag is not None:
-                        tag = self.tag
-                        await end_processes(partial(tagged, tag + "/"), grace_period=0)
-                else:
-                    err.write("pipelinekit: interrupted a third time: leaving now\n")
-                    err.flush()
-                    os._exit(self.exit_status)
+            # The killing goes on beside the listening: a third signal is heard at once.
+            async with anyio.create_task_group() as killing:
+                await self._listen(signals, run, killing, err)
+
+    async def _listen(
+        self,
+        signals: AsyncIterator[int],
+        run: anyio.CancelScope,
+        killing: anyio.abc.TaskGroup,
+        err: TextIO,
+    ) -> None:
+        async for signum in signals:
+            self.count += 1
+            if self.first is None:
+                self.first = signum
+                run.cancel()
+            elif self.count == 2:  # noqa: PLR2004 - the second signal
+                err.write("pipelinekit: interrupted again: killing the running actions\n")
+                err.flush()
+                if self.tag is not None:
+                    scan = partial(tagged, self.tag + "/")
+                    killing.start_soon(partial(end_processes, scan, grace_period=0))
+            else:
+                err.write("pipelinekit: interrupted a third time: leaving now\n")
+                err.flush()
+                os._exit(self.exit_status)
 
 
 async def supervised(

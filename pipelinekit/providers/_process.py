@@ -24,7 +24,7 @@ import anyio
 import attrs
 from anyio.abc import ByteReceiveStream, Process
 
-from pipelinekit.providers._host import TAG_VARIABLE, end_processes, tagged
+from pipelinekit.providers._host import TAG_VARIABLE, end_processes, forks, tagged
 
 __all__ = ["CommandResult", "LineSink", "run_process"]
 
@@ -88,6 +88,9 @@ async def run_process(
         start_new_session=True,
     )
     group = process.pid  # the leader of a new session leads its process group too
+    # One short read of the kernel's counters: after the command, it tells whether pids may
+    # have wrapped past the command's, which decides how much of /proc must be read.
+    forked = forks() if tag is not None else None
     try:
         if started is not None:
             await started(group)
@@ -100,12 +103,12 @@ async def run_process(
             # Background children would keep the pipes open (and outlive the action).
             await _end_group(group, grace_period)
             if tag is not None:
-                await _end_tagged(tag, group, grace_period)
+                await _end_tagged(tag, group, forked, grace_period)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await _terminate(process, group, grace_period)
             if tag is not None:
-                await _end_tagged(tag, group, grace_period)
+                await _end_tagged(tag, group, forked, grace_period)
         raise
     finally:
         with anyio.CancelScope(shield=True):
@@ -199,9 +202,9 @@ async def _end_group(group: int, grace_period: float) -> None:
         await _wait_group_gone(group, 5)
 
 
-async def _end_tagged(tag: str, pid: int, grace_period: float) -> None:
+async def _end_tagged(tag: str, pid: int, forked: int | None, grace_period: float) -> None:
     # Descendants that left the group (setsid, setpgid) but kept the command's tag.
-    await end_processes(partial(tagged, tag, born_after=pid), grace_period)
+    await end_processes(partial(tagged, tag, born_after=pid, forks_then=forked), grace_period)
 
 
 async def _terminate(process: Process, group: int, grace_period: float) -> None:
