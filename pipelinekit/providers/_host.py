@@ -29,7 +29,6 @@ __all__ = [
     "ProcessRecord",
     "alive",
     "end_processes",
-    "forks",
     "group_members",
     "pid_namespace",
     "start_time",
@@ -126,31 +125,22 @@ def _state(pid: int) -> str:
 
 
 def tagged(
-    prefix: str,
-    *,
-    exclude: str | None = None,
-    born_after: int | None = None,
-    forks_then: int | None = None,
+    prefix: str, *, exclude: str | None = None, born_after: int | None = None
 ) -> dict[int, str]:
     """Live processes whose tag starts with ``prefix`` (and not ``exclude``), with start times.
 
-    With ``born_after`` (a pid) and ``forks_then`` (``forks()`` when that pid was born), only
-    processes given a pid after it are read: the descendants of a command are, so the scan
-    that follows each command reads a handful of processes rather than every one on the host.
-    When the host forked so often since that pids may have wrapped past it, every process is
-    read. Reads ``/proc`` (call it from a worker thread); empty where there is no ``/proc``.
-    The calling process and its ancestors are never included.
+    With ``born_after`` (a pid), only processes given a pid after it are read: the descendants
+    of a command are (unless pids wrapped past it since: the caller judges), so the scan that
+    follows each command reads a handful of processes rather than every one on the host.
+    Reads ``/proc`` (call it from a worker thread); empty where there is no ``/proc``. The
+    calling process and its ancestors are never included.
     """
     if not _PROC.is_dir():  # pragma: no cover - not Linux
         return {}
     wanted = _TAG + prefix.encode()
     unwanted = _TAG + exclude.encode() if exclude is not None else None
     spared = _ancestors()
-    newer = None
-    if born_after is not None and forks_then is not None:
-        now = forks()
-        if now is not None and now - forks_then < _pid_max():
-            newer = _born_after(born_after)
+    newer = _born_after(born_after) if born_after is not None else None
     found: dict[int, str] = {}
     for entry in os.scandir(_PROC):
         name = entry.name
@@ -170,27 +160,6 @@ def tagged(
         if started is not None and _state(int(name)) != "Z":
             found[int(name)] = started
     return found
-
-
-def forks() -> int | None:
-    """How many processes the host has forked since it booted; ``None`` if unknown."""
-    try:
-        with open("/proc/stat", "rb") as stat:  # noqa: PTH123 - read on every command
-            for line in stat:
-                if line.startswith(b"processes "):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-@functools.cache
-def _pid_max() -> int:
-    # Fixed while the host runs: read once.
-    try:
-        return int((_PROC / "sys/kernel/pid_max").read_text())
-    except (OSError, ValueError):  # pragma: no cover - every Linux has it
-        return 32768
 
 
 def _born_after(pid: int) -> Callable[[int], bool] | None:

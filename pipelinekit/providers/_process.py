@@ -24,7 +24,7 @@ import anyio
 import attrs
 from anyio.abc import ByteReceiveStream, Process
 
-from pipelinekit.providers._host import TAG_VARIABLE, end_processes, forks, tagged
+from pipelinekit.providers._host import TAG_VARIABLE, end_processes, tagged
 
 __all__ = ["CommandResult", "LineSink", "run_process"]
 
@@ -34,6 +34,8 @@ LineSink = Callable[[str, list[str]], Awaitable[None]]
 StartedHook = Callable[[int], Awaitable[None]]
 
 _POLL = 0.02
+#: How long a command may run before pids could have wrapped past its own (seconds).
+_WRAP_SAFE = 1.0
 
 
 @attrs.frozen
@@ -88,9 +90,7 @@ async def run_process(
         start_new_session=True,
     )
     group = process.pid  # the leader of a new session leads its process group too
-    # One short read of the kernel's counters: after the command, it tells whether pids may
-    # have wrapped past the command's, which decides how much of /proc must be read.
-    forked = forks() if tag is not None else None
+    began = anyio.current_time()
     try:
         if started is not None:
             await started(group)
@@ -103,12 +103,12 @@ async def run_process(
             # Background children would keep the pipes open (and outlive the action).
             await _end_group(group, grace_period)
             if tag is not None:
-                await _end_tagged(tag, group, forked, grace_period)
+                await _end_tagged(tag, group, anyio.current_time() - began, grace_period)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await _terminate(process, group, grace_period)
             if tag is not None:
-                await _end_tagged(tag, group, forked, grace_period)
+                await _end_tagged(tag, group, anyio.current_time() - began, grace_period)
         raise
     finally:
         with anyio.CancelScope(shield=True):
@@ -202,9 +202,13 @@ async def _end_group(group: int, grace_period: float) -> None:
         await _wait_group_gone(group, 5)
 
 
-async def _end_tagged(tag: str, pid: int, forked: int | None, grace_period: float) -> None:
-    # Descendants that left the group (setsid, setpgid) but kept the command's tag.
-    await end_processes(partial(tagged, tag, born_after=pid, forks_then=forked), grace_period)
+async def _end_tagged(tag: str, pid: int, lasted: float, grace_period: float) -> None:
+    # Descendants that left the group (setsid, setpgid) but kept the command's tag. They were
+    # given pids after the command's, unless pids wrapped past it meanwhile: that takes tens
+    # of thousands of forks, which no command makes in a second, so only a longer one has
+    # every process read.
+    born_after = pid if lasted < _WRAP_SAFE else None
+    await end_processes(partial(tagged, tag, born_after=born_after), grace_period)
 
 
 async def _terminate(process: Process, group: int, grace_period: float) -> None:
