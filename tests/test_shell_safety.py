@@ -145,6 +145,15 @@ def test_a_nul_in_an_env_name_or_value_is_refused_naming_the_key():
         ("echo #{B.v}#{C.w}", 'echo "${PK_REF_B_v}""${PK_REF_C_w}"'),
         ("echo #{a-b.c} #{a_b.c}", 'echo "${PK_REF_a_b_c}" "${PK_REF_a_b_c_2}"'),
         ("echo '#{B.v}' \"'\" #{B.v}", 'echo \'\'"${PK_REF_B_v}"\'\' "\'" "${PK_REF_B_v}"'),
+        # A here-string is no here-document: the next line is code.
+        ("cat <<< #{B.v}\necho #{B.v}", 'cat <<< "${PK_REF_B_v}"\necho "${PK_REF_B_v}"'),
+        # Where bash evaluates nothing: data, as anywhere else.
+        (
+            "[ #{B.v} -eq 1 ] && read -p #{B.v} x",
+            '[ "${PK_REF_B_v}" -eq 1 ] && read -p "${PK_REF_B_v}" x',
+        ),
+        ("echo a[#{B.v}]=1 ${a[1]:-#{B.v}}", 'echo a["${PK_REF_B_v}"]=1 ${a[1]:-"${PK_REF_B_v}"}'),
+        ('declare x=#{B.v} "y=#{B.v}"', 'declare x="${PK_REF_B_v}" "y=${PK_REF_B_v}"'),
     ],
 )
 def test_each_reference_becomes_a_variable_quoted_for_where_it_stands(command, rewritten):
@@ -167,6 +176,7 @@ def test_each_reference_becomes_a_variable_quoted_for_where_it_stands(command, r
         ('cat <<"EOF"\n#{B.v}\nEOF', Quoting.QUOTED_HERE_DOCUMENT),
         ("cat <<\\EOF\n#{B.v}\nEOF", Quoting.QUOTED_HERE_DOCUMENT),
         ("cat <<#{B.v}\nx\n#{B.v}", Quoting.HERE_DOCUMENT_DELIMITER),
+        ("cat <<x\\#{B.v}\nx", Quoting.HERE_DOCUMENT_DELIMITER),
     ],
 )
 def test_where_no_quoting_makes_a_value_data_the_declaration_is_refused(command, quoting):
@@ -271,6 +281,10 @@ NASTY = [
     "\t",
     "}",
     "'\"'\"'",
+    # Harmless as data; code where bash evaluates a value as arithmetic or as a variable name.
+    "a[$(touch pwned)]",
+    "a[`touch pwned`]",
+    "1+a[$(touch pwned)]",
 ]
 
 values = st.one_of(
@@ -278,6 +292,79 @@ values = st.one_of(
     st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\0"), max_size=20),
     st.lists(st.sampled_from(NASTY), max_size=4).map("".join),
 )
+
+
+#: bash's own syntax near where it evaluates values, with the reference where it is data.
+BASH_CONTEXTS = [
+    ("[[ R == R && \"R\" = 'R' ]] && printf '%s\\0' same", lambda v: "same"),
+    ("[ R = \"R\" ] && printf '%s\\0' same", lambda v: "same"),
+    ("declare x=R; printf '%s\\0' \"$x\"", lambda v: v),
+    ('f() { local x="R" y=R; printf \'%s\\0\' "$x$y"; }; f', lambda v: v + v),
+    ("export PK_X=R; printf '%s\\0' \"$PK_X\"", lambda v: v),
+    ("a=(R 'R'); a[2]=R; printf '%s\\0' \"${a[1]}${a[2]}\"", lambda v: v + v),
+    ("declare -A m=([k]=R); m[j]=R; printf '%s\\0' \"${m[k]}${m[j]}\"", lambda v: v + v),
+    ("printf -v x '%s' R; printf '%s\\0' \"$x\"", lambda v: v),
+    ("IFS= read -r -d '' -p R x <<< R || :; printf '%s\\0' \"$x\"", lambda v: f"{v}\n"),
+    ("printf '%s\\0' x[R] \"${PK_UNSET_X:+R}${PK_UNSET_X[0]:-R}\"", lambda v: f"x[{v}]\0{v}"),
+    ("a=(1 2); printf '%s\\0' \"${a[@]:1}$[1]\" R", lambda v: f"21\0{v}"),
+    ("[[ -n R || -z R ]]; printf '%s\\0' R", lambda v: v),
+]
+
+#: Where bash evaluates a value as an arithmetic expression or reads it as a variable name; there
+#: quotes do not stop ``a[$(...)]`` from running. ``a`` is an indexed array (see below).
+BASH_EVALUATES = [
+    ("echo $[R]", "ARITHMETIC"),
+    ('echo $[ 1 + "R" ]', "ARITHMETIC"),
+    ("x=abc; echo ${x:R}", "ARITHMETIC"),
+    ('x=abc; echo "${x:1:R}"', "ARITHMETIC"),
+    ("x=abc; echo ${x: -R}", "ARITHMETIC"),
+    ("set -- 1 2; echo ${@:R}", "ARITHMETIC"),
+    ("echo ${a[R]}", "ARITHMETIC"),
+    ('echo "${a["R"]:-none}"', "ARITHMETIC"),
+    ("echo ${#a[R]} ${!a[R]}", "ARITHMETIC"),
+    ("a[R]=1", "ARITHMETIC"),
+    ('a["R"]+=1', "ARITHMETIC"),
+    ("x=1 a[R]=2 true", "ARITHMETIC"),
+    ("a=([R]=1)", "ARITHMETIC"),
+    ("declare a[R]=1", "ARITHMETIC"),
+    ("typeset -l a[R]=1", "ARITHMETIC"),
+    ("f() { local a[R]=1; }; f", "ARITHMETIC"),
+    ("readonly a[R]=1", "ARITHMETIC"),
+    ("export a[R]=1", "ARITHMETIC"),
+    ("declare -a b=(1 [R]=2)", "ARITHMETIC"),
+    ("let x=R", "ARITHMETIC"),
+    ('let "x=R"', "ARITHMETIC"),
+    ("let 'x=R'", "ARITHMETIC"),
+    ("builtin let x=R", "ARITHMETIC"),
+    ("let x=$(printf %s R)", "ARITHMETIC"),
+    ("[[ 1 -eq R ]]", "ARITHMETIC"),
+    ("[[ R -lt 1 ]]", "ARITHMETIC"),
+    ('[[ -n x && "R" -ge 1 ]]', "ARITHMETIC"),
+    ("if [[ 1 -ne R ]]; then :; fi", "ARITHMETIC"),
+    ("[[ 1 -gt R || R -le 1 ]]", "ARITHMETIC"),
+    ("declare -i x=R", "ARITHMETIC"),
+    ("f() { local -i x=R; }; f", "ARITHMETIC"),
+    ("OPTIND=R", "ARITHMETIC"),  # bash's own integer variables
+    ("f() { local OPTIND=R; }; f", "ARITHMETIC"),
+    ("for((i=0;i<R;i++)); do :; done", "ARITHMETIC"),
+    ("\\\na[R]=1", "ARITHMETIC"),  # after a line continuation
+    ("x=1 \\\n  OPT\\\nIND=R", "ARITHMETIC"),
+    ("[[ -v R ]]", "VARIABLE_NAME"),
+    ("[ -v R ]", "VARIABLE_NAME"),
+    ("test -v R", "VARIABLE_NAME"),
+    ("declare R=1", "VARIABLE_NAME"),
+    ('declare -g "R=1"', "VARIABLE_NAME"),
+    ("f() { local R=1; }; f", "VARIABLE_NAME"),
+    ("declare -n r=R; echo $r", "VARIABLE_NAME"),
+    ("unset R", "VARIABLE_NAME"),
+    ("unset -v 'R'", "VARIABLE_NAME"),
+    ("read R <<< x", "VARIABLE_NAME"),
+    ("read -r -p prompt R <<< x", "VARIABLE_NAME"),
+    ("read 2>/dev/null R <<< x", "VARIABLE_NAME"),
+    ("printf -v R %s x", "VARIABLE_NAME"),
+    ('printf -v "R" %s x', "VARIABLE_NAME"),
+    ('printf "-v" R %s x', "VARIABLE_NAME"),
+]
 
 
 def run_resolved(shell, commands, values, cwd):
@@ -298,13 +385,15 @@ def run_resolved(shell, commands, values, cwd):
 
 @pytest.mark.parametrize("shell", SHELLS)
 def test_any_value_in_any_quoting_runs_as_the_same_command(shell, tmp_path):
+    contexts = CONTEXTS + BASH_CONTEXTS if shell.endswith("bash") else CONTEXTS
+
     @given(st.lists(values, min_size=1, max_size=8))
     @settings(max_examples=25, deadline=None)
     def check(drawn):
         named = {f"v{index}": value for index, value in enumerate(drawn)}
         commands, expected = [], []
         for index, value in enumerate(drawn):
-            for template, prints in CONTEXTS:
+            for template, prints in contexts:
                 commands.append(template.replace("R", f"#{{variables.v{index}}}"))
                 expected.extend(prints(value).split("\0"))
         output = run_resolved(shell, commands, named, tmp_path)
@@ -312,6 +401,40 @@ def test_any_value_in_any_quoting_runs_as_the_same_command(shell, tmp_path):
         assert list(tmp_path.iterdir()) == []  # nothing touched
 
     check()
+
+
+@pytest.mark.skipif("/bin/bash" not in SHELLS, reason="bash is not installed")
+def test_where_bash_evaluates_a_value_it_is_refused_or_runs_as_data(tmp_path):
+    # The real shell judges: whatever the lexer lets through must not run a value's a[$(...)].
+    hostile = ["a[$(touch pwned)]", "a[`touch pwned`]", "1+a[$(touch pwned)]"]
+
+    @given(st.lists(values, max_size=3))
+    @settings(max_examples=10, deadline=None)
+    def check(drawn):
+        named = {f"v{index}": value for index, value in enumerate([*hostile, *drawn])}
+        commands = []
+        for name in named:
+            for template, _ in BASH_EVALUATES:
+                command = template.replace("R", f"#{{variables.{name}}}")
+                if not pass_as_data([command]).problems:
+                    commands.append(f"(a=(1); {command}) </dev/null >/dev/null 2>&1 || :")
+        if commands:
+            run_resolved("/bin/bash", commands, named, tmp_path)
+        assert list(tmp_path.iterdir()) == []  # nothing touched
+
+    check()
+
+
+@pytest.mark.parametrize(("template", "quoting"), BASH_EVALUATES)
+def test_where_bash_evaluates_a_value_the_declaration_is_refused(template, quoting):
+    command = template.replace("R", "#{B.v}")
+    expected = getattr(Quoting, quoting)
+    assert [site.quoting for site in scan(command).sites] == [expected] * command.count("#{B.v}")
+    error = refused(lambda: pk.Action("Deploy", pk.shell(command)))
+    message = error.problems[0].message
+    assert error.problems[0].field == "provider.commands[0]"
+    assert message.startswith(f"#{{B.v}} stands {expected.value}: ")
+    assert "\n" not in message
 
 
 def test_the_script_that_runs_never_holds_a_value():
@@ -443,6 +566,18 @@ def test_validate_states_the_rule_when_it_rewrites_nothing(tmp_path, cli):
     (rule,) = out.splitlines()[1:]
     assert rule.startswith("note: the commands hold no #{...} reference; ")
     assert "as data (an environment variable), never as shell text" in rule
+
+
+def test_validate_refuses_where_bash_evaluates_a_value_it_never_calls_it_shell_safe(tmp_path, cli):
+    path = tmp_path / "pipeline.py"
+    path.write_text(
+        VALIDATED.replace("./deploy.sh #{variables.branch}", "[[ #{variables.branch} -eq 1 ]]")
+    )
+    status, out, err = cli("validate", str(path))
+    assert (status, out) == (2, "")
+    assert "field 'provider.commands[0]'" in err
+    assert "#{variables.branch} stands inside an arithmetic expression" in err
+    assert "shell-safe" not in err
 
 
 def test_validate_refuses_a_reference_no_quoting_can_pass_as_data(tmp_path, cli):

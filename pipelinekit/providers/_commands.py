@@ -17,6 +17,7 @@ from pipelinekit._model._frozendict import FrozenDict, to_frozendict, to_tuple
 from pipelinekit._model._limits import MAX_TIMEOUT, MAX_VALUE_BYTES, duration_problem
 from pipelinekit._model._variables import Reference, resolve
 from pipelinekit.exceptions import ActionFailed
+from pipelinekit.providers._reference_variables import PREFIX as _RESERVED_PREFIX
 
 if TYPE_CHECKING:
     from pipelinekit._model._pipeline import Pipeline
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["MAX_ARGUMENT_BYTES", "Commands", "reference_notes", "shell"]
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
-#: Names of the variables that carry the values of references in the commands.
-_RESERVED_PREFIX = "PK_REF_"
 #: The longest one argument (the script) or one environment entry may be: Linux's
 #: MAX_ARG_STRLEN (32 pages of 4 KiB), the tightest of the common systems. It is applied on every
 #: system, so commands that pass here also start on a Linux runner.

@@ -16,10 +16,26 @@ text the shell parses:
 - in a comment: left as it is (it never runs).
 
 Places where no quoting makes a value plain data are refused, each with the fix: right after an
-unquoted backslash or a ``$``, inside ``$'...'`` (``sh`` and ``bash`` read it differently), in
-arithmetic (``$((...))``, ``((...))``: the shell evaluates the value as an expression, and
-bash runs commands found in array subscripts), in a here-document whose delimiter is quoted
-(nothing is expanded there) and in a here-document's delimiter.
+unquoted backslash or a ``$``, inside ``$'...'`` (``sh`` and ``bash`` read it differently), in a
+here-document whose delimiter is quoted (nothing is expanded there), in a here-document's
+delimiter, and wherever bash evaluates a value instead of passing it on. There quotes do not
+help: bash runs the command substitution in a value such as ``a[$(touch pwned)]``, because it
+evaluates an array subscript it finds in the value. So the lexer also follows each simple
+command far enough to see, as bash will:
+
+- arithmetic: ``$((...))``, ``((...))``, ``for ((...))``, ``$[...]``; an array subscript in
+  ``${name[...]}`` and in an assignment (``a[...]=``, also as an argument of ``declare``,
+  ``typeset``, ``local``, ``readonly``, ``export``, and ``[...]=`` in ``name=(...)``); the offset
+  and length of ``${name:offset:length}``; the arguments of ``let``; the operands of ``-eq``,
+  ``-ne``, ``-lt``, ``-le``, ``-gt``, ``-ge`` in ``[[ ]]``; a value assigned with ``declare -i``
+  (``local -i``, ``typeset -i``) or to bash's integer variables (``RANDOM``, ``OPTIND``...);
+- a variable name: the operand of ``-v`` (``[[ ]]``, ``test``, ``[``), the name in an argument of
+  ``declare`` and the others above, a value assigned with ``declare -n``, the arguments of
+  ``unset``, the names ``read`` assigns, the operand of ``printf -v``.
+
+What no reading of the text can see is documented instead: a variable given the integer
+attribute elsewhere (``declare -i n`` earlier, then ``n=#{...}``), and programs that run their
+argument as code (``eval``, ``sh -c``, ``trap``).
 
 Whatever the lexer concludes, the rewritten text never contains a value: a mistake in it can
 only make a value arrive split or quoted differently, never run as shell syntax.
@@ -35,6 +51,7 @@ from collections.abc import Sequence
 import attrs
 
 from pipelinekit._model._variables import Reference
+from pipelinekit.providers._reference_variables import variable_name
 
 __all__ = ["Passage", "Quoting", "SafeCommands", "Scan", "Site", "pass_as_data", "scan"]
 
@@ -46,9 +63,49 @@ _BREAKS = frozenset(" \t\n;&|()<>")
 #: What a backslash escapes inside double quotes and unquoted here-documents.
 _DQ_ESCAPES = frozenset('$`"\\\n')
 _HERE_ESCAPES = frozenset("$`\\\n")
-_VARIABLE_PREFIX = "PK_REF_"
-#: What follows ``${``: an optional ``#`` (length), then a name, a position or a special one.
-_PARAMETER_NAME = re.compile(r"#?(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])")
+#: What follows ``${``: an optional ``#`` (length) or ``!`` (indirection), then a name, a position
+#: or a special one.
+_PARAMETER_NAME = re.compile(r"[#!]?(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])")
+#: A variable's name.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Characters that mean nothing to the lexer: in code and ``${...}``, and in double quotes or
+#: here-documents (a line end is read alone: a here-document's delimiter may follow it).
+_PLAIN = re.compile(r"[A-Za-z0-9_./:,+%@^~-]+")
+_PLAIN_QUOTED = re.compile(r"[^\\\"$`=#\n]+")
+_QUOTES = re.compile(r"""\\(.)|["']""", re.DOTALL)
+#: The commands whose arguments bash may evaluate (see ``_Lexer._argument``).
+_EVALUATING = frozenset({"let", "unset", "read", "printf", "test", "[", "function"})
+#: What stands before the ``=`` of an assignment: ``name``, ``name[...]``, with ``+`` for ``+=``.
+_ASSIGNED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[.*\])?\+?", re.DOTALL)
+#: Words after which the next word is a command's name again.
+_RESERVED_WORDS = frozenset(
+    {
+        "!",
+        "{",
+        "}",
+        "if",
+        "then",
+        "else",
+        "elif",
+        "fi",
+        "do",
+        "done",
+        "while",
+        "until",
+        "esac",
+        "time",
+    }
+)
+#: Builtins that run the builtin named next (after their options).
+_WRAPPERS = frozenset({"builtin", "command"})
+#: Builtins whose arguments are assignments: bash evaluates an array subscript in their names.
+_DECLARATIONS = frozenset({"declare", "typeset", "local", "readonly", "export"})
+#: The operators of ``[[ ]]`` whose operands bash evaluates as arithmetic.
+_ARITHMETIC_OPERATORS = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge"})
+#: bash's own variables with the integer attribute: a value assigned to one is evaluated.
+_INTEGER_VARIABLES = frozenset({"RANDOM", "SRANDOM", "OPTIND", "HISTCMD"})
+#: The options of ``read`` that take an argument.
+_READ_ARGUMENTS = frozenset("adinNptu")
 
 
 class Quoting(enum.Enum):
@@ -64,6 +121,7 @@ class Quoting(enum.Enum):
     AFTER_DOLLAR = "right after '$'"
     DOLLAR_SINGLE_QUOTED = "inside $'...'"
     ARITHMETIC = "inside an arithmetic expression"
+    VARIABLE_NAME = "where bash reads a variable name"
     QUOTED_HERE_DOCUMENT = "in a here-document whose delimiter is quoted"
     HERE_DOCUMENT_DELIMITER = "in a here-document's delimiter"
 
@@ -79,6 +137,7 @@ _REFUSED = frozenset(
         Quoting.AFTER_DOLLAR,
         Quoting.DOLLAR_SINGLE_QUOTED,
         Quoting.ARITHMETIC,
+        Quoting.VARIABLE_NAME,
         Quoting.QUOTED_HERE_DOCUMENT,
         Quoting.HERE_DOCUMENT_DELIMITER,
     }
@@ -122,7 +181,41 @@ class _Kind(enum.Enum):
     HERE = "a here-document"
 
 
-_CODE = frozenset({_Kind.TOP, _Kind.COMMAND, _Kind.BACKQUOTE})
+# A tuple: ``in`` compares members by identity first, cheaper than an Enum's hash per character.
+_CODE = (_Kind.TOP, _Kind.COMMAND, _Kind.BACKQUOTE)
+
+
+@attrs.define
+class _Command:
+    """What a code frame has read of its simple command so far.
+
+    Enough to tell the words bash evaluates (as arithmetic, or as a variable name) from those it
+    passes on as data. Where it cannot tell, it errs towards refusing.
+    """
+
+    #: The command's name once read; ``None`` while the next word may be it or an assignment.
+    name: str | None = None
+    #: ``builtin`` or ``command`` was read: options may come before the name.
+    wrapped: bool = False
+    #: The number of arguments read, and the last one without its quotes.
+    count: int = 0
+    last: str = ""
+    #: The word being read: where it starts (-1: none), its first site, its first ``=``.
+    begin: int = -1
+    first_site: int = 0
+    equals: int = -1
+    #: The next word is a redirection's target, or an option's argument.
+    redirect: bool = False
+    option_argument: bool = False
+    #: Inside ``[[ ]]``: the previous word's sites, and how the next operand is read.
+    conditional: bool = False
+    previous: range = range(0)
+    operand: Quoting | None = None
+    #: Inside ``name=(...)``.
+    compound: bool = False
+    #: ``declare -i`` / ``declare -n``: the values assigned are arithmetic / variable names.
+    integer: bool = False
+    nameref: bool = False
 
 
 @attrs.define
@@ -135,7 +228,16 @@ class _Frame:
     strip_tabs: bool = False
     #: ``${...}`` inside double quotes (or a here-document): there a single quote is a
     #: character, except in the pattern of ``#``, ``%`` and ``/`` (sh and bash agree).
+    quoted: bool = False
     literal_single_quotes: bool = False
+    #: ``${...}``: from the ``:`` of a substring on, offset and length are arithmetic.
+    arithmetic: bool = False
+    #: Arithmetic: what closes it, ``)`` (``$((...))``, ``((...))``) or ``]`` (a subscript,
+    #: ``$[...]``); and whether it is the subscript of a ``${name[...]}``.
+    closer: str = ")"
+    parameter_subscript: bool = False
+    #: The script, ``$(...)`` and backquotes: the simple command being read.
+    command: _Command = attrs.Factory(_Command)
 
 
 @attrs.frozen
@@ -181,6 +283,9 @@ class _Lexer:
                 at = self._dollar_single(at)
             else:  # double quotes, here-document bodies
                 at = self._double(at, frame)
+        for frame in reversed(self.stack):
+            if frame.kind in _CODE:
+                self._end_word(frame, size)
         unclosed = tuple(
             (frame.kind.value, frame.start)
             for frame in self.stack[1:]
@@ -193,11 +298,18 @@ class _Lexer:
     def _site(
         self, match: re.Match[str], quoting: Quoting, *, after_backslash: bool = False
     ) -> int:
-        if not quoting.refused and any(f.kind is _Kind.ARITHMETIC for f in self.stack):
+        if _runs(quoting) and any(f.kind is _Kind.ARITHMETIC or f.arithmetic for f in self.stack):
             quoting = Quoting.ARITHMETIC
         reference = Reference(match[1], match[2])
         self.sites.append(Site(match.start(), match.end(), reference, quoting, after_backslash))
         return match.end()
+
+    def _mark(self, sites: range, quoting: Quoting) -> None:
+        """Bash evaluates the words of ``sites``: each reference in them (that runs) is refused."""
+        for index in sites:
+            site = self.sites[index]
+            if _runs(site.quoting):
+                self.sites[index] = attrs.evolve(site, quoting=quoting)
 
     def _skip(self, start: int, end: int, quoting: Quoting) -> None:
         """Text the lexer passes over whole: references in it stand in ``quoting``."""
@@ -214,19 +326,34 @@ class _Lexer:
             quoting = Quoting.DOUBLE_QUOTED if frame.kind is _Kind.DOUBLE else Quoting.HERE_DOCUMENT
             kept = self.lone_backslash == match.start() - 1
             return self._site(match, quoting, after_backslash=kept)
+        if frame.kind in _CODE and frame.command.begin < 0:
+            self._begin_word(frame.command, match.start())
         return self._site(match, Quoting.UNQUOTED)
 
-    def _push(self, kind: _Kind, start: int) -> None:
-        self.stack.append(_Frame(kind, start))
+    def _push(self, kind: _Kind, start: int, *, closer: str = ")") -> None:
+        self.stack.append(_Frame(kind, start, closer=closer))
         self.word_start = kind in _CODE
 
     def _pop(self) -> None:
         self.stack.pop()
         self.word_start = False  # what closed is part of a word
 
-    def _code(self, at: int, frame: _Frame) -> int:  # noqa: C901, PLR0911, PLR0912 - one branch per character class
+    def _code(self, at: int, frame: _Frame) -> int:  # noqa: C901, PLR0911, PLR0912, PLR0915 - one branch per character class
         text = self.text
         char = text[at]
+        command = frame.command
+        if (
+            frame.kind in _CODE
+            and command.begin < 0
+            and char not in _BREAKS
+            and not (char == "#" and self.word_start)
+            and not text.startswith("\\\n", at)  # a line continuation is not there for sh
+        ):
+            self._begin_word(command, at)
+        plain = _PLAIN.match(text, at)
+        if plain is not None:
+            self.word_start = False
+            return plain.end()
         if char == "\\":
             return self._escaped(at)
         if char == "'" and not frame.literal_single_quotes:
@@ -235,6 +362,8 @@ class _Lexer:
             self._skip(at + 1, end, Quoting.SINGLE_QUOTED)
             if end == len(text):
                 self.stack.append(_Frame(_Kind.SINGLE, at))  # reported as unclosed
+            elif frame.kind in _CODE:
+                self._equals(command, text.find("=", at + 1, end))
             self.word_start = False
             return end + 1
         if char == '"':
@@ -242,6 +371,7 @@ class _Lexer:
             return at + 1
         if char == "`":
             if frame.kind is _Kind.BACKQUOTE:
+                self._end_word(frame, at)
                 self._pop()
             else:
                 self._push(_Kind.BACKQUOTE, at)
@@ -257,26 +387,46 @@ class _Lexer:
                     return at + 1
                 frame.depth -= 1
             return at + 1
+        # What is left is read in the script, $(...) or backquotes.
         if char == "#" and self.word_start:
             end = text.find("\n", at)
             end = len(text) if end == -1 else end
             self._skip(at, end, Quoting.COMMENT)
             return end
-        if char == "(" and self.word_start and text.startswith("((", at):
-            # bash's arithmetic command; in sh two subshells, where a value is data either way.
+        if char == "[" and self._subscript(command, at):
+            self._push(_Kind.ARITHMETIC, at, closer="]")
+            return at + 1
+        if (
+            char == "("
+            and text.startswith("((", at)
+            and (self.word_start or _joined(text[command.begin : at]) == "for")
+        ):
+            # bash's arithmetic command (also for((...))); in sh two subshells, where a value is
+            # data either way.
+            self._end_word(frame, at)
             self._push(_Kind.ARITHMETIC, at)
             return at + 2
-        if char == "<" and text.startswith("<<", at) and not text.startswith("<<<", at):
+        if char == "<" and text.startswith("<<", at):
+            self._end_word(frame, at)
+            if text.startswith("<<<", at):  # a here-string: its word is data
+                self._break(frame, at)
+                self.word_start = True
+                return at + 3
             return self._here_operator(at)
         if frame.kind is _Kind.COMMAND and char in "()":
             if char == "(":
                 frame.depth += 1
             elif frame.depth == 0:
+                self._end_word(frame, at)
                 self._pop()
                 return at + 1
             else:
                 frame.depth -= 1
         self.word_start = char in _BREAKS
+        if char in _BREAKS:
+            self._break(frame, at)
+        elif char == "=":
+            self._equals(command, at)
         if char == "\n" and self.pending:
             self.bodies, self.pending = self.pending, []
             return self._next_body(at + 1)
@@ -292,7 +442,7 @@ class _Lexer:
             self.word_start = False
         return at + 2
 
-    def _dollar(self, at: int, *, code: bool) -> int:
+    def _dollar(self, at: int, *, code: bool) -> int:  # noqa: PLR0911 - one return per construct
         text = self.text
         self.word_start = False
         match = self.matches.get(at + 1)
@@ -305,30 +455,54 @@ class _Lexer:
         if following == "(":
             self._push(_Kind.COMMAND, at)
             return at + 2
+        if following == "[":  # bash's old $[...] arithmetic
+            self._push(_Kind.ARITHMETIC, at, closer="]")
+            return at + 2
         if following == "{":
             enclosing = self.stack[-1]
-            quoted = enclosing.kind in (_Kind.DOUBLE, _Kind.HERE) or (
+            self._push(_Kind.PARAMETER, at)
+            frame = self.stack[-1]
+            frame.quoted = enclosing.kind in (_Kind.DOUBLE, _Kind.HERE) or (
                 enclosing.kind is _Kind.PARAMETER and enclosing.literal_single_quotes
             )
-            name = _PARAMETER_NAME.match(text, at + 2)
-            operator = text[name.end() : name.end() + 1] if name else ""
-            self._push(_Kind.PARAMETER, at)
-            self.stack[-1].literal_single_quotes = quoted and operator not in ("#", "%", "/")
-            return at + 2
+            operator = at + 2
+            name = _PARAMETER_NAME.match(text, operator)
+            if name is not None:
+                # The name holds no reference (a '#' there may start one): pass over it.
+                index = bisect.bisect_left(self.starts, operator)
+                if index == len(self.starts) or self.starts[index] >= name.end():
+                    operator = name.end()
+            return self._operator(frame, operator)
         if following == "'" and code:
             self._push(_Kind.DOLLAR_SINGLE, at)
             return at + 2
         return at + 1
 
+    def _operator(self, frame: _Frame, at: int) -> int:
+        """What follows the name of a ``${...}``: a subscript, a substring or another operator."""
+        text = self.text
+        operator = text[at : at + 1]
+        frame.literal_single_quotes = frame.quoted and operator not in ("#", "%", "/")
+        if operator == "[":
+            self._push(_Kind.ARITHMETIC, at, closer="]")
+            self.stack[-1].parameter_subscript = True
+            return at + 1
+        if operator == ":" and text[at + 1 : at + 2] not in ("-", "=", "?", "+"):
+            frame.arithmetic = True  # ${name:offset:length}
+        return at
+
     def _arithmetic(self, at: int, frame: _Frame) -> int:
         char = self.text[at]
-        if char == "(":
+        opening = "[" if frame.closer == "]" else "("
+        if char == opening:
             frame.depth += 1
-        elif char == ")":
+        elif char == frame.closer:
             if frame.depth > 0:
                 frame.depth -= 1
             else:
                 self._pop()
+                if frame.parameter_subscript:
+                    return self._operator(self.stack[-1], at + 1)
                 return at + 2 if self.text.startswith("))", at) else at + 1
         elif char in "\\'\"`$":
             return self._code(at, frame)
@@ -345,9 +519,12 @@ class _Lexer:
             self._pop()
         return at + 1
 
-    def _double(self, at: int, frame: _Frame) -> int:
+    def _double(self, at: int, frame: _Frame) -> int:  # noqa: PLR0911 - one return per character class
         """Inside double quotes, or the body of a here-document whose delimiter is unquoted."""
         text = self.text
+        plain = _PLAIN_QUOTED.match(text, at)
+        if plain is not None:
+            return plain.end()
         char = text[at]
         if char == "\\":
             escapes = _DQ_ESCAPES if frame.kind is _Kind.DOUBLE else _HERE_ESCAPES
@@ -363,7 +540,185 @@ class _Lexer:
         if char == "`":
             self._push(_Kind.BACKQUOTE, at)
             return at + 1
+        if char == "=" and frame.kind is _Kind.DOUBLE and self.stack[-2].kind in _CODE:
+            self._equals(self.stack[-2].command, at)  # declare "name=value"
         return at + 1
+
+    # -- the words of simple commands: which of them bash evaluates
+
+    def _begin_word(self, command: _Command, at: int) -> None:
+        command.begin, command.first_site, command.equals = at, len(self.sites), -1
+
+    @staticmethod
+    def _equals(command: _Command, at: int) -> None:
+        """An ``=`` at ``at`` (-1: none) in the word being read, outside any substitution."""
+        if at >= 0 and command.begin >= 0 and command.equals < 0:
+            command.equals = at
+
+    def _subscript(self, command: _Command, at: int) -> bool:
+        """Whether the ``[`` at ``at`` opens the subscript of an assignment (it is arithmetic)."""
+        if command.begin < 0 or command.redirect or command.conditional:
+            return False
+        before = _joined(self.text[command.begin : at])
+        if command.compound:
+            return not before  # name=([subscript]=value)
+        return (command.name is None or command.name in _DECLARATIONS) and bool(
+            _NAME.fullmatch(before)
+        )
+
+    def _break(self, frame: _Frame, at: int) -> None:
+        """An unquoted blank or operator character: it ends the word, maybe the command."""
+        text, command = self.text, frame.command
+        char = text[at]
+        compound = (
+            char == "("
+            and command.begin >= 0
+            and command.equals >= 0
+            and text[at - 1] == "="
+            and not command.conditional
+        )
+        self._end_word(frame, at)
+        command = frame.command  # a word may start a command again (``function name``)
+        if compound:
+            command.compound = True
+            return
+        if char in " \t" or command.conditional:  # [[ ]] reads && || ( ) < > and newlines
+            return
+        before, after = text[at - 1 : at], text[at + 1 : at + 2]
+        if (
+            char in "<>"
+            or (char == "&" and (before in ("<", ">") or after == ">"))
+            or (char == "|" and before == ">")
+        ):
+            command.redirect = True
+        elif char == ")" and command.compound:
+            command.compound = False
+        elif not command.compound:
+            frame.command = _Command()
+
+    def _end_word(self, frame: _Frame, at: int) -> None:  # noqa: PLR0912 - one branch per state
+        """The word being read in ``frame`` ends at ``at``: see how bash reads it."""
+        command = frame.command
+        if command.begin < 0:
+            return
+        begin, raw = command.begin, self.text[command.begin : at]
+        command.begin = -1
+        if not _joined(raw):
+            return  # only a line continuation
+        if raw.isdigit() and self.text[at : at + 1] in ("<", ">"):
+            return  # the file descriptor of a redirection (2>file)
+        if (
+            command.name is not None
+            and command.name not in _EVALUATING
+            and command.name not in _DECLARATIONS
+            and not (command.redirect or command.conditional or command.compound)
+        ):
+            return  # an argument of a command that evaluates none
+        sites = range(command.first_site, len(self.sites))
+        equals = command.equals - begin if command.equals >= 0 else -1
+        word = _unquoted(raw)
+        if command.redirect:
+            command.redirect = False
+        elif command.conditional:
+            self._condition(command, raw, word, sites)
+        elif command.compound:
+            if command.integer:
+                self._mark(sites, Quoting.ARITHMETIC)
+        elif command.name is None:
+            assigned = _assigned(raw, equals)
+            if assigned is not None:
+                if assigned in _INTEGER_VARIABLES:
+                    self._mark(self._value(sites, begin + equals), Quoting.ARITHMETIC)
+            elif word in _WRAPPERS:
+                command.wrapped = True
+            elif word not in _RESERVED_WORDS and not (command.wrapped and word.startswith("-")):
+                command.name = word
+                command.conditional = word == "[["
+        else:
+            self._argument(frame, word, sites, (begin, equals))
+            command.count += 1
+            command.last = word
+
+    def _value(self, sites: range, equals: int) -> range:
+        """The sites of ``sites`` after the ``=`` at ``equals``."""
+        value = next((index for index in sites if self.sites[index].start > equals), sites.stop)
+        return range(value, sites.stop)
+
+    def _argument(  # noqa: C901, PLR0912 - one branch per builtin
+        self, frame: _Frame, word: str, sites: range, where: tuple[int, int]
+    ) -> None:
+        """An argument (``word``: without quotes) of the command being read.
+
+        ``where``: where the word starts, and its ``=`` in it (-1: none).
+        """
+        command = frame.command
+        name = command.name
+        if name == "let":
+            self._mark(sites, Quoting.ARITHMETIC)
+        elif name in _DECLARATIONS:
+            self._declaration(command, word, sites, where)
+        elif name == "unset":
+            if not word.startswith("-"):
+                self._mark(sites, Quoting.VARIABLE_NAME)
+        elif name == "read":
+            if command.option_argument:
+                command.option_argument = False
+            elif word.startswith("-"):
+                for offset, letter in enumerate(word[1:], 1):
+                    if letter in _READ_ARGUMENTS:  # the rest of the word, or the next one
+                        command.option_argument = offset == len(word) - 1
+                        break
+            else:
+                self._mark(sites, Quoting.VARIABLE_NAME)
+        elif name == "printf":
+            if command.option_argument:
+                command.option_argument = False
+                self._mark(sites, Quoting.VARIABLE_NAME)
+            elif command.count == 0 and word.startswith("-v"):
+                command.option_argument = word == "-v"
+                self._mark(sites, Quoting.VARIABLE_NAME)
+        elif name in ("test", "["):
+            if command.last == "-v":
+                self._mark(sites, Quoting.VARIABLE_NAME)
+        elif name == "function":
+            frame.command = _Command()  # its body follows: a command again
+
+    def _declaration(
+        self, command: _Command, word: str, sites: range, where: tuple[int, int]
+    ) -> None:
+        """An argument of ``declare`` and the like: options, or ``name[=value]``."""
+        if word[:1] in ("-", "+"):
+            if word[0] == "-" and command.name in ("declare", "typeset", "local"):
+                command.integer = command.integer or "i" in word
+                command.nameref = command.nameref or "n" in word
+            return
+        begin, equals = where
+        if equals < 0:
+            self._mark(sites, Quoting.VARIABLE_NAME)
+            return
+        value = self._value(sites, begin + equals)
+        self._mark(range(sites.start, value.start), Quoting.VARIABLE_NAME)
+        if (
+            command.integer
+            or _assigned(self.text[begin : begin + equals], equals) in _INTEGER_VARIABLES
+        ):
+            self._mark(value, Quoting.ARITHMETIC)
+        elif command.nameref:
+            self._mark(value, Quoting.VARIABLE_NAME)
+
+    def _condition(self, command: _Command, raw: str, word: str, sites: range) -> None:
+        """A word of ``[[ ]]``: arithmetic operators make both operands arithmetic."""
+        if raw == "]]":
+            command.conditional = False
+        elif word in _ARITHMETIC_OPERATORS:
+            self._mark(command.previous, Quoting.ARITHMETIC)
+            command.operand = Quoting.ARITHMETIC
+        elif word == "-v":
+            command.operand = Quoting.VARIABLE_NAME
+        elif command.operand is not None:
+            self._mark(sites, command.operand)
+            command.operand = None
+        command.previous = sites
 
     # -- here-documents
 
@@ -386,6 +741,9 @@ class _Lexer:
             char = text[cursor]
             if char == "\\":
                 quoted = True
+                if cursor + 1 in self.matches:  # found by the loop, not passed over
+                    cursor += 1
+                    continue
                 word.append(text[cursor + 1 : cursor + 2])
                 cursor += 2
             elif char in "'\"":
@@ -444,6 +802,30 @@ class _Lexer:
             return None
         self.stack.pop()
         return self._next_body(min(end + 1, len(text)))
+
+
+def _runs(quoting: Quoting) -> bool:
+    """Whether a reference standing in ``quoting`` is rewritten and run: not refused, no comment."""
+    return not quoting.refused and quoting is not Quoting.COMMENT
+
+
+def _joined(text: str) -> str:
+    """``text`` without its line continuations, as the shell reads it."""
+    return text.replace("\\\n", "")
+
+
+def _unquoted(word: str) -> str:
+    """``word`` without quotes and backslashes: how bash reads a command's name or an operator."""
+    plain = _joined(word).replace("$'", "'").replace('$"', '"')
+    return _QUOTES.sub(lambda match: match[1] or "", plain)
+
+
+def _assigned(word: str, equals: int) -> str | None:
+    """The name ``word`` assigns, if it is an assignment whose ``=`` is at ``equals`` (-1: none)."""
+    if equals < 0:
+        return None
+    match = _ASSIGNED.fullmatch(_joined(word[:equals]))
+    return None if match is None else match[1]
 
 
 def scan(text: str) -> Scan:
@@ -511,7 +893,7 @@ def pass_as_data(commands: Sequence[str]) -> SafeCommands:
             continue
         name = names.get(site.reference)
         if name is None:
-            name = names[site.reference] = _variable_name(site.reference, set(names.values()))
+            name = names[site.reference] = variable_name(site.reference, set(names.values()))
         expansion = _expansion(name, site)
         pieces[index].append(text[cursors[index] : site.start])
         pieces[index].append(expansion)
@@ -544,18 +926,6 @@ def _expansion(name: str, site: Site) -> str:
     return f'"${{{name}}}"'
 
 
-def _variable_name(reference: Reference, taken: set[str]) -> str:
-    """``PK_REF_<namespace>_<name>``, made an environment variable name, unique in ``taken``."""
-    base = _VARIABLE_PREFIX + re.sub(
-        r"[^A-Za-z0-9_]", "_", f"{reference.namespace}_{reference.name}"
-    )
-    name, number = base, 1
-    while name in taken:
-        number += 1
-        name = f"{base}_{number}"
-    return name
-
-
 def _refusal(site: Site) -> str:
     """The message for a reference that no quoting can pass as data, with the fix."""
     text = site.reference.text
@@ -568,9 +938,15 @@ def _refusal(site: Site) -> str:
             "sh and bash read $'...' differently; close the $'...' before the reference"
         ),
         Quoting.ARITHMETIC: (
-            "the shell evaluates a value there as an expression (bash even runs commands "
-            f"found in it); assign it first (n={text}), check it is a number "
-            "(case $n in ''|*[!0-9]*) exit 1;; esac) and use $n"
+            "the shell evaluates a value there as an expression, and bash runs the commands in "
+            f"an array subscript in it (a[$(...)]); assign it first (n={text}), check it is a "
+            "number (case $n in ''|*[!0-9]*) exit 1;; esac) and use $n (as the key of an "
+            "associative array, $n needs no check)"
+        ),
+        Quoting.VARIABLE_NAME: (
+            "bash runs the commands in an array subscript in a name (a[$(...)]); assign it "
+            f"first (n={text}), check it is a plain name "
+            "(case $n in ''|[0-9]*|*[!A-Za-z0-9_]*) exit 1;; esac) and use $n"
         ),
         Quoting.QUOTED_HERE_DOCUMENT: (
             "nothing is expanded there, so no value can be passed as data; unquote the "
