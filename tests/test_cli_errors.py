@@ -277,3 +277,65 @@ def test_the_fake_refuses_a_blank_decider_as_the_engine_does():
 def test_a_grace_period_beyond_the_longest_timeout_is_refused():
     with pytest.raises(pk.PipelineDefinitionError, match="grace_period"):
         pk.Action("A", pk.Commands(["true"], grace_period=10**12))
+
+
+def _exits(ctx):
+    sys.exit(2)
+
+
+async def _exits_async(ctx):
+    sys.exit(3)
+
+
+def _interrupts(ctx):
+    raise KeyboardInterrupt
+
+
+def _closes(ctx):
+    raise GeneratorExit
+
+
+@pytest.mark.parametrize(
+    ("function", "message"),
+    [
+        (_exits, "_exits called sys.exit(2)"),
+        (_exits_async, "_exits_async called sys.exit(3)"),
+        (_interrupts, "_interrupts raised KeyboardInterrupt"),
+        (_closes, "_closes raised GeneratorExit"),
+    ],
+)
+def test_a_python_action_that_exits_fails_alone(tmp_path, function, message):
+    # Wrapping a tool's main() is common; its sys.exit() must not end the run or the program.
+    pipeline = pk.Pipeline(
+        "p",
+        [
+            pk.Stage("S", [pk.Action("A", pk.python(function)), pk.Action("B", pk.Wait(0))]),
+            pk.Stage("T", [pk.Action("C", pk.Wait(0))]),
+        ],
+    )
+    result = pk.run(pipeline, store=MemoryStore(), workdir=tmp_path)
+    assert result.status is pk.Status.FAILED
+    assert result.actions["S.A"].error == message
+    assert result.actions["S.B"].status is pk.Status.SUCCEEDED
+
+
+def test_pipelinekit_run_of_an_action_that_exits_is_a_failed_run(tmp_path):
+    write(
+        tmp_path / "p.py",
+        """
+        import sys
+        import pipelinekit as pk
+
+        def main(ctx):
+            sys.exit(2)
+
+        pipeline = pk.Pipeline("p", [pk.Stage("S", [pk.Action("A", pk.python(main))])])
+        """,
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelinekit", "run", "p.py", "--workdir", "wd", "--plain"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert "main called sys.exit(2)" in done.stdout

@@ -21,6 +21,23 @@ __all__ = ["PythonFunction", "action", "python"]
 ActionFunction = Callable[..., Any]
 
 
+def _exited(name: str, error: BaseException) -> str:
+    if isinstance(error, SystemExit):
+        return f"{name} called sys.exit({error.code!r})"
+    return f"{name} raised {type(error).__name__}"
+
+
+def _call_in_thread(fn: ActionFunction, ctx: ActionContext) -> Any:  # noqa: ANN401 - what fn returns
+    # No signal reaches a worker thread: a KeyboardInterrupt here is the function's own, and
+    # must fail its action rather than pass for a Ctrl-C of the whole program.
+    # The others are turned into failures here too: a BaseException that crosses back from a
+    # thread is not always handed over whole.
+    try:
+        return fn(ctx)
+    except (KeyboardInterrupt, SystemExit, GeneratorExit) as error:
+        raise ActionFailed(_exited(getattr(fn, "__qualname__", repr(fn)), error)) from error
+
+
 @attrs.frozen
 class PythonFunction:
     """Run a Python function as an action: ``fn(ctx)``.
@@ -45,13 +62,24 @@ class PythonFunction:
         object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.fn))
 
     async def run(self, ctx: ActionContext) -> None:
-        """Call the function with the context."""
-        if self.is_async:
-            returned = await self.fn(ctx)
-        else:
-            returned = await anyio.to_thread.run_sync(self.fn, ctx, abandon_on_cancel=True)
-            if inspect.isawaitable(returned):
-                returned = await returned
+        """Call the function with the context.
+
+        A function that exits (``sys.exit()``, as a wrapped tool's ``main()`` does) fails its
+        action like any error, and so does one that raises ``KeyboardInterrupt`` or
+        ``GeneratorExit`` itself: none of them ends the run, or the program running it.
+        """
+        name = getattr(self.fn, "__qualname__", repr(self.fn))
+        try:
+            if self.is_async:
+                returned = await self.fn(ctx)
+            else:
+                returned = await anyio.to_thread.run_sync(
+                    _call_in_thread, self.fn, ctx, abandon_on_cancel=True
+                )
+                if inspect.isawaitable(returned):
+                    returned = await returned
+        except (SystemExit, GeneratorExit) as error:
+            raise ActionFailed(_exited(name, error)) from error
         if returned is None:
             return
         if not isinstance(returned, Mapping):
