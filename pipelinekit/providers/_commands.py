@@ -55,10 +55,14 @@ class Commands:
     expansion of an environment variable (``PK_REF_<namespace>_<name>``) that holds its value,
     quoted for where it stands (``"${PK_REF_x}"`` unquoted, ``${PK_REF_x}`` inside double quotes
     or a here-document, ``'"${PK_REF_x}"'`` inside single quotes), so any value runs as the same
-    command. Where no quoting makes a value data (after a backslash or a ``$``, inside ``$'...'``,
-    in arithmetic, in a here-document with a quoted delimiter) the declaration is refused.
-    References in comments are left as they are. A program that reads its argument as code
-    (``eval``, ``sh -c``, ``awk``) still reads the value as code: pass such values through checks.
+    command. Where no quoting makes a value data the declaration is refused: after a backslash or
+    a ``$``, inside ``$'...'``, in a here-document with a quoted delimiter, and where bash
+    evaluates a value as arithmetic (``$((...))``, array subscripts, ``let``, ``[[ -eq ]]``...) or
+    as a variable name (``[[ -v ]]``, ``unset``, ``read``...), since there it runs the commands
+    in a value like ``a[$(...)]``. References in comments are left as they are. A program that
+    reads its argument as code (``eval``, ``sh -c``, ``awk``) still reads the value as code, and
+    so does bash where it evaluates a variable holding the value (``n=#{x}; echo $((n))``): pass
+    such values through checks.
 
     ``env`` entries become environment variables of the commands, their references resolved (the
     values are data already). ``output_variables`` names environment variables whose values at
