@@ -285,3 +285,66 @@ def test_a_decision_made_while_the_owner_was_dead_stands_after_resume(tmp_path, 
     result = anyio.run(pk.SQLiteStore(store).events, summary.id)
     decided = [e for e in result if e.type == "approval" and e.state is pk.Status.SUCCEEDED]
     assert decided[-1].detail["by"] == "bob"
+
+
+OWN_SUBPROCESS = """
+import subprocess
+from pathlib import Path
+
+import pipelinekit as pk
+
+HERE = Path(__file__).parent
+
+
+def sync(ctx):
+    # Started by the function itself, not ctx.run_command: no command tag, no ledger entry.
+    with (HERE / "marks").open("a") as marks:
+        marks.write(f"attempt {ctx.attempt}\\n")
+    subprocess.run(
+        ["sh", "-c", f"echo $$ >> {HERE / 'pids'}; echo start >> {HERE / 'marks'}; "
+                     f"touch {HERE / 'ready'}; sleep 300; echo end >> {HERE / 'marks'}"],
+        check=True,
+    )
+
+
+SYNC = pk.python(sync, idempotent=True)
+pipeline = pk.Pipeline("own", [pk.Stage("S", [pk.Action("Sync", SYNC)])])
+"""
+
+
+def test_a_python_action_s_own_subprocess_ends_before_the_resumed_attempt(tmp_path):
+    (tmp_path / "pipeline.py").write_text(OWN_SUBPROCESS)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pipelinekit", "run", "pipeline.py", "--workdir", "wd", "--plain"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        wait_for(tmp_path / "ready")
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=30)
+    (first,) = pids(tmp_path / "pids")
+    try:
+        assert alive(first)
+        (summary,) = anyio.run(pk.SQLiteStore(tmp_path / "wd" / "state.db").executions)
+        (tmp_path / "ready").unlink()
+        resumed = subprocess.Popen(
+            [sys.executable, "-m", "pipelinekit", "resume", summary.id,
+             "--store", "wd/state.db", "--plain"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+        )  # fmt: skip
+        try:
+            wait_for(tmp_path / "ready")  # the second attempt's subprocess runs
+            # The first attempt's was ended before the second attempt began.
+            assert not alive(first)
+            assert (tmp_path / "marks").read_text().split("\n")[:4] == [
+                "attempt 1",
+                "start",
+                "attempt 2",
+                "start",
+            ]
+        finally:
+            resumed.send_signal(signal.SIGKILL)
+            resumed.wait(timeout=30)
+    finally:
+        kill_all(pids(tmp_path / "pids"))

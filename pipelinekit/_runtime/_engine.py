@@ -339,10 +339,10 @@ class Engine:
         check_resumable(state)
         pipeline = pipeline_for(events[0], pipeline, "resume it")
         values = variables_again(events[0], pipeline, variables or {})
-        await self.leases.take(execution_id)
+        dead = await self.leases.take(execution_id)
         try:
             # Nothing runs again while anything the dead owner started still runs.
-            await end_leftovers(self._ledger(execution_id), execution_id, self.owner)
+            await end_leftovers(self._ledger(execution_id), execution_id, self.owner, dead=dead)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.leases.release(execution_id)

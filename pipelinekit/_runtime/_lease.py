@@ -76,8 +76,10 @@ class Leases:
         self.seconds = seconds
         self.clock = clock
 
-    async def take(self, execution_id: str) -> None:
+    async def take(self, execution_id: str) -> str | None:
         """Take (or renew) the execution's lease, or say who holds it and why it is theirs.
+
+        Returns the owner it was taken from, if another held it.
 
         A holder on this host (and boot, and pid namespace) is asked directly: a dead one loses
         the lease at once, a live one keeps it even past its lease (a slow heartbeat never hands
@@ -90,7 +92,8 @@ class Leases:
         # lease (or renews ours), and otherwise says who holds it.
         holder, held_until = await store.acquire(execution_id, self.owner, until=until, now=0.0)
         if holder == self.owner:
-            return
+            return None
+        previous = holder
         owner = Owner.parse(holder)
         if owner is not None and owner.is_dead():
             holder, held_until = await store.acquire(
@@ -101,6 +104,7 @@ class Leases:
             holder, held_until = await store.acquire(execution_id, self.owner, until=until, now=now)
         if holder != self.owner:
             raise ExecutionError(_held_by(execution_id, holder, held_until))
+        return previous
 
     async def release(self, execution_id: str) -> None:
         """Give the lease up (the execution ended, or this engine stops running it)."""

@@ -30,6 +30,7 @@ from pipelinekit._thread import WorkerThread
 from pipelinekit.exceptions import ExecutionError
 from pipelinekit.providers._host import (
     alive,
+    children_of,
     end_processes,
     group_members,
     pid_namespace,
@@ -164,18 +165,34 @@ class ProcessLedger:
 
 
 async def end_leftovers(
-    ledger: ProcessLedger, execution_id: str, owner: str, grace_period: float = 10.0
+    ledger: ProcessLedger,
+    execution_id: str,
+    owner: str,
+    grace_period: float = 10.0,
+    *,
+    dead: str | None = None,
 ) -> None:
     """End every process earlier owners of ``execution_id`` left on this host.
 
-    Raises ``ExecutionError`` naming the survivors when some cannot be ended, for then running
-    the execution on would run two attempts of an action at once.
+    ``dead`` is the owner whose lease was just taken over, if any: when it was the
+    ``pipelinekit`` command, every process it started (a Python action's own subprocesses
+    too) carries its process tag, and is ended as well. Raises ``ExecutionError`` naming the
+    survivors when some cannot be ended, for then running the execution on would run two
+    attempts of an action at once.
     """
     groups = await anyio.to_thread.run_sync(ledger.groups)
+    previous = Owner.parse(dead) if dead is not None else None
+    command = (
+        f"{previous.pid}@{previous.started}"
+        if previous is not None and previous.started and previous.answers_here()
+        else None
+    )
 
     def scan() -> dict[int, str]:
         found = tagged(f"{execution_id}/", exclude=f"{execution_id}/{owner}/")
         found.update(group_members(groups))
+        if command is not None:
+            found.update(children_of(command))
         return found
 
     survivors = await end_processes(scan, grace_period)

@@ -21,7 +21,7 @@ from pipelinekit._runtime._collector import collector_tuned_for_a_run
 from pipelinekit._runtime._engine import Engine, Execution
 from pipelinekit._runtime._results import RunResult
 from pipelinekit.cli._user import current_user
-from pipelinekit.providers._host import end_processes, tagged
+from pipelinekit.providers._host import OWNER_VARIABLE, end_processes, process_tag, tagged
 from pipelinekit.providers._log import LOGGER_NAME
 from pipelinekit.stores import SQLiteStore
 
@@ -186,6 +186,28 @@ async def _run(
     return None  # pragma: no cover - the block returns or raises
 
 
+@contextlib.contextmanager
+def children_marked() -> Iterator[None]:
+    """Tag this process's environment so that all it starts can be found after a crash.
+
+    The command owns its process, so it may change its environment where a library may not:
+    every process an action starts inherits the tag, however it was started (a Python action's
+    own ``subprocess.run`` too), and a takeover after ``kill -9`` ends them (see ``_host``).
+    The environment is as it was again afterwards (``main()`` may be called in-process).
+    """
+    tag = process_tag(os.getpid())
+    before = os.environ.get(OWNER_VARIABLE)
+    if tag is not None:
+        os.environ[OWNER_VARIABLE] = tag
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(OWNER_VARIABLE, None)
+        else:
+            os.environ[OWNER_VARIABLE] = before
+
+
 def run_pipeline(
     pipeline: Pipeline,
     *,
@@ -215,7 +237,7 @@ def run_pipeline(
             interruption=interruption,
         )
 
-    with show_log(err, verbose=verbose), collector_tuned_for_a_run():
+    with show_log(err, verbose=verbose), collector_tuned_for_a_run(), children_marked():
         result = anyio.run(supervised, body, interruption, err)
     if result is None and holder:
         # Cancelled by a signal: the scheduler recorded a Stopped result before giving up.
@@ -277,7 +299,7 @@ def resume_execution(
 
     try:
         # The engine hands back errors of its body unwrapped (see Engine.__aexit__).
-        with show_log(err, verbose=False), collector_tuned_for_a_run():
+        with show_log(err, verbose=False), collector_tuned_for_a_run(), children_marked():
             result = anyio.run(supervised, body, interruption, err)
     finally:
         store.close()

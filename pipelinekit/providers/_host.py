@@ -25,18 +25,25 @@ from typing import Protocol
 import anyio
 
 __all__ = [
+    "OWNER_VARIABLE",
     "TAG_VARIABLE",
     "ProcessRecord",
     "alive",
+    "children_of",
     "end_processes",
     "group_members",
     "pid_namespace",
+    "process_tag",
     "start_time",
     "tagged",
 ]
 
 #: The environment variable that tags a command and everything it starts.
 TAG_VARIABLE = "PK_PROCESS_TAG"
+#: Set by the ``pipelinekit`` command in its own environment (a library never changes its
+#: host's environment): every process it starts, by any means (a Python action's own
+#: ``subprocess.run`` too), inherits it, so a takeover finds them when the command died.
+OWNER_VARIABLE = "PK_OWNER_PROCESS"
 _TAG = ("\0" + TAG_VARIABLE + "=").encode()
 _PROC = Path("/proc")
 _POLL = 0.02
@@ -135,10 +142,34 @@ def tagged(
     Reads ``/proc`` (call it from a worker thread); empty where there is no ``/proc``. The
     calling process and its ancestors are never included.
     """
-    if not _PROC.is_dir():  # pragma: no cover - not Linux
-        return {}
     wanted = _TAG + prefix.encode()
     unwanted = _TAG + exclude.encode() if exclude is not None else None
+
+    def match(environ: bytes) -> bool:
+        at = environ.find(wanted)
+        return at >= 0 and (unwanted is None or not environ.startswith(unwanted, at))
+
+    return _scan(match, born_after)
+
+
+def process_tag(pid: int) -> str | None:
+    """``"<pid>@<start time>"``: what names process ``pid`` in ``PK_OWNER_PROCESS``."""
+    started = start_time(pid)
+    return f"{pid}@{started}" if started is not None else None
+
+
+def children_of(tag: str) -> dict[int, str]:
+    """Live processes started under the owner process ``tag`` names (see ``OWNER_VARIABLE``).
+
+    Reads ``/proc``: use a worker thread.
+    """
+    wanted = b"\0" + OWNER_VARIABLE.encode() + b"=" + tag.encode() + b"\0"
+    return _scan(lambda environ: wanted in environ + b"\0", None)
+
+
+def _scan(match: Callable[[bytes], bool], born_after: int | None) -> dict[int, str]:
+    if not _PROC.is_dir():  # pragma: no cover - not Linux
+        return {}
     spared = _ancestors()
     newer = _born_after(born_after) if born_after is not None else None
     found: dict[int, str] = {}
@@ -153,8 +184,7 @@ def tagged(
                 environ = b"\0" + file.read()
         except OSError:
             continue
-        at = environ.find(wanted)
-        if at < 0 or (unwanted is not None and environ.startswith(unwanted, at)):
+        if not match(environ):
             continue
         started = start_time(int(name))
         if started is not None and _state(int(name)) != "Z":
