@@ -6,12 +6,14 @@ SIGTERM with 143 and its own message, and the action's processes never outlive e
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -339,3 +341,70 @@ def test_pipelinekit_run_of_an_action_that_exits_is_a_failed_run(tmp_path):
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert "main called sys.exit(2)" in done.stdout
+
+
+def test_a_closed_terminal_stops_the_run_and_its_actions(tmp_path):
+    pidfile = tmp_path / "pid"
+    write(
+        tmp_path / "p.py",
+        f"""
+        import pipelinekit as pk
+        pipeline = pk.Pipeline("slow", [
+            pk.Stage("S", [pk.Action("Sleep", pk.shell("echo $$ > {pidfile}; exec sleep 300"))]),
+        ])
+        """,
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelinekit", "run", "p.py", "--workdir", "wd", "--plain"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        assert time.monotonic() < deadline, "the action never started"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGHUP)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 129, err
+    assert "stopped by SIGHUP" in out
+    assert out.splitlines()[-1].startswith("pipeline 'slow' Stopped in ")
+    assert gone(int(pidfile.read_text()))
+
+
+def test_a_variable_given_twice_is_refused(tmp_path, cli):
+    write(tmp_path / "p.py", QUICK)
+    status, _, err = cli("run", str(tmp_path / "p.py"), "--var", "x=1", "--var", "x=2")
+    assert status == 2
+    assert "--var x=... is given twice" in err
+
+
+def test_a_pipeline_file_raising_any_base_exception_is_one_line(tmp_path, cli):
+    write(tmp_path / "p.py", "raise GeneratorExit\n")
+    status, _, err = cli("validate", str(tmp_path / "p.py"))
+    assert status == 2
+    assert "raised GeneratorExit" in err
+    assert err.strip().count("\n") == 0
+
+
+def test_a_reader_that_goes_away_is_no_error(tmp_path):
+    write(tmp_path / "p.py", QUICK)
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "pipelinekit", "graph", "p.py", "--format", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+    )  # fmt: skip
+    assert reader.stdout is not None
+    reader.stdout.close()  # as `| head -0` does
+    _, err = reader.communicate(timeout=60)
+    assert b"error" not in err
+    assert reader.returncode in {0, 141}
+
+
+def test_an_approval_hint_names_a_store_that_is_not_the_default(tmp_path):
+    from pipelinekit.cli._view import PlainView  # noqa: PLC0415
+
+    event = pk.Event(
+        "approval", pk.Status.WAITING_FOR_APPROVAL, "p", "e1",
+        datetime.now(UTC), "Gate", "Ok", {}, 3,
+    )  # fmt: skip
+    out = io.StringIO()
+    PlainView(out, " --store wd/state.db")._print(event)
+    assert "pipelinekit approve e1 Gate.Ok --store wd/state.db (or reject)" in out.getvalue()

@@ -110,7 +110,9 @@ def _load_module(path: Path) -> ModuleType:
             "file defines pipelines (keep scripts under `if __name__ == '__main__':`)"
         )
         raise LoadError(msg) from None
-    except Exception as error:  # noqa: BLE001 - any error in the person's file is reported
+    except KeyboardInterrupt:
+        raise  # a Ctrl-C while loading: the command says so
+    except BaseException as error:  # noqa: BLE001 - any error in the person's file is reported
         line = _line_in(error, resolved)
         where = f"{path}:{line}" if line else str(path)
         msg = f"{where}: loading the file raised {type(error).__name__}: {error}"

@@ -10,6 +10,8 @@ after ``--``: ``pipelinekit logs ID -- -Stage.-Action``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +30,7 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -255,6 +258,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(error, KeyboardInterrupt):
             print("pipelinekit: interrupted", file=err)
             return EXIT_INTERRUPTED
+        if isinstance(error, BrokenPipeError):
+            # The reader went away (`| head`): nothing more to say, and nowhere to say it.
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_BROKEN_PIPE
         if isinstance(error, PipelineKitError):
             print(f"pipelinekit: error: {_one_line(error)}", file=err)
             return EXIT_BAD_INPUT

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -20,6 +21,7 @@ from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._runtime._collector import collector_tuned_for_a_run
 from pipelinekit._runtime._engine import Engine, Execution
 from pipelinekit._runtime._results import RunResult
+from pipelinekit._runtime._scheduler import default_workdir
 from pipelinekit.cli._user import current_user
 from pipelinekit.providers._host import OWNER_VARIABLE, end_processes, process_tag, tagged
 from pipelinekit.providers._log import LOGGER_NAME
@@ -46,6 +48,9 @@ def parse_variables(items: Sequence[str]) -> dict[str, str]:
         if not equals or not name:
             # The item itself is never echoed: it may be a secret given without its name.
             msg = "a --var is not NAME=VALUE (give each variable as --var NAME=VALUE)"
+            raise BadVariableError(msg)
+        if name in values:
+            msg = f"--var {name}=... is given twice; give each variable once"
             raise BadVariableError(msg)
         values[name] = value
     return values
@@ -75,8 +80,14 @@ def show_log(err: TextIO, *, verbose: bool) -> Iterator[None]:
         logger.propagate = saved[1]
 
 
-def make_view(pipeline: Pipeline, out: TextIO, *, plain: bool) -> Any:  # noqa: ANN401 - a view
-    """A live view in a terminal (with rich installed), plain lines otherwise."""
+def make_view(pipeline: Pipeline, out: TextIO, *, plain: bool, store: Path | None = None) -> Any:  # noqa: ANN401 - a view
+    """A live view in a terminal (with rich installed), plain lines otherwise.
+
+    ``store`` is the store the run records into: hints name it unless it is the default.
+    """
+    option = ""
+    if store is not None and store.absolute() != (default_workdir() / "state.db").absolute():
+        option = f" --store {shlex.quote(str(store))}"
     from pipelinekit.cli._view import LiveView, PlainView  # noqa: PLC0415 - loads rich lazily
 
     if not plain and out.isatty():
@@ -87,8 +98,18 @@ def make_view(pipeline: Pipeline, out: TextIO, *, plain: bool) -> Any:  # noqa: 
                 "pipelinekit: install rich (pip install 'pipelinekit[cli]') for live progress\n"
             )
         else:
-            return LiveView(pipeline, Console(file=out))
-    return PlainView(out)
+            return LiveView(pipeline, Console(file=out), option)
+    return PlainView(out, option)
+
+
+#: The signals that stop a run, and how its summary says so. A closed terminal or a dropped
+#: ssh session (SIGHUP) stops the run cleanly too: the actions' processes, in sessions of their
+#: own, would never hear of it and go on alone.
+_STOPPED_BY: dict[signal.Signals, str] = {
+    signal.SIGINT: "cancelled by Ctrl-C",
+    signal.SIGTERM: "stopped by SIGTERM",
+    signal.SIGHUP: "stopped by SIGHUP (the terminal closed)",
+}
 
 
 @attrs.define
@@ -107,18 +128,18 @@ class Interruption:
 
     @property
     def exit_status(self) -> int:
-        """128 + the signal, as shells report it: 130 for Ctrl-C, 143 for SIGTERM."""
+        """128 + the signal, as shells report it: 130 for Ctrl-C, 143 for SIGTERM, 129 for HUP."""
         return 128 + (self.first or signal.SIGINT)
 
     def describe(self) -> str | None:
         """What stopped the run, for its summary; ``None`` if nothing did."""
         if self.first is None:
             return None
-        return "cancelled by Ctrl-C" if self.first == signal.SIGINT else "stopped by SIGTERM"
+        return _STOPPED_BY.get(signal.Signals(self.first), f"stopped by signal {self.first}")
 
     async def watch(self, run: anyio.CancelScope, err: TextIO) -> None:
         """Hear SIGINT and SIGTERM until cancelled (the command's end)."""
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with anyio.open_signal_receiver(*_STOPPED_BY) as signals:
             # The killing goes on beside the listening: a third signal is heard at once.
             async with anyio.create_task_group() as killing:
                 await self._listen(signals, run, killing, err)
@@ -221,7 +242,8 @@ def run_pipeline(
     err: TextIO,
 ) -> int:
     """Run ``pipeline`` with progress on ``out``; return the exit status."""
-    view = make_view(pipeline, out, plain=plain)
+    store = Path(workdir or default_workdir()) / "state.db"
+    view = make_view(pipeline, out, plain=plain, store=store)
     interruption = Interruption()
     holder: list[Execution] = []
 
@@ -290,7 +312,7 @@ def resume_execution(
                     variables=variables,
                 )
             interruption.tag = f"{execution.id}/{engine.owner}"
-            view = make_view(execution.pipeline, out, plain=plain)
+            view = make_view(execution.pipeline, out, plain=plain, store=store_path)
             holder.append((view, execution))
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(view.follow, execution)
@@ -304,6 +326,10 @@ def resume_execution(
     finally:
         store.close()
     if not holder:  # interrupted before the execution was taken up
+        err.write(
+            f"pipelinekit: {interruption.describe() or 'interrupted'} before execution "
+            f"{execution_id} was taken up: nothing of it runs here; resume it again\n"
+        )
         return interruption.exit_status
     view, execution = holder[0]
     if result is None:

@@ -68,20 +68,24 @@ def _summary_line(result: RunResult) -> str:
     )
 
 
-def approval_hint(event: Event) -> str | None:
-    """For an approval that starts waiting: how to decide it from a shell."""
+def approval_hint(event: Event, store: str = "") -> str | None:
+    """For an approval that starts waiting: how to decide it from a shell.
+
+    ``store`` is the ``--store`` option the command needs, when the store is not the default.
+    """
     if event.type != "approval" or event.state is not Status.WAITING_FOR_APPROVAL:
         return None
     where = f"{event.execution_id} {event.node}"
-    return f"waiting for approval: pipelinekit approve {where} (or reject)"
+    return f"waiting for approval: pipelinekit approve {where}{store} (or reject)"
 
 
 class PlainView:
     """One line per event, for logs and pipes."""
 
-    def __init__(self, out: TextIO) -> None:
-        """Write to ``out``."""
+    def __init__(self, out: TextIO, store: str = "") -> None:
+        """Write to ``out``; ``store`` is the ``--store`` option hints need (see approval_hint)."""
         self.out = out
+        self.store = store
         self.printed = 0
 
     async def follow(self, execution: Execution) -> None:
@@ -91,7 +95,7 @@ class PlainView:
 
     def _print(self, event: Event) -> None:
         self.out.write(self.line(event) + "\n")
-        hint = approval_hint(event)
+        hint = approval_hint(event, self.store)
         if hint is not None:
             self.out.write(f"  {hint}\n")
         self.out.flush()
@@ -125,12 +129,13 @@ class PlainView:
 class LiveView:
     """A live tree of stages and actions with symbols, spinners and elapsed times (rich)."""
 
-    def __init__(self, pipeline: Pipeline, console: Any) -> None:  # noqa: ANN401 - a rich Console
-        """Draw ``pipeline`` on ``console``."""
+    def __init__(self, pipeline: Pipeline, console: Any, store: str = "") -> None:  # noqa: ANN401 - a rich Console
+        """Draw ``pipeline`` on ``console``; ``store`` as for ``PlainView``."""
         from rich.spinner import Spinner  # noqa: PLC0415 - rich is optional (the cli extra)
 
         self.pipeline = pipeline
         self.console = console
+        self.store = store
         self.status: dict[str, Status] = {}
         self.started: dict[str, float] = {}
         self.ended: dict[str, float] = {}
@@ -143,7 +148,7 @@ class LiveView:
         key = event.node or event.stage or "pipeline"
         if event.type == "pipeline":
             key = "pipeline"
-        hint = approval_hint(event)
+        hint = approval_hint(event, self.store)
         if hint is not None:
             self.hints[key] = hint
         else:
