@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import sys
 import textwrap
 import urllib.parse
@@ -717,3 +718,39 @@ def test_logs_and_retry_of_a_run_with_a_secret_work_and_show_no_secret(tmp_path,
     shown.append(out + err)
     if secret == SECRET:
         all_forms_absent(secret, "".join(shown))
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_a_secret_re_quoted_by_bash_xtrace_or_printf_q_is_masked(tmp_path):
+    secret = "Sup3r'Secr3t/Tok+en="  # noqa: S105 - a test's secret
+    pipeline = pk.Pipeline(
+        "p",
+        [
+            pk.Stage(
+                "S",
+                [
+                    pk.Action(
+                        "Call",
+                        pk.Commands(  # noqa: S604 - bash is what re-quotes
+                            [
+                                "set -x",
+                                ': "$TOKEN"',
+                                'printf "%q\\n" "$TOKEN"',
+                                "set +x",
+                                'printf "%s\\n" "${TOKEN@Q}"',
+                            ],
+                            env={"TOKEN": "#{variables.token}"},
+                            shell=("bash", "-c"),
+                        ),
+                    )
+                ],
+            )
+        ],
+        variables=[pk.Variable("token", secret=True)],
+    )
+    result = pk.run(pipeline, variables={"token": secret}, workdir=tmp_path)
+    assert result.succeeded, result.actions["S.Call"].error
+    log = result.actions["S.Call"].log_path.read_text()
+    assert "****" in log
+    for leaked in ("Secr3t", "Sup3r"):
+        assert leaked not in log

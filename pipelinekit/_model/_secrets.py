@@ -137,6 +137,10 @@ def _base64_inner(data: bytes) -> Iterator[str]:
         yield inner.translate(_URL_SAFE)
 
 
+#: What bash's printf %q escapes with a backslash.
+_SHELL_SPECIAL = re.compile(r"[^A-Za-z0-9_./:@,+=%^\-\n]")
+
+
 def _printed_forms(secret: str) -> set[str]:
     """``secret`` as commands commonly print it: raw, base64, URL, JSON and hex encoded."""
     try:
@@ -155,6 +159,12 @@ def _printed_forms(secret: str) -> set[str]:
     for quoted in (quote(data, safe=""), quote(data), quote_plus(data)):
         forms.add(quoted)
         forms.add(_PERCENT.sub(lambda escape: escape[0].lower(), quoted))
+    # As shells re-quote it when they show a command: bash's `set -x` and shlex.quote close a
+    # single quote around each one ('\''), printf %q and ${x@Q} put a backslash before each
+    # character special to the shell.
+    forms.add(secret.replace("'", "'\\''"))
+    forms.add(secret.replace("'", "'\"'\"'"))
+    forms.add(_SHELL_SPECIAL.sub(r"\\\g<0>", secret))
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
