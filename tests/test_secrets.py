@@ -754,3 +754,17 @@ def test_a_secret_re_quoted_by_bash_xtrace_or_printf_q_is_masked(tmp_path):
     assert "****" in log
     for leaked in ("Secr3t", "Sup3r"):
         assert leaked not in log
+
+
+def test_a_secret_default_is_masked_in_repr():
+    pipeline = pk.Pipeline(
+        "p",
+        [pk.Stage("S", [pk.Action("A", pk.Wait(0))])],
+        variables=[
+            pk.Variable("t", default="hunter22", secret=True),
+            pk.Variable("u", default="x"),
+        ],
+    )
+    assert "hunter22" not in repr(pipeline)
+    assert "default='****'" in repr(pipeline.variables[0])
+    assert "default='x'" in repr(pipeline.variables[1])

@@ -379,18 +379,26 @@ class ProviderDeclaration(Protocol):
     action_type: ClassVar[ActionTypeId]
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Variable:
     """A pipeline-level variable, referenced as ``#{variables.<name>}``.
 
     ``default`` is used unless a run overrides it; a variable without a default must be given a
-    value when a run starts. ``secret`` values are masked in logs, events and the store.
+    value when a run starts. ``secret`` values are masked in logs, events and the store, and in
+    this object's ``repr`` (which a traceback or a debugger may print).
     """
 
     name: str
     default: str | None = attrs.field(default=None, kw_only=True)
     description: str = attrs.field(default="", kw_only=True)
     secret: bool = attrs.field(default=False, kw_only=True)
+
+    def __repr__(self) -> str:
+        default = "'****'" if self.secret and self.default is not None else repr(self.default)
+        return (
+            f"Variable(name={self.name!r}, default={default}, "
+            f"description={self.description!r}, secret={self.secret!r})"
+        )
 
     def __attrs_post_init__(self) -> None:
         default: object = self.default
