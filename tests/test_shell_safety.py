@@ -211,7 +211,7 @@ def test_env_names_starting_with_pk_ref_are_pipelinekits():
 
 
 def test_the_scanner_finds_exactly_the_references_resolution_would_substitute():
-    @given(st.text(alphabet="#{}.ab$'\"\\`()<-\n #;EOF", max_size=60))
+    @given(st.text(alphabet="#{}.ab$'\"\\`()<-\n #;EOF[]=:v", max_size=60))
     @settings(max_examples=300, deadline=None)
     def check(text):
         found = scan(text)
