@@ -521,8 +521,6 @@ class SQLiteStore:
                 opened = self._connection()
                 with opened.lock:
                     return work(opened.connection)
-            except ValueError as error:
-                raise self._unreadable(error) from error
             except Exception as error:
                 import sqlite3  # noqa: PLC0415 - loaded already; only on the way out of an error
 
