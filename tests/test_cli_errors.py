@@ -37,6 +37,15 @@ pipeline = pk.Pipeline("demo", [pk.Stage("Build", [pk.Action("Compile", pk.shell
 """
 
 
+def read_store(path, method, *args):
+    """``store.<method>(*args)`` on the SQLite store at ``path``, closed afterwards."""
+    store = pk.SQLiteStore(path)
+    try:
+        return anyio.run(getattr(store, method), *args)
+    finally:
+        store.close()
+
+
 def write(path: Path, text: str) -> Path:
     path.write_text(textwrap.dedent(text))
     return path
@@ -119,7 +128,7 @@ def test_ctrl_c_during_resume_exits_130_without_a_traceback(tmp_path):
     first, pid = start_slow(tmp_path, "run", "slow.py", "--workdir", "wd", "--plain")
     first.send_signal(signal.SIGKILL)
     first.communicate(timeout=30)
-    (summary,) = anyio.run(pk.SQLiteStore(tmp_path / "wd" / "state.db").executions)
+    (summary,) = read_store(tmp_path / "wd" / "state.db", "executions")
     (tmp_path / "pid").unlink()
     resumed, _ = start_slow_resume(tmp_path, summary.id)
     resumed.send_signal(signal.SIGINT)
@@ -196,7 +205,7 @@ def test_names_starting_with_a_dash_are_addressable_after_double_dash(tmp_path, 
     )
     status, _, _ = cli("run", str(tmp_path / "p.py"), "--workdir", str(tmp_path / "wd"))
     assert status == 0
-    (summary,) = anyio.run(pk.SQLiteStore(tmp_path / "wd" / "state.db").executions)
+    (summary,) = read_store(tmp_path / "wd" / "state.db", "executions")
     store = str(tmp_path / "wd" / "state.db")
     status, out, err = cli("logs", "--store", store, "--", summary.id, "-S.-A")
     assert status == 0, err

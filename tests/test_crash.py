@@ -25,6 +25,16 @@ import pipelinekit as pk
 from pipelinekit._runtime._takeover import Owner
 from pipelinekit.providers._host import alive
 
+
+def read_store(path, method, *args):
+    """``store.<method>(*args)`` on the SQLite store at ``path``, closed afterwards."""
+    store = pk.SQLiteStore(path)
+    try:
+        return anyio.run(getattr(store, method), *args)
+    finally:
+        store.close()
+
+
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux's /proc")
 
 #: Three loops that outlive the shell that starts them: one in its process group, one in a
@@ -45,7 +55,6 @@ import pipelinekit as pk
 
 HERE = Path(__file__).parent
 SCRIPT = {script!r}
-
 
 async def work(ctx):
     with (HERE / "ledger.txt").open("a") as ledger:
@@ -193,9 +202,9 @@ def test_a_live_owner_on_this_host_is_never_taken_over_even_past_its_lease(tmp_p
         store = tmp_path / "wd" / "state.db"
         import sqlite3  # noqa: PLC0415 - only here: the lease is made to look expired
 
-        with sqlite3.connect(store) as connection:
+        with contextlib.closing(sqlite3.connect(store)) as connection, connection:
             connection.execute("UPDATE leases SET until = 1")
-        (summary,) = anyio.run(pk.SQLiteStore(store).executions)
+        (summary,) = read_store(store, "executions")
         resumed = subprocess.run(
             [sys.executable, "-m", "pipelinekit", "resume", summary.id, "--store", str(store)],
             capture_output=True, text=True, timeout=60, check=False,
@@ -272,7 +281,7 @@ def test_a_decision_made_while_the_owner_was_dead_stands_after_resume(tmp_path, 
         run.send_signal(signal.SIGKILL)
         run.communicate(timeout=30)
     store = str(tmp_path / "wd" / "state.db")
-    (summary,) = anyio.run(pk.SQLiteStore(store).executions)
+    (summary,) = read_store(store, "executions")
     # Nobody runs the execution: the decision is kept in the store all the same.
     status, _, err = cli("approve", summary.id, "Approve.Prod", "--by", "bob", "--store", store)
     assert status == 0, err
@@ -282,7 +291,7 @@ def test_a_decision_made_while_the_owner_was_dead_stands_after_resume(tmp_path, 
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     assert "action Deploy.Ship Succeeded" in resumed.stdout
-    result = anyio.run(pk.SQLiteStore(store).events, summary.id)
+    result = read_store(store, "events", summary.id)
     decided = [e for e in result if e.type == "approval" and e.state is pk.Status.SUCCEEDED]
     assert decided[-1].detail["by"] == "bob"
 
@@ -326,7 +335,7 @@ def test_a_python_action_s_own_subprocess_ends_before_the_resumed_attempt(tmp_pa
     (first,) = pids(tmp_path / "pids")
     try:
         assert alive(first)
-        (summary,) = anyio.run(pk.SQLiteStore(tmp_path / "wd" / "state.db").executions)
+        (summary,) = read_store(tmp_path / "wd" / "state.db", "executions")
         (tmp_path / "ready").unlink()
         resumed = subprocess.Popen(
             [sys.executable, "-m", "pipelinekit", "resume", summary.id,
