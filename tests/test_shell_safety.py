@@ -153,6 +153,10 @@ def test_a_nul_in_an_env_name_or_value_is_refused_naming_the_key():
             '[ "${PK_REF_B_v}" -eq 1 ] && read -p "${PK_REF_B_v}" x',
         ),
         ("echo a[#{B.v}]=1 ${a[1]:-#{B.v}}", 'echo a["${PK_REF_B_v}"]=1 ${a[1]:-"${PK_REF_B_v}"}'),
+        # Attributes that leave a value data: an integer or nameref elsewhere, export -n.
+        ("declare -i n; m=#{B.v}", 'declare -i n; m="${PK_REF_B_v}"'),
+        ("declare -n r; echo r=#{B.v}", 'declare -n r; echo r="${PK_REF_B_v}"'),
+        ("export -n r; r=#{B.v}", 'export -n r; r="${PK_REF_B_v}"'),
         ('declare x=#{B.v} "y=#{B.v}"', 'declare x="${PK_REF_B_v}" "y=${PK_REF_B_v}"'),
     ],
 )
@@ -347,6 +351,17 @@ BASH_EVALUATES = [
     ("OPTIND=R", "ARITHMETIC"),  # bash's own integer variables
     ("f() { local OPTIND=R; }; f", "ARITHMETIC"),
     ("for((i=0;i<R;i++)); do :; done", "ARITHMETIC"),
+    # An assignment to a name given the integer attribute anywhere in the text: a loop may run
+    # the declaration first.
+    ("declare -i n; n=R", "ARITHMETIC"),
+    ("typeset -ia n; n+=R", "ARITHMETIC"),
+    ("declare -gi n=0 m; m=R", "ARITHMETIC"),
+    ("f() { local -i n; n=R; }; f", "ARITHMETIC"),
+    ("declare -i n; declare n=R", "ARITHMETIC"),
+    ("declare -ai n; n=(1 R)", "ARITHMETIC"),
+    ("declare -ai n; n[0]=R", "ARITHMETIC"),
+    ("declare -i n; n=$(printf %s R)", "ARITHMETIC"),
+    ("for i in 1 2; do [ $i = 2 ] && n=R; declare -i n; done", "ARITHMETIC"),
     ("\\\na[R]=1", "ARITHMETIC"),  # after a line continuation
     ("x=1 \\\n  OPT\\\nIND=R", "ARITHMETIC"),
     ("[[ -v R ]]", "VARIABLE_NAME"),
@@ -356,6 +371,10 @@ BASH_EVALUATES = [
     ('declare -g "R=1"', "VARIABLE_NAME"),
     ("f() { local R=1; }; f", "VARIABLE_NAME"),
     ("declare -n r=R; echo $r", "VARIABLE_NAME"),
+    ("declare -n r; r=R; echo $r", "VARIABLE_NAME"),
+    ("f() { local -n r; r=R; echo $r; }; f", "VARIABLE_NAME"),
+    ("declare -gn r; declare 'r=R'; echo $r", "VARIABLE_NAME"),
+    ("for i in 1 2; do [ $i = 2 ] && r=R && echo $r; declare -n r; done", "VARIABLE_NAME"),
     ("unset R", "VARIABLE_NAME"),
     ("unset -v 'R'", "VARIABLE_NAME"),
     ("read R <<< x", "VARIABLE_NAME"),

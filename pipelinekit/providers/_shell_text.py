@@ -28,14 +28,19 @@ command far enough to see, as bash will:
   ``typeset``, ``local``, ``readonly``, ``export``, and ``[...]=`` in ``name=(...)``); the offset
   and length of ``${name:offset:length}``; the arguments of ``let``; the operands of ``-eq``,
   ``-ne``, ``-lt``, ``-le``, ``-gt``, ``-ge`` in ``[[ ]]``; a value assigned with ``declare -i``
-  (``local -i``, ``typeset -i``) or to bash's integer variables (``RANDOM``, ``OPTIND``...);
+  (``local -i``, ``typeset -i``) or to bash's integer variables (``RANDOM``, ``OPTIND``...), and
+  one assigned (``n=``, ``n+=``, ``n[...]=``, ``n=(...)``, ``declare n=``) to a name that
+  ``declare -i`` (``typeset``, ``local``, combined flags such as ``-ia``) names anywhere in the
+  text, before or after: a loop may run the ``declare`` first;
 - a variable name: the operand of ``-v`` (``[[ ]]``, ``test``, ``[``), the name in an argument of
-  ``declare`` and the others above, a value assigned with ``declare -n``, the arguments of
-  ``unset``, the names ``read`` assigns, the operand of ``printf -v``.
+  ``declare`` and the others above, a value assigned with ``declare -n``, or assigned to a name
+  ``declare -n`` names anywhere in the text, the arguments of ``unset``, the names ``read``
+  assigns, the operand of ``printf -v``.
 
-What no reading of the text can see is documented instead: a variable given the integer
-attribute elsewhere (``declare -i n`` earlier, then ``n=#{...}``), and programs that run their
-argument as code (``eval``, ``sh -c``, ``trap``).
+What no reading of the text can see is documented instead: a variable given the integer or
+nameref attribute outside the text (a sourced file) or through an expansion (``declare -i "$x"``),
+a value reaching such a variable otherwise than by assignment (``read n``, ``for n in``,
+``printf -v n``), and programs that run their argument as code (``eval``, ``sh -c``, ``trap``).
 
 Whatever the lexer concludes, the rewritten text never contains a value: a mistake in it can
 only make a value arrive split or quoted differently, never run as shell syntax.
@@ -211,8 +216,9 @@ class _Command:
     conditional: bool = False
     previous: range = range(0)
     operand: Quoting | None = None
-    #: Inside ``name=(...)``.
+    #: Inside ``name=(...)``, and the name assigned.
     compound: bool = False
+    compound_name: str | None = None
     #: ``declare -i`` / ``declare -n``: the values assigned are arithmetic / variable names.
     integer: bool = False
     nameref: bool = False
@@ -260,6 +266,11 @@ class _Lexer:
         self.lone_backslash = -2  # offset of the last backslash kept as a character
         self.pending: list[_HereDocument] = []  # here-documents whose body is still to come
         self.bodies: list[_HereDocument] = []  # here-documents whose bodies come next
+        # Names ``declare -i`` / ``declare -n`` gives the attribute anywhere in the text, and
+        # every assignment's name and value sites: a value assigned to such a name is evaluated
+        # even by an assignment read before the ``declare`` (a loop may run the declare first).
+        self.attributes: dict[str, Quoting] = {}
+        self.assignments: list[tuple[str, range]] = []
 
     def run(self) -> Scan:
         text, size = self.text, len(self.text)
@@ -286,6 +297,10 @@ class _Lexer:
         for frame in reversed(self.stack):
             if frame.kind in _CODE:
                 self._end_word(frame, size)
+        for name, sites in self.assignments:
+            quoting = self.attributes.get(name)
+            if quoting is not None:
+                self._mark(sites, quoting)
         unclosed = tuple(
             (frame.kind.value, frame.start)
             for frame in self.stack[1:]
@@ -577,10 +592,11 @@ class _Lexer:
             and text[at - 1] == "="
             and not command.conditional
         )
+        name = _declared(text[command.begin : at - 1]) if compound else None
         self._end_word(frame, at)
         command = frame.command  # a word may start a command again (``function name``)
         if compound:
-            command.compound = True
+            command.compound, command.compound_name = True, name
             return
         if char in " \t" or command.conditional:  # [[ ]] reads && || ( ) < > and newlines
             return
@@ -624,11 +640,15 @@ class _Lexer:
         elif command.compound:
             if command.integer:
                 self._mark(sites, Quoting.ARITHMETIC)
+            elif command.compound_name is not None:
+                self.assignments.append((command.compound_name, sites))
         elif command.name is None:
             assigned = _assigned(raw, equals)
             if assigned is not None:
+                value = self._value(sites, begin + equals)
                 if assigned in _INTEGER_VARIABLES:
-                    self._mark(self._value(sites, begin + equals), Quoting.ARITHMETIC)
+                    self._mark(value, Quoting.ARITHMETIC)
+                self.assignments.append((assigned, value))
             elif word in _WRAPPERS:
                 command.wrapped = True
             elif word not in _RESERVED_WORDS and not (command.wrapped and word.startswith("-")):
@@ -693,18 +713,20 @@ class _Lexer:
                 command.nameref = command.nameref or "n" in word
             return
         begin, equals = where
+        name = _declared(word if equals < 0 else self.text[begin : begin + equals])
+        if name is not None and (command.integer or command.nameref):
+            self.attributes[name] = Quoting.ARITHMETIC if command.integer else Quoting.VARIABLE_NAME
         if equals < 0:
             self._mark(sites, Quoting.VARIABLE_NAME)
             return
         value = self._value(sites, begin + equals)
         self._mark(range(sites.start, value.start), Quoting.VARIABLE_NAME)
-        if (
-            command.integer
-            or _assigned(self.text[begin : begin + equals], equals) in _INTEGER_VARIABLES
-        ):
+        if command.integer or name in _INTEGER_VARIABLES:
             self._mark(value, Quoting.ARITHMETIC)
         elif command.nameref:
             self._mark(value, Quoting.VARIABLE_NAME)
+        elif name is not None:
+            self.assignments.append((name, value))
 
     def _condition(self, command: _Command, raw: str, word: str, sites: range) -> None:
         """A word of ``[[ ]]``: arithmetic operators make both operands arithmetic."""
@@ -825,6 +847,12 @@ def _assigned(word: str, equals: int) -> str | None:
     if equals < 0:
         return None
     match = _ASSIGNED.fullmatch(_joined(word[:equals]))
+    return None if match is None else match[1]
+
+
+def _declared(word: str) -> str | None:
+    """The name an argument of ``declare`` (up to its ``=``, if any) declares or assigns."""
+    match = _ASSIGNED.fullmatch(_unquoted(word))
     return None if match is None else match[1]
 
 
