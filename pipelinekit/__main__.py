@@ -1,5 +1,5 @@
 """``python -m pipelinekit``: the same as the ``pipelinekit`` command."""
 
-from pipelinekit.cli import main
+from pipelinekit.cli import entry
 
-raise SystemExit(main())
+entry()

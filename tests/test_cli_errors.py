@@ -306,6 +306,18 @@ def _closes(ctx):
     raise GeneratorExit
 
 
+class _OwnBaseException(BaseException):
+    pass
+
+
+async def _interrupts_async(ctx):
+    raise KeyboardInterrupt
+
+
+async def _raises_its_own(ctx):
+    raise _OwnBaseException
+
+
 @pytest.mark.parametrize(
     ("function", "message"),
     [
@@ -313,6 +325,8 @@ def _closes(ctx):
         (_exits_async, "_exits_async called sys.exit(3)"),
         (_interrupts, "_interrupts raised KeyboardInterrupt"),
         (_closes, "_closes raised GeneratorExit"),
+        (_interrupts_async, "_interrupts_async raised KeyboardInterrupt"),
+        (_raises_its_own, "_raises_its_own raised _OwnBaseException"),
     ],
 )
 def test_a_python_action_that_exits_fails_alone(tmp_path, function, message):
@@ -417,3 +431,26 @@ def test_an_approval_hint_names_a_store_that_is_not_the_default(tmp_path):
     out = io.StringIO()
     PlainView(out, " --store wd/state.db")._print(event)
     assert "pipelinekit approve e1 Gate.Ok --store wd/state.db (or reject)" in out.getvalue()
+
+
+def test_a_blocked_python_action_does_not_keep_the_command_alive(tmp_path):
+    write(
+        tmp_path / "p.py",
+        """
+        import time
+        import pipelinekit as pk
+
+        def stuck(ctx):
+            time.sleep(300)  # threads cannot be stopped
+
+        pipeline = pk.Pipeline("p", [pk.Stage("S", [pk.Action("A", pk.python(stuck), timeout=1)])])
+        """,
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelinekit", "run", "p.py", "--workdir", "wd", "--plain"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "timed out" in done.stdout
+    assert "leaving without them" in done.stderr
+    assert "Traceback" not in done.stderr

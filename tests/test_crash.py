@@ -357,3 +357,84 @@ def test_a_python_action_s_own_subprocess_ends_before_the_resumed_attempt(tmp_pa
             resumed.wait(timeout=30)
     finally:
         kill_all(pids(tmp_path / "pids"))
+
+
+SPAWNS = """
+import os
+import subprocess
+from pathlib import Path
+
+import pipelinekit as pk
+
+HERE = Path(__file__).parent
+
+
+async def spawn(ctx):
+    # Started by the function itself, in every way: none is a command of ctx.run_command.
+    children = [
+        subprocess.Popen(["sleep", "300"]),
+        subprocess.Popen(["sleep", "301"], start_new_session=True),
+        subprocess.Popen(["env", "-i", "/bin/sleep", "302"]),
+    ]
+    (HERE / "pids").write_text("".join(f"{child.pid}\\n" for child in children))
+    (HERE / "ready").touch()
+    await ctx.clock.sleep(300)
+
+
+pipeline = pk.Pipeline("spawns", [pk.Stage("S", [pk.Action("A", pk.python(spawn))])])
+"""
+
+
+def test_a_stopped_run_ends_what_its_python_actions_started_themselves(tmp_path):
+    (tmp_path / "pipeline.py").write_text(SPAWNS)
+    # Led by the command, as a job of an interactive shell: the process that cleared its
+    # environment is found in the command's group. (Its output goes to a file: a survivor
+    # holding a pipe would hang the test rather than fail it.)
+    with (tmp_path / "out.txt").open("w") as out:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "pipelinekit", "run", "pipeline.py", "--workdir", "wd",
+             "--plain"],
+            stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for(tmp_path / "ready")
+        started = pids(tmp_path / "pids")
+        assert all(alive(pid) for pid in started)
+        run.send_signal(signal.SIGTERM)
+        run.wait(timeout=60)
+        assert run.returncode == 143, (tmp_path / "out.txt").read_text()
+        assert [pid for pid in started if alive(pid)] == []
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        kill_all(pids(tmp_path / "pids"))
+
+
+def test_a_takeover_ends_what_a_dead_command_left_in_its_own_process_group(tmp_path):
+    # Run from an interactive shell, the command leads its process group (a job): a process
+    # its Python action started with a cleared environment stays in that group.
+    (tmp_path / "pipeline.py").write_text(SPAWNS.replace("async def spawn", "async def spawn"))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pipelinekit", "run", "pipeline.py", "--workdir", "wd", "--plain"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for(tmp_path / "ready")
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=30)
+    started = pids(tmp_path / "pids")
+    try:
+        assert all(alive(pid) for pid in started)
+        (summary,) = read_store(tmp_path / "wd" / "state.db", "executions")
+        resumed = subprocess.run(
+            [sys.executable, "-m", "pipelinekit", "resume", summary.id,
+             "--store", "wd/state.db", "--plain"],
+            capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
+        )  # fmt: skip
+        assert resumed.returncode == 1, resumed.stderr  # not idempotent: interrupted
+        assert [pid for pid in started if alive(pid)] == []
+    finally:
+        kill_all(started)

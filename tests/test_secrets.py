@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import subprocess
 import sys
 import textwrap
 import urllib.parse
@@ -768,3 +769,19 @@ def test_a_secret_default_is_masked_in_repr():
     assert "hunter22" not in repr(pipeline)
     assert "default='****'" in repr(pipeline.variables[0])
     assert "default='x'" in repr(pipeline.variables[1])
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+@pytest.mark.parametrize("secret", ["pass é✓word", "ab'c d\"e$f\\g`h"])
+def test_a_secret_shown_by_printf_q_or_declare_p_is_masked(secret):
+    shown = subprocess.run(
+        ["bash", "-c", 'printf "%q\\n" "$S"; declare -p S; export -p'],
+        env={"S": secret, "LANG": "C.UTF-8"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    masked = Masker([secret]).mask(shown)
+    assert masked.count("****") >= 3
+    for piece in ("word", "e$f", 'd\\"e'):
+        assert piece not in masked

@@ -138,7 +138,9 @@ def _base64_inner(data: bytes) -> Iterator[str]:
 
 
 #: What bash's printf %q escapes with a backslash.
-_SHELL_SPECIAL = re.compile(r"[^A-Za-z0-9_./:@,+=%^\-\n]")
+_SHELL_SPECIAL = re.compile(r"[^A-Za-z0-9_./:@,+=%^\-\n\u0080-\U0010ffff]")
+#: What bash escapes inside double quotes, as `declare -p` and `export -p` print values.
+_DOUBLE_QUOTED = re.compile(r'[\\"$`]')
 
 
 def _printed_forms(secret: str) -> set[str]:
@@ -161,10 +163,12 @@ def _printed_forms(secret: str) -> set[str]:
         forms.add(_PERCENT.sub(lambda escape: escape[0].lower(), quoted))
     # As shells re-quote it when they show a command: bash's `set -x` and shlex.quote close a
     # single quote around each one ('\''), printf %q and ${x@Q} put a backslash before each
-    # character special to the shell.
+    # character special to the shell (not before letters beyond ASCII), declare -p and
+    # export -p before each of \ " $ ` inside double quotes.
     forms.add(secret.replace("'", "'\\''"))
     forms.add(secret.replace("'", "'\"'\"'"))
     forms.add(_SHELL_SPECIAL.sub(r"\\\g<0>", secret))
+    forms.add(_DOUBLE_QUOTED.sub(r"\\\g<0>", secret))
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 

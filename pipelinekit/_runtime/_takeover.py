@@ -188,6 +188,11 @@ async def end_leftovers(
         else None
     )
 
+    if command is not None and previous is not None:
+        # What it started without a session of its own (a Python action's subprocess.run,
+        # even with its environment cleared) stayed in its process group, if it led one.
+        groups = {**groups, previous.pid: previous.started}
+
     def scan() -> dict[int, str]:
         found = tagged(f"{execution_id}/", exclude=f"{execution_id}/{owner}/")
         found.update(group_members(groups))

@@ -13,9 +13,10 @@ import argparse
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from pipelinekit._model._loader import LoadError, load_pipeline, source_of
 from pipelinekit._model._pipeline import Pipeline
@@ -24,7 +25,7 @@ from pipelinekit._version import __version__
 from pipelinekit.exceptions import ExecutionError, PipelineDefinitionError, PipelineKitError
 from pipelinekit.providers._commands import reference_notes
 
-__all__ = ["main"]
+__all__ = ["entry", "main"]
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -283,6 +284,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=err,
         )
         return EXIT_INTERNAL
+
+
+def entry() -> NoReturn:
+    """The ``pipelinekit`` program: ``main()``, then exit with its status.
+
+    A plain Python function still running when its action was cancelled (a timeout, a stop,
+    Ctrl-C) goes on in its thread, for threads cannot be stopped; Python would wait for it at
+    exit, so the program says so and leaves without it.
+    """
+    status = main()
+    left = [
+        thread
+        for thread in threading.enumerate()
+        if thread is not threading.main_thread() and thread.is_alive() and not thread.daemon
+    ]
+    if left:
+        sys.stderr.write(
+            f"pipelinekit: {len(left)} Python action thread(s) still running after their "
+            "action ended (threads cannot be stopped); leaving without them\n"
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
 
 
 def _one_line(error: BaseException) -> str:

@@ -23,7 +23,15 @@ from pipelinekit._runtime._engine import Engine, Execution
 from pipelinekit._runtime._results import RunResult
 from pipelinekit._runtime._scheduler import default_workdir
 from pipelinekit.cli._user import current_user
-from pipelinekit.providers._host import OWNER_VARIABLE, end_processes, process_tag, tagged
+from pipelinekit.providers._host import (
+    OWNER_VARIABLE,
+    children_of,
+    end_processes,
+    group_members,
+    process_tag,
+    start_time,
+    tagged,
+)
 from pipelinekit.providers._log import LOGGER_NAME
 from pipelinekit.stores import SQLiteStore
 
@@ -162,10 +170,41 @@ class Interruption:
                 if self.tag is not None:
                     scan = partial(tagged, self.tag + "/")
                     killing.start_soon(partial(end_processes, scan, grace_period=0))
+                killing.start_soon(partial(end_processes, _our_children, grace_period=0))
             else:
                 err.write("pipelinekit: interrupted a third time: leaving now\n")
                 err.flush()
                 os._exit(self.exit_status)
+
+
+def _our_children() -> dict[int, str]:
+    """Live processes this command started by any means (see ``children_marked``).
+
+    Those that cleared their environment are found too when they stayed in this command's
+    process group and the command leads it (run from an interactive shell, as a job).
+    """
+    tag = os.environ.get(OWNER_VARIABLE)
+    found = children_of(tag) if tag else {}
+    me = os.getpid()
+    started = start_time(me)
+    if os.getpgrp() == me and started is not None:
+        found.update(group_members({me: started}))
+    return found
+
+
+async def end_our_children(interruption: Interruption) -> None:
+    """After a run a signal stopped: end what its actions started outside ``run_command``.
+
+    Commands were ended with their actions; a Python action's own subprocesses were not, and
+    a stopped run must not leave them running (nor a stage retry run beside them).
+    """
+    if interruption.first is not None:
+        grace = 0.0 if interruption.count > 1 else _CHILDREN_GRACE
+        await end_processes(_our_children, grace_period=grace)
+
+
+#: How long a Python action's own processes get to end after SIGTERM when a run is stopped.
+_CHILDREN_GRACE = 5.0
 
 
 async def supervised(
@@ -178,6 +217,7 @@ async def supervised(
         try:
             with run:
                 return await body(interruption)
+            await end_our_children(interruption)
         finally:
             watching.cancel_scope.cancel()
     return None

@@ -34,7 +34,9 @@ def _call_in_thread(fn: ActionFunction, ctx: ActionContext) -> Any:  # noqa: ANN
     # thread is not always handed over whole.
     try:
         return fn(ctx)
-    except (KeyboardInterrupt, SystemExit, GeneratorExit) as error:
+    except Exception:
+        raise
+    except BaseException as error:
         raise ActionFailed(_exited(getattr(fn, "__qualname__", repr(fn)), error)) from error
 
 
@@ -65,8 +67,11 @@ class PythonFunction:
         """Call the function with the context.
 
         A function that exits (``sys.exit()``, as a wrapped tool's ``main()`` does) fails its
-        action like any error, and so does one that raises ``KeyboardInterrupt`` or
-        ``GeneratorExit`` itself: none of them ends the run, or the program running it.
+        action like any error, and so does one that raises any other ``BaseException`` itself
+        (``KeyboardInterrupt``, ``GeneratorExit``, a subclass of its own): none of them ends the
+        run, or the program running it. A plain function still running when its action is
+        cancelled (a timeout, a stop) is left to finish in its thread, as threads cannot be
+        stopped; the ``pipelinekit`` command leaves without waiting for it.
         """
         name = getattr(self.fn, "__qualname__", repr(self.fn))
         try:
@@ -78,7 +83,13 @@ class PythonFunction:
                 )
                 if inspect.isawaitable(returned):
                     returned = await returned
-        except (SystemExit, GeneratorExit) as error:
+        except anyio.get_cancelled_exc_class():
+            raise  # a timeout, a stop or Ctrl-C: the run's own doing
+        except Exception:
+            raise
+        except BaseException as error:
+            # KeyboardInterrupt too: the event loop turns a real Ctrl-C into a cancellation, so
+            # one raised here is the function's own.
             raise ActionFailed(_exited(name, error)) from error
         if returned is None:
             return
