@@ -245,8 +245,15 @@ def group_members(groups: dict[int, str]) -> dict[int, str]:
     return found
 
 
-def _ancestors() -> set[int]:
-    pids = {os.getpid()}
+def _ancestors() -> frozenset[int]:
+    # Asked on every scan; the chain changes only when an ancestor dies, and a pid it frees
+    # would have to be reused by a tagged process of ours to matter: read it once per process.
+    return _ancestors_of(os.getpid())
+
+
+@functools.cache
+def _ancestors_of(me: int) -> frozenset[int]:
+    pids = {me}
     pid = os.getppid()
     while pid > 1 and pid not in pids:
         pids.add(pid)
@@ -255,7 +262,7 @@ def _ancestors() -> set[int]:
         except OSError:
             break
         pid = int(stat.rsplit(")", 1)[-1].split()[1])
-    return pids
+    return frozenset(pids)
 
 
 def _signal(processes: dict[int, str], signum: int) -> None:
