@@ -454,3 +454,19 @@ def test_a_blocked_python_action_does_not_keep_the_command_alive(tmp_path):
     assert "timed out" in done.stdout
     assert "leaving without them" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_sigterm_while_a_pipeline_file_loads_says_so(tmp_path):
+    write(tmp_path / "p.py", "import time\nopen('loading', 'w').close()\ntime.sleep(300)\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelinekit", "validate", "p.py"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "loading").exists():
+        assert time.monotonic() < deadline, "the file never loaded"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 143
+    assert err.strip() == "pipelinekit: stopped by SIGTERM"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -293,6 +294,10 @@ def entry() -> NoReturn:
     Ctrl-C) goes on in its thread, for threads cannot be stopped; Python would wait for it at
     exit, so the program says so and leaves without it.
     """
+    # Until a run listens for signals itself, SIGTERM and SIGHUP (while a pipeline file loads,
+    # say) end the program with their own message and status, not silently.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stopped)
     status = main()
     left = [
         thread
@@ -308,6 +313,13 @@ def entry() -> NoReturn:
         sys.stderr.flush()
         os._exit(status)
     sys.exit(status)
+
+
+def _stopped(signum: int, _frame: object) -> NoReturn:
+    name = signal.Signals(signum).name
+    sys.stderr.write(f"pipelinekit: stopped by {name}\n")
+    sys.stderr.flush()
+    os._exit(128 + signum)
 
 
 def _one_line(error: BaseException) -> str:
