@@ -23,6 +23,7 @@ from pipelinekit._model._loader import LoadError, load_pipeline, source_of
 from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._runtime._errors import plain
 from pipelinekit._version import __version__
+from pipelinekit.cli._ids import UnknownExecutionError, resolve_execution
 from pipelinekit.exceptions import ExecutionError, PipelineDefinitionError, PipelineKitError
 from pipelinekit.providers._commands import reference_notes
 
@@ -173,6 +174,8 @@ def _store_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_BAD_INPUT
     store = SQLiteStore(path)
     try:
+        if getattr(args, "execution", None) is not None:
+            args.execution = resolve_execution(store, args.execution)
         if args.command == "history":
             _history.history(store, args.pipeline, args.limit, args.page, out, as_json=args.json)
         elif args.command == "status":
@@ -192,7 +195,7 @@ def _store_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             )
         else:
             _history.logs(store, args.execution, args.action, out, follow=args.follow)
-    except (StoreError, ExecutionError, _history.NotFoundError) as error:
+    except (StoreError, ExecutionError, _history.NotFoundError, UnknownExecutionError) as error:
         print(f"pipelinekit: error: {error}", file=err)
         return EXIT_BAD_INPUT
     finally:
@@ -203,6 +206,7 @@ def _store_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _resume_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from pipelinekit._runtime._scheduler import default_workdir  # noqa: PLC0415 - only resume needs these
     from pipelinekit.cli._run import BadVariableError, parse_variables, resume_execution  # noqa: PLC0415
+    from pipelinekit.stores import SQLiteStore  # noqa: PLC0415
 
     path = Path(args.store) if args.store else default_workdir() / "state.db"
     if not path.exists():
@@ -217,8 +221,13 @@ def _resume_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             return EXIT_BAD_INPUT
     try:
         retry = (args.stage, not args.all_actions) if args.command == "retry" else None
+        looking = SQLiteStore(path)
+        try:
+            execution_id = resolve_execution(looking, args.execution)
+        finally:
+            looking.close()
         return resume_execution(
-            args.execution,
+            execution_id,
             path,
             pipeline,
             plain=args.plain,
@@ -227,7 +236,13 @@ def _resume_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             retry=retry,
             variables=parse_variables(args.var),
         )
-    except (BadVariableError, ExecutionError, LoadError, PipelineDefinitionError) as error:
+    except (
+        BadVariableError,
+        ExecutionError,
+        LoadError,
+        PipelineDefinitionError,
+        UnknownExecutionError,
+    ) as error:
         print(f"pipelinekit: error: {error}", file=err)
         return EXIT_BAD_INPUT
 

@@ -95,6 +95,9 @@ class PlainView:
 
     def _print(self, event: Event) -> None:
         self.out.write(self.line(event) + "\n")
+        if event.type == "pipeline" and event.state is Status.IN_PROGRESS:
+            # approve, logs -f and stop need it: say it at once (a prefix of it will do).
+            self.out.write(f"  execution {event.execution_id}\n")
         hint = approval_hint(event, self.store)
         if hint is not None:
             self.out.write(f"  {hint}\n")
@@ -145,6 +148,8 @@ class LiveView:
         self.title = f"pipeline {pipeline.name}"
 
     def _apply(self, event: Event) -> None:
+        if event.type == "pipeline" and event.state is Status.IN_PROGRESS:
+            self.title = f"pipeline {self.pipeline.name} (execution {event.execution_id})"
         key = event.node or event.stage or "pipeline"
         if event.type == "pipeline":
             key = "pipeline"
