@@ -400,3 +400,12 @@ async def test_a_declaration_without_run_is_built_from_the_registry(workdir):
     assert "no provider is registered for action type Build/Custom/Declared/1" in (
         result.actions["S.X"].error
     )
+
+
+async def test_commands_that_set_none_of_their_output_variables_do_not_fail_inside(workdir):
+    # The variables file is written only when one is set: none set was a FileNotFoundError.
+    action = pk.Action("Build", pk.shell("echo nothing", output_variables=["VERSION"]))
+    result = await pk.arun(one(action), workdir=workdir)
+    build = result.actions["S.Build"]
+    assert build.status is pk.Status.SUCCEEDED, build.error
+    assert build.variables == {"VERSION": ""}

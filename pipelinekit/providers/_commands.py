@@ -111,7 +111,10 @@ class Commands:
             )
             raise ActionFailed(msg) from None
         if self.output_variables:
-            raw = await anyio.Path(variables_file).read_bytes()
+            try:
+                raw = await anyio.Path(variables_file).read_bytes()
+            except FileNotFoundError:
+                raw = b""  # the commands set none of them: the file is written on the first
             exported = dict(
                 item.split("=", 1) for item in raw.decode("utf-8", "replace").split("\0") if item
             )
