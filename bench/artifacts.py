@@ -24,7 +24,6 @@ best time of each and the median of the per-round ratios are printed.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import statistics
 import sys
@@ -35,6 +34,7 @@ from functools import partial
 from pathlib import Path
 
 import anyio
+from runtime import rounds
 
 import pipelinekit as pk
 from pipelinekit._runtime._artifacts import DiskWorkspace, _make_read_only, _remove_tree
@@ -115,18 +115,6 @@ def run_once(plan: pk.Pipeline, workspaces: type[DiskWorkspace], workdir: Path) 
 
     anyio.run(go)
     _remove_tree(workdir)
-
-
-def rounds(contenders: Mapping[str, Callable[[], object]], repeat: int) -> dict[str, list[float]]:
-    """Seconds each contender takes, ``repeat`` interleaved rounds of one call each."""
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(repeat):
-        for name, fn in contenders.items():
-            gc.collect()
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
 
 
 def report(what: str, times: Mapping[str, Sequence[float]]) -> None:

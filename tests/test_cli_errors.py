@@ -93,7 +93,10 @@ def test_a_second_ctrl_c_ends_the_run_at_once_and_its_processes_with_it(tmp_path
     assert gone(pid)
 
 
-def test_sigterm_exits_143_and_says_so(tmp_path):
+@pytest.mark.parametrize(
+    ("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)], ids=["TERM", "HUP"]
+)
+def test_sigterm_and_a_closed_terminal_stop_the_run_and_say_so(tmp_path, signum, status):
     pidfile = tmp_path / "pid"
     write(
         tmp_path / "p.py",
@@ -106,21 +109,19 @@ def test_sigterm_exits_143_and_says_so(tmp_path):
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "pipelinekit", "run", "p.py", "--workdir", "wd", "--plain"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )  # fmt: skip
     deadline = time.monotonic() + 30
     while not (pidfile.exists() and pidfile.read_text().strip()):
         assert time.monotonic() < deadline, "the action never started"
         time.sleep(0.02)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     out, err = process.communicate(timeout=30)
-    assert process.returncode == 143, err
+    assert process.returncode == status, err
     assert "Traceback" not in err
     assert "Ctrl-C" not in out
-    assert "stopped by SIGTERM" in out
+    assert f"stopped by {signum.name}" in out
+    assert out.splitlines()[-1].startswith("pipeline 'slow' Stopped in ")
     assert gone(int(pidfile.read_text()))
 
 
@@ -364,33 +365,6 @@ def test_pipelinekit_run_of_an_action_that_exits_is_a_failed_run(tmp_path):
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert "main called sys.exit(2)" in done.stdout
-
-
-def test_a_closed_terminal_stops_the_run_and_its_actions(tmp_path):
-    pidfile = tmp_path / "pid"
-    write(
-        tmp_path / "p.py",
-        f"""
-        import pipelinekit as pk
-        pipeline = pk.Pipeline("slow", [
-            pk.Stage("S", [pk.Action("Sleep", pk.shell("echo $$ > {pidfile}; exec sleep 300"))]),
-        ])
-        """,
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipelinekit", "run", "p.py", "--workdir", "wd", "--plain"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not (pidfile.exists() and pidfile.read_text().strip()):
-        assert time.monotonic() < deadline, "the action never started"
-        time.sleep(0.02)
-    process.send_signal(signal.SIGHUP)
-    out, err = process.communicate(timeout=30)
-    assert process.returncode == 129, err
-    assert "stopped by SIGHUP" in out
-    assert out.splitlines()[-1].startswith("pipeline 'slow' Stopped in ")
-    assert gone(int(pidfile.read_text()))
 
 
 def test_a_variable_given_twice_is_refused(tmp_path, cli):

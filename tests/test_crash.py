@@ -144,15 +144,20 @@ def test_a_timed_out_action_takes_everything_it_started_with_it(tmp_path):
         kill_all(left)
 
 
-def start_and_kill(tmp_path: Path) -> tuple[str, int]:
-    """Run the pipeline in a real process, SIGKILL it mid-action; the execution id, its pid."""
+def start_run(tmp_path: Path) -> subprocess.Popen[bytes]:
+    """``pipelinekit run`` of the pipeline that leaves processes behind, in a real process."""
     (tmp_path / "pipeline.py").write_text(PIPELINE.format(script=LEAVE_BEHIND))
-    run = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "pipelinekit", "run", str(tmp_path / "pipeline.py"),
          "--workdir", str(tmp_path / "wd"), "--plain"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+def start_and_kill(tmp_path: Path) -> tuple[str, int]:
+    """Run the pipeline in a real process, SIGKILL it mid-action; the execution id, its pid."""
+    run = start_run(tmp_path)
     try:
         wait_for(tmp_path / "ready")
     finally:
@@ -190,13 +195,7 @@ def test_a_resume_ends_what_the_dead_owner_left_before_running_again(tmp_path):
 
 
 def test_a_live_owner_on_this_host_is_never_taken_over_even_past_its_lease(tmp_path):
-    (tmp_path / "pipeline.py").write_text(PIPELINE.format(script=LEAVE_BEHIND))
-    run = subprocess.Popen(
-        [sys.executable, "-m", "pipelinekit", "run", str(tmp_path / "pipeline.py"),
-         "--workdir", str(tmp_path / "wd"), "--plain"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    run = start_run(tmp_path)
     try:
         wait_for(tmp_path / "ready")
         store = tmp_path / "wd" / "state.db"
