@@ -81,7 +81,7 @@ def gone(pid: int) -> bool:
 def test_a_second_ctrl_c_ends_the_run_at_once_and_its_processes_with_it(tmp_path):
     # The action ignores SIGTERM and has a 300 s grace period: only the second Ctrl-C's
     # SIGKILL can end it soon.
-    process, pid = start_slow(tmp_path, "run", "slow.py", "--workdir", "wd", "--plain")
+    process, pid = start_slow(tmp_path, "run", "slow.py", "--store", "wd", "--plain")
     process.send_signal(signal.SIGINT)
     time.sleep(0.3)  # the first Ctrl-C is being handled: the action got SIGTERM and ignores it
     assert process.poll() is None
@@ -108,7 +108,7 @@ def test_sigterm_and_a_closed_terminal_stop_the_run_and_say_so(tmp_path, signum,
         """,
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipelinekit", "run", "p.py", "--workdir", "wd", "--plain"],
+        [sys.executable, "-m", "pipelinekit", "run", "p.py", "--store", "wd", "--plain"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
     )  # fmt: skip
     deadline = time.monotonic() + 30
@@ -126,7 +126,7 @@ def test_sigterm_and_a_closed_terminal_stop_the_run_and_say_so(tmp_path, signum,
 
 
 def test_ctrl_c_during_resume_exits_130_without_a_traceback(tmp_path):
-    first, pid = start_slow(tmp_path, "run", "slow.py", "--workdir", "wd", "--plain")
+    first, pid = start_slow(tmp_path, "run", "slow.py", "--store", "wd", "--plain")
     first.send_signal(signal.SIGKILL)
     first.communicate(timeout=30)
     (summary,) = read_store(tmp_path / "wd" / "state.db", "executions")
@@ -169,7 +169,7 @@ def test_a_pipeline_file_that_exits_or_interrupts_is_one_line(tmp_path, cli):
 def test_a_bad_workdir_or_store_is_one_line(tmp_path, cli):
     write(tmp_path / "p.py", QUICK)
     (tmp_path / "a-file").write_text("")
-    status, _, err = cli("run", str(tmp_path / "p.py"), "--workdir", str(tmp_path / "a-file"))
+    status, _, err = cli("run", str(tmp_path / "p.py"), "--store", str(tmp_path / "a-file"))
     assert status == 2
     assert err.startswith("pipelinekit: error: ")
     assert "a-file" in err
@@ -186,7 +186,7 @@ def test_lease_settings_are_checked(tmp_path, cli, monkeypatch):
     write(tmp_path / "p.py", QUICK)
     for value, expected in (("abc", "not a number"), ("0", "at least"), ("nan", "not a number")):
         monkeypatch.setenv("PIPELINEKIT_LEASE_SECONDS", value)
-        status, _, err = cli("run", str(tmp_path / "p.py"), "--workdir", str(tmp_path / "wd"))
+        status, _, err = cli("run", str(tmp_path / "p.py"), "--store", str(tmp_path / "wd"))
         assert status == 2, value
         assert "PIPELINEKIT_LEASE_SECONDS" in err
         assert expected in err
@@ -204,7 +204,7 @@ def test_names_starting_with_a_dash_are_addressable_after_double_dash(tmp_path, 
         pipeline = pk.Pipeline("p", [pk.Stage("-S", [pk.Action("-A", pk.shell("echo dashing"))])])
         """,
     )
-    status, _, _ = cli("run", str(tmp_path / "p.py"), "--workdir", str(tmp_path / "wd"))
+    status, _, _ = cli("run", str(tmp_path / "p.py"), "--store", str(tmp_path / "wd"))
     assert status == 0
     (summary,) = read_store(tmp_path / "wd" / "state.db", "executions")
     store = str(tmp_path / "wd" / "state.db")
@@ -246,12 +246,12 @@ def test_a_read_only_database_is_one_line_and_exit_2(tmp_path, cli):
     from test_stores import DROP_OVERRIDE  # noqa: PLC0415 - how root is made to obey file modes
 
     write(tmp_path / "p.py", QUICK)
-    status, _, _ = cli("run", str(tmp_path / "p.py"), "--workdir", str(tmp_path / "wd"))
+    status, _, _ = cli("run", str(tmp_path / "p.py"), "--store", str(tmp_path / "wd"))
     assert status == 0
     database = tmp_path / "wd" / "state.db"
     database.chmod(0o444)
     (tmp_path / "wd").chmod(0o555)
-    command = [sys.executable, "-m", "pipelinekit", "run", "p.py", "--workdir", "wd", "--plain"]
+    command = [sys.executable, "-m", "pipelinekit", "run", "p.py", "--store", "wd", "--plain"]
     if os.geteuid() == 0:
         command = [sys.executable, "-c", DROP_OVERRIDE, *command[1:]]
     try:
@@ -359,7 +359,7 @@ def test_pipelinekit_run_of_an_action_that_exits_is_a_failed_run(tmp_path):
         """,
     )
     done = subprocess.run(
-        [sys.executable, "-m", "pipelinekit", "run", "p.py", "--workdir", "wd", "--plain"],
+        [sys.executable, "-m", "pipelinekit", "run", "p.py", "--store", "wd", "--plain"],
         capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 1, done.stderr
@@ -421,7 +421,7 @@ def test_a_blocked_python_action_does_not_keep_the_command_alive(tmp_path):
         """,
     )
     done = subprocess.run(
-        [sys.executable, "-m", "pipelinekit", "run", "p.py", "--workdir", "wd", "--plain"],
+        [sys.executable, "-m", "pipelinekit", "run", "p.py", "--store", "wd", "--plain"],
         capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 1, done.stderr

@@ -26,11 +26,11 @@ def executions(store_path):
 def test_ids_are_printed_and_named_by_prefix_or_latest(tmp_path, cli):
     (tmp_path / "p.py").write_text(textwrap.dedent(PIPELINES))
     store = str(tmp_path / "wd" / "state.db")
-    status, out, _ = cli("run", f"{tmp_path / 'p.py'}:one", "--workdir", str(tmp_path / "wd"))
+    status, out, _ = cli("run", f"{tmp_path / 'p.py'}:one", "--store", str(tmp_path / "wd"))
     assert status == 0
     (first,) = executions(store)
     assert f"  execution {first.id}" in out.splitlines()[:3]
-    status, _, _ = cli("run", f"{tmp_path / 'p.py'}:two", "--workdir", str(tmp_path / "wd"))
+    status, _, _ = cli("run", f"{tmp_path / 'p.py'}:two", "--store", str(tmp_path / "wd"))
     assert status == 0
     newest = executions(store)[0]
     for name, expected in ((first.id[:8], first.id), ("latest", newest.id),
@@ -47,7 +47,7 @@ def test_an_unknown_short_or_ambiguous_name_is_one_clear_line(tmp_path, cli):
     (tmp_path / "p.py").write_text(textwrap.dedent(PIPELINES))
     store = str(tmp_path / "wd" / "state.db")
     for _ in range(2):
-        cli("run", f"{tmp_path / 'p.py'}:one", "--workdir", str(tmp_path / "wd"))
+        cli("run", f"{tmp_path / 'p.py'}:one", "--store", str(tmp_path / "wd"))
     status, _, err = cli("status", "abc", "--store", store)
     assert status == 2
     assert "a prefix of at least 4 characters" in err

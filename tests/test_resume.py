@@ -75,7 +75,7 @@ def start_and_kill(tmp_path: Path) -> str:
     (tmp_path / "pipeline.py").write_text(textwrap.dedent(PIPELINE))
     process = subprocess.Popen(
         [sys.executable, "-m", "pipelinekit", "run", str(tmp_path / "pipeline.py"),
-         "--workdir", str(tmp_path / "wd"), "--plain"],
+         "--store", str(tmp_path / "wd"), "--plain"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip

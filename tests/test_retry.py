@@ -119,7 +119,7 @@ def test_pipelinekit_retry_from_the_shell(tmp_path, cli):
         "    pk.Stage('T', [pk.Action('B', pk.shell('true'))]),\n"
         "])\n"
     )
-    status, _, _ = cli("run", str(tmp_path / "p.py"), "--workdir", str(tmp_path / "wd"))
+    status, _, _ = cli("run", str(tmp_path / "p.py"), "--store", str(tmp_path / "wd"))
     assert status == 1
     store = str(tmp_path / "wd" / "state.db")
     execution_id = cli("history", "--store", store)[1].splitlines()[1].split()[0]
@@ -144,7 +144,7 @@ def test_pipelinekit_retry_takes_secrets_again_with_var(tmp_path, cli):
         "], variables=[pk.Variable('token', secret=True)])\n"
     )
     wd = str(tmp_path / "wd")
-    status, _, _ = cli("run", str(tmp_path / "p.py"), "--workdir", wd, "--var", "token=s3cr3t")
+    status, _, _ = cli("run", str(tmp_path / "p.py"), "--store", wd, "--var", "token=s3cr3t")
     assert status == 1
     store = str(tmp_path / "wd" / "state.db")
     execution_id = cli("history", "--store", store)[1].splitlines()[1].split()[0]

@@ -16,7 +16,6 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import NoReturn, TextIO
 
 from pipelinekit._model._loader import LoadError, load_pipeline, source_of
@@ -24,16 +23,22 @@ from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._runtime._errors import plain
 from pipelinekit._version import __version__
 from pipelinekit.cli._ids import UnknownExecutionError, resolve_execution
+from pipelinekit.cli._store import NoStoreError, StoreLocation, find_store, store_option
 from pipelinekit.exceptions import ExecutionError, PipelineDefinitionError, PipelineKitError
 from pipelinekit.providers._commands import reference_notes
 
-__all__ = ["entry", "main"]
+__all__ = ["entry", "locate_store", "main"]
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
+
+STORE_HELP = (
+    "the store: its folder or its state.db (default: $PIPELINEKIT_HOME, else the nearest "
+    ".pipelinekit/ from here up)"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,12 +83,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="run at most N actions at once",
     )
-    run.add_argument(
-        "--workdir",
-        default=None,
-        metavar="DIR",
-        help="where executions keep artifacts and logs (default: .pipelinekit)",
-    )
+    run.add_argument("--store", default=None, metavar="PATH", help=STORE_HELP)
+    # The old name of --store for run, kept working (with a warning) for scripts that use it.
+    run.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
     run.add_argument("--plain", action="store_true", help="one line per event, even in a terminal")
     run.add_argument(
         "--verbose", action="store_true", help="show pipelinekit's structured log on stderr"
@@ -94,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _execution_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The commands about recorded executions: history, status, resume, retry, stop, logs."""
-    store_help = "the store (default: $PIPELINEKIT_HOME/state.db or .pipelinekit/state.db)"
+    store_help = STORE_HELP
     history = commands.add_parser("history", help="list past executions, newest first")
     history.add_argument("pipeline", nargs="?", metavar="PIPELINE", help="only this pipeline")
     history.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="per page")
@@ -162,24 +164,46 @@ def _run_again_options(command: argparse.ArgumentParser, store_help: str) -> Non
     command.add_argument("--plain", action="store_true", help="one line per event")
 
 
+def locate_store(args: argparse.Namespace, err: TextIO, *, create: bool = False) -> StoreLocation:
+    """The store of a command, by the one rule every command follows (see ``_store``).
+
+    ``run`` still takes ``--workdir``, the old name of ``--store``, with a warning on ``err``.
+    """
+    option = args.store
+    old = getattr(args, "workdir", None)
+    if old is not None:
+        if option is not None:
+            msg = "--workdir is the old name of --store; give only --store"
+            raise BadArgumentsError(msg)
+        print("pipelinekit: warning: --workdir is deprecated; use --store DIR", file=err)
+        return find_store(old, create=create, folder=True)
+    return find_store(option, create=create)
+
+
+class BadArgumentsError(PipelineKitError):
+    """Options that do not go together."""
+
+
 def _store_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from pipelinekit._runtime._scheduler import default_workdir  # noqa: PLC0415 - only store commands
-    from pipelinekit.cli import _history  # noqa: PLC0415
+    from pipelinekit.cli import _history  # noqa: PLC0415 - only store commands
     from pipelinekit.exceptions import StoreError  # noqa: PLC0415
     from pipelinekit.stores import SQLiteStore  # noqa: PLC0415
 
-    path = Path(args.store) if args.store else default_workdir() / "state.db"
-    if not path.exists():
-        print(f"pipelinekit: error: no store at {str(path)!r}; run a pipeline first", file=err)
+    try:
+        location = locate_store(args, err)
+    except (NoStoreError, BadArgumentsError) as error:
+        print(f"pipelinekit: error: {error}", file=err)
         return EXIT_BAD_INPUT
-    store = SQLiteStore(path)
+    store = SQLiteStore(location.database)
     try:
         if getattr(args, "execution", None) is not None:
             args.execution = resolve_execution(store, args.execution)
         if args.command == "history":
             _history.history(store, args.pipeline, args.limit, args.page, out, as_json=args.json)
         elif args.command == "status":
-            _history.status(store, args.execution, out, as_json=args.json)
+            _history.status(
+                store, args.execution, out, as_json=args.json, option=store_option(location)
+            )
         elif args.command == "stop":
             _history.stop(store, args.execution, out, abandon=args.abandon, reason=args.reason)
         elif args.command in {"approve", "reject"}:
@@ -194,7 +218,14 @@ def _store_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 err=err,
             )
         else:
-            _history.logs(store, args.execution, args.action, out, follow=args.follow)
+            _history.logs(
+                store,
+                args.execution,
+                args.action,
+                out,
+                follow=args.follow,
+                option=store_option(location),
+            )
     except (StoreError, ExecutionError, _history.NotFoundError, UnknownExecutionError) as error:
         print(f"pipelinekit: error: {error}", file=err)
         return EXIT_BAD_INPUT
@@ -204,13 +235,13 @@ def _store_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _resume_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from pipelinekit._runtime._scheduler import default_workdir  # noqa: PLC0415 - only resume needs these
-    from pipelinekit.cli._run import BadVariableError, parse_variables, resume_execution  # noqa: PLC0415
+    from pipelinekit.cli._run import BadVariableError, parse_variables, resume_execution  # noqa: PLC0415 - only resume needs these
     from pipelinekit.stores import SQLiteStore  # noqa: PLC0415
 
-    path = Path(args.store) if args.store else default_workdir() / "state.db"
-    if not path.exists():
-        print(f"pipelinekit: error: no store at {str(path)!r}", file=err)
+    try:
+        location = locate_store(args, err)
+    except (NoStoreError, BadArgumentsError) as error:
+        print(f"pipelinekit: error: {error}", file=err)
         return EXIT_BAD_INPUT
     pipeline = None
     if args.target:
@@ -221,14 +252,14 @@ def _resume_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             return EXIT_BAD_INPUT
     try:
         retry = (args.stage, not args.all_actions) if args.command == "retry" else None
-        looking = SQLiteStore(path)
+        looking = SQLiteStore(location.database)
         try:
             execution_id = resolve_execution(looking, args.execution)
         finally:
             looking.close()
         return resume_execution(
             execution_id,
-            path,
+            location,
             pipeline,
             plain=args.plain,
             out=out,
@@ -383,9 +414,10 @@ def _run_command(
     from pipelinekit.cli._run import BadVariableError, parse_variables, run_pipeline  # noqa: PLC0415
 
     try:
+        location = locate_store(args, err, create=True)
         variables = parse_variables(args.var)
         resolve_run_variables(pipeline, variables)
-    except (BadVariableError, ExecutionError) as error:
+    except (BadVariableError, ExecutionError, BadArgumentsError) as error:
         print(f"pipelinekit: error: {error}", file=err)
         return EXIT_BAD_INPUT
     return run_pipeline(
@@ -393,7 +425,7 @@ def _run_command(
         source=source,
         variables=variables,
         max_concurrency=args.max_concurrency,
-        workdir=args.workdir,
+        location=location,
         plain=args.plain,
         verbose=args.verbose,
         out=out,

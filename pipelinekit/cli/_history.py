@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -37,8 +38,11 @@ def _events(store: SQLiteStore, execution_id: str) -> list[Event]:
     return events
 
 
-def orphaned(store: SQLiteStore, events: Sequence[Event]) -> str | None:
+def orphaned(store: SQLiteStore, events: Sequence[Event], option: str | None = None) -> str | None:
     """Why an unfinished execution has no live owner, with how to resume it; else ``None``.
+
+    ``option`` (`` --store PATH`` or ``""``) names the store in the hint; by default the
+    database's path.
 
     An owner on this host is asked directly; one on another host counts as gone once its
     lease has expired. An execution nobody holds a lease on counts as gone once its last
@@ -48,7 +52,9 @@ def orphaned(store: SQLiteStore, events: Sequence[Event]) -> str | None:
     if state.ended:
         return None
     execution_id = state.execution_id
-    resume = f"resume it with: pipelinekit resume {execution_id} --store {store.path}"
+    if option is None:
+        option = f" --store {shlex.quote(str(store.path))}"
+    resume = f"resume it with: pipelinekit resume {execution_id}{option}"
     held = anyio.run(store.lease, execution_id)
     now = time.time()
     if held is None:
@@ -79,14 +85,17 @@ def history(
     *,
     as_json: bool = False,
 ) -> None:
-    """Print a page of executions, newest first (or its JSON)."""
+    """Print a page of executions, newest first (or its JSON); offer the next only if any."""
 
     async def load() -> list[ExecutionSummary]:
-        return await store.executions(pipeline, limit=limit, offset=(page - 1) * limit)
+        # One more than a page: whether there is a next page, without counting them all.
+        return await store.executions(pipeline, limit=limit + 1, offset=(page - 1) * limit)
 
     rows = anyio.run(load)
+    more = len(rows) > limit
+    rows = rows[:limit]
     if as_json:
-        out.write(json.dumps(history_json(rows, page), indent=2) + "\n")
+        out.write(json.dumps(history_json(rows, page, more=more), indent=2) + "\n")
         return
     if not rows:
         where = f" of pipeline {pipeline!r}" if pipeline else ""
@@ -115,7 +124,10 @@ def history(
         return "  ".join(cells).rstrip() + "\n"
 
     out.writelines(render(line) for line in table)
-    out.write(f"page {page} ({len(rows)} shown); --page {page + 1} for older ones\n")
+    if more:
+        out.write(f"page {page} ({len(rows)} shown); --page {page + 1} for older ones\n")
+    elif page > 1:
+        out.write(f"page {page} ({len(rows)} shown), the last\n")
 
 
 def execution_state(events: Sequence[Event]) -> dict[str, Any]:
@@ -166,8 +178,13 @@ def execution_state(events: Sequence[Event]) -> dict[str, Any]:
     }
 
 
-def history_json(rows: Sequence[ExecutionSummary], page: int) -> dict[str, Any]:
-    """A page of history in the shape of CodePipeline's ``ListPipelineExecutions`` answer."""
+def history_json(
+    rows: Sequence[ExecutionSummary], page: int, *, more: bool = False
+) -> dict[str, Any]:
+    """A page of history in the shape of CodePipeline's ``ListPipelineExecutions`` answer.
+
+    ``nextPage`` (CodePipeline's ``nextToken``) is there only when there are older ones.
+    """
     summaries = [
         {
             "pipelineExecutionId": row.id,
@@ -180,11 +197,19 @@ def history_json(rows: Sequence[ExecutionSummary], page: int) -> dict[str, Any]:
         }
         for row in rows
     ]
-    return {"pipelineExecutionSummaries": summaries, "page": page}
+    answer: dict[str, Any] = {"pipelineExecutionSummaries": summaries, "page": page}
+    if more:
+        answer["nextPage"] = page + 1
+    return answer
 
 
-def status(store: SQLiteStore, execution_id: str, out: TextIO, *, as_json: bool) -> None:
-    """Print an execution's stage and action tree (or its JSON)."""
+def status(
+    store: SQLiteStore, execution_id: str, out: TextIO, *, as_json: bool, option: str | None = None
+) -> None:
+    """Print an execution's stage and action tree (or its JSON).
+
+    ``option`` names the store in the commands it suggests (see ``orphaned``).
+    """
     events = _events(store, execution_id)
     state = execution_state(events)
     if as_json:
@@ -201,7 +226,7 @@ def status(store: SQLiteStore, execution_id: str, out: TextIO, *, as_json: bool)
         f"{symbol(state['status'])} pipeline {state['pipelineName']} {state['status']} "
         f"(execution {state['pipelineExecutionId']})\n"
     )
-    note = orphaned(store, events)
+    note = orphaned(store, events, option)
     if note is not None:
         out.write(f"  ! {note}\n")
     for stage in state["stageStates"]:
@@ -233,6 +258,7 @@ def logs(
     *,
     follow: bool = False,
     wait: Callable[[], None] = _PAUSE,
+    option: str | None = None,
 ) -> None:
     """Print an action's log file; with ``follow``, go on printing it until the action ends.
 
@@ -268,7 +294,7 @@ def logs(
         printed = _print_from(path, printed, out)
         if over:
             return
-        note = orphaned(store, events)
+        note = orphaned(store, events, option)
         if note is not None:
             # Nobody will write the rest: following on would wait forever.
             raise ExecutionError(note)

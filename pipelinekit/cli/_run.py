@@ -5,12 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shlex
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from functools import partial
-from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import anyio
@@ -21,7 +19,7 @@ from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._runtime._collector import collector_tuned_for_a_run
 from pipelinekit._runtime._engine import Engine, Execution
 from pipelinekit._runtime._results import RunResult
-from pipelinekit._runtime._scheduler import default_workdir
+from pipelinekit.cli._store import StoreLocation, store_option
 from pipelinekit.cli._user import current_user
 from pipelinekit.providers._host import (
     OWNER_VARIABLE,
@@ -88,14 +86,11 @@ def show_log(err: TextIO, *, verbose: bool) -> Iterator[None]:
         logger.propagate = saved[1]
 
 
-def make_view(pipeline: Pipeline, out: TextIO, *, plain: bool, store: Path | None = None) -> Any:  # noqa: ANN401 - a view
+def make_view(pipeline: Pipeline, out: TextIO, *, plain: bool, option: str = "") -> Any:  # noqa: ANN401 - a view
     """A live view in a terminal (with rich installed), plain lines otherwise.
 
-    ``store`` is the store the run records into: hints name it unless it is the default.
+    ``option`` (`` --store PATH`` or nothing) goes into the commands its hints show.
     """
-    option = ""
-    if store is not None and store.absolute() != (default_workdir() / "state.db").absolute():
-        option = f" --store {shlex.quote(str(store))}"
     from pipelinekit.cli._view import LiveView, PlainView  # noqa: PLC0415 - loads rich lazily
 
     if not plain and out.isatty():
@@ -229,21 +224,30 @@ async def _run(
     view: Any,  # noqa: ANN401 - a view
     *,
     max_concurrency: int | None,
-    workdir: str | None,
+    location: StoreLocation,
     holder: list[Execution],
     source: str | None,
     interruption: Interruption,
 ) -> RunResult | None:
-    engine = Engine(max_concurrency=max_concurrency, workdir=workdir)
-    async with engine, anyio.create_task_group() as tasks:
-        execution = await engine.start(
-            pipeline, variables=variables, triggered_by=current_user(), source=source
-        )
-        holder.append(execution)
-        interruption.tag = f"{execution.id}/{engine.owner}"
-        # The view ends by itself with the execution's last event.
-        tasks.start_soon(view.follow, execution)
-        return await execution.wait()
+    # A database named on its own (--store x/other.db) is opened here; the usual one, the
+    # engine makes (and makes its folder).
+    store = (
+        None if location.database == location.home / "state.db" else SQLiteStore(location.database)
+    )
+    engine = Engine(max_concurrency=max_concurrency, workdir=location.home, store=store)
+    try:
+        async with engine, anyio.create_task_group() as tasks:
+            execution = await engine.start(
+                pipeline, variables=variables, triggered_by=current_user(), source=source
+            )
+            holder.append(execution)
+            interruption.tag = f"{execution.id}/{engine.owner}"
+            # The view ends by itself with the execution's last event.
+            tasks.start_soon(view.follow, execution)
+            return await execution.wait()
+    finally:
+        if store is not None:
+            await anyio.to_thread.run_sync(store.close)
     return None  # pragma: no cover - the block returns or raises
 
 
@@ -275,15 +279,17 @@ def run_pipeline(
     source: str | None = None,
     variables: dict[str, str],
     max_concurrency: int | None,
-    workdir: str | None,
+    location: StoreLocation,
     plain: bool,
     verbose: bool,
     out: TextIO,
     err: TextIO,
 ) -> int:
-    """Run ``pipeline`` with progress on ``out``; return the exit status."""
-    store = Path(workdir or default_workdir()) / "state.db"
-    view = make_view(pipeline, out, plain=plain, store=store)
+    """Run ``pipeline`` with progress on ``out``, recorded in the store at ``location``.
+
+    Returns the exit status.
+    """
+    view = make_view(pipeline, out, plain=plain, option=store_option(location))
     interruption = Interruption()
     holder: list[Execution] = []
 
@@ -293,7 +299,7 @@ def run_pipeline(
             variables,
             view,
             max_concurrency=max_concurrency,
-            workdir=workdir,
+            location=location,
             holder=holder,
             source=source,
             interruption=interruption,
@@ -316,7 +322,7 @@ def run_pipeline(
 
 def resume_execution(
     execution_id: str,
-    store_path: Path,
+    location: StoreLocation,
     pipeline: Pipeline | None,
     *,
     plain: bool,
@@ -325,18 +331,18 @@ def resume_execution(
     retry: tuple[str, bool] | None = None,
     variables: Mapping[str, str] | None = None,
 ) -> int:
-    """Resume ``execution_id`` from the store at ``store_path``; return the exit status.
+    """Resume ``execution_id`` from the store at ``location``; return the exit status.
 
     With ``retry`` (a stage, and whether only its failed actions run) run that stage again.
     ``variables`` gives secret variables their values again.
     """
-    store = SQLiteStore(store_path)
+    store = SQLiteStore(location.database)
     interruption = Interruption()
     holder: list[tuple[Any, Execution]] = []
 
     async def body(interruption: Interruption) -> RunResult | None:
         # The executions' folders sit beside the store, as the engine that ran them left them.
-        engine = Engine(store=store, workdir=store_path.parent)
+        engine = Engine(store=store, workdir=location.home)
         async with engine:
             if retry is None:
                 execution = await engine.resume(
@@ -352,7 +358,7 @@ def resume_execution(
                     variables=variables,
                 )
             interruption.tag = f"{execution.id}/{engine.owner}"
-            view = make_view(execution.pipeline, out, plain=plain, store=store_path)
+            view = make_view(execution.pipeline, out, plain=plain, option=store_option(location))
             holder.append((view, execution))
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(view.follow, execution)
