@@ -555,7 +555,9 @@ class Action:
     ``inputs`` name artifacts produced by actions certain to finish first; ``outputs`` name the
     artifacts this action produces (unique in the pipeline). ``namespace`` makes the action's
     output variables referable as ``#{namespace.Name}``. Actions of a stage with the same
-    ``run_order`` run in parallel; groups run in ascending order.
+    ``run_order`` run in parallel; groups run in ascending order. Inputs are read-only; with
+    ``writable_inputs=True`` the action gets private writable copies of them instead (for tools
+    that write beside what they read: pytest's cache, bytecode, in-tree builds).
     """
 
     name: str
@@ -567,6 +569,9 @@ class Action:
     timeout: timedelta | None = attrs.field(default=None, converter=to_duration, kw_only=True)
     retry: Retry | None = attrs.field(default=None, kw_only=True)
     cache: bool = attrs.field(default=False, kw_only=True)
+    #: Private writable copies of the inputs (for tools that write beside what they read),
+    #: instead of the producers' read-only folders.
+    writable_inputs: bool = attrs.field(default=False, kw_only=True)
     configuration: FrozenDict = attrs.field(
         factory=FrozenDict, converter=to_frozendict, kw_only=True
     )
@@ -607,6 +612,7 @@ class Action:
         timeout: object = self.timeout
         retry: object = self.retry
         cache: object = self.cache
+        writable_inputs: object = self.writable_inputs
         return (
             STAGE_OR_ACTION.fits(self.name)
             and type(run_order) is int
@@ -624,6 +630,7 @@ class Action:
             and (timeout is None or (type(timeout) is timedelta and _ZERO < timeout <= MAX_TIMEOUT))
             and (retry is None or type(retry) is Retry)
             and type(cache) is bool
+            and type(writable_inputs) is bool
             and self.region is None
             and self.role_arn is None
         )
@@ -656,6 +663,13 @@ class Action:
         cache: object = self.cache
         if type(cache) is not bool:
             found.add("cache", f"must be True or False (got {shown(cache)})")
+        writable_inputs: object = self.writable_inputs
+        if type(writable_inputs) is not bool:
+            found.add(
+                "writable_inputs",
+                "must be True (private writable copies of the inputs) or False (read-only "
+                f"inputs, the default) (got {shown(writable_inputs)})",
+            )
         self._check_placement(found)
 
     def _check_artifacts(self, found: _Found) -> None:

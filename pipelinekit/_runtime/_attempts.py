@@ -20,6 +20,7 @@ from pipelinekit._model._declarations import Category, Status
 from pipelinekit._model._variables import resolve_value
 from pipelinekit._runtime._artifacts import Holding, InputChecks, Sealed
 from pipelinekit._runtime._cache import canonical
+from pipelinekit._runtime._private_inputs import private_inputs
 from pipelinekit._runtime._results import Attempt
 from pipelinekit._runtime._run import ActionRecord, Run
 from pipelinekit.exceptions import ActionFailed, ActionTimeout, ArtifactChanged, StoreError
@@ -268,7 +269,9 @@ class Attempts:
                 for name in producer.action.outputs
             }
         inputs: dict[str, Sealed] = {}
-        for name, path in ctx.inputs.items():
+        originals = self.run_.artifact_paths  # not ctx.inputs: those may be private copies
+        for name in ctx.inputs:
+            path = originals[name]
             producer = producers.get(name)
             digest = producer.artifacts.get(name) if producer is not None else None
             if producer is not None and digest:  # a workspace that hashes nothing: no check
@@ -396,6 +399,8 @@ class Attempts:
         workspace = run.workspace
         outputs = {name: workspace.artifact(name) for name in action.outputs}
         inputs = {name: run.artifact_paths[name] for name in action.inputs}
+        if action.writable_inputs:  # the seals checked stay the originals' (_holding)
+            inputs = await private_inputs(workspace, record.node, inputs)
         await workspace.prepare(record.node, outputs, again=number > 1)
         run.artifact_paths.update(outputs)
         ctx = ActionContext(

@@ -34,6 +34,7 @@ from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._runtime._artifacts import MemoryWorkspace
 from pipelinekit._runtime._collector import collector_tuned_for_a_run
 from pipelinekit._runtime._engine import Engine, Execution
+from pipelinekit._runtime._private_inputs import private_folder
 from pipelinekit._runtime._results import RunResult
 from pipelinekit.exceptions import ActionFailed, ExecutionError
 from pipelinekit.providers._capabilities import DeclaresOutputVariables
@@ -137,7 +138,9 @@ def succeed(
     get the value ``"fake-<name>"``.
 
     ``outputs={"dist": {"app.zip": b"..."}}`` "writes" files of the action's output artifacts;
-    the fake keeps them in ``FakeExecutor.artifacts``.
+    the fake keeps them in ``FakeExecutor.artifacts``. Files "written" to an input artifact
+    change the producer's files, and the action fails as on disk (``ArtifactChanged``), unless
+    the action has ``writable_inputs=True``: then they go to its private copy, which nobody reads.
     """
     return Succeed(outputs or {}, variables or {}, after)
 
@@ -265,6 +268,17 @@ class ScriptedExecutor:
         assert isinstance(outcome, Succeed)  # noqa: S101 - every other kind returned or raised
         self._succeed(outcome, ctx)
         for artifact, files in outcome.outputs.items():
+            if artifact in ctx.inputs:
+                written = {
+                    path: content.encode() if isinstance(content, str) else bytes(content)
+                    for path, content in files.items()
+                }
+                copy = private_folder(ctx.workdir_path.parent, node) / artifact
+                if ctx.inputs[artifact] != copy:
+                    # A read-only input, written anyway (as root can): the producer's files
+                    # change, and the check after the action fails it as on disk.
+                    self.artifacts.setdefault(artifact, {}).update(written)
+                continue  # else its private copy (writable_inputs=True), which nobody reads
             if artifact not in ctx.outputs:
                 msg = (
                     f"the fake's outcome writes artifact {artifact!r}, which {node!r} does not "

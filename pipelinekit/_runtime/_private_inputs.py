@@ -1,0 +1,202 @@
+"""Private writable copies of an action's input artifacts (``Action(writable_inputs=True)``).
+
+Input artifacts are the producers' sealed outputs, shared by every consumer, and read-only.
+Some tools write beside what they read (pytest's ``.pytest_cache``, ``__pycache__`` bytecode,
+ruff's cache, in-tree builds): an action declared with ``writable_inputs=True`` gets its own copy
+of each input instead, in ``work/<Stage.Action>.inputs/<artifact>``, fresh at each attempt.
+
+The copy must be cheap and must never reach the producer's files. Each file is a copy-on-write
+clone where the file system can make one (the ``FICLONE`` ioctl, what ``cp --reflink=auto``
+uses: btrfs, XFS, bcachefs, OpenZFS 2.2+), else a real copy (``shutil.copyfile``, in the kernel
+with ``sendfile``). Never a hard link: a write through one would change the producer's file.
+Folders are made fresh and writable; files keep their executable bits and gain the owner's
+write bit; symlinks are copied as links, and an absolute link into the artifact is pointed at
+the same file of the copy (else a write through it would reach the producer's file).
+
+The producer's seals are still what is checked, before and after the action (the scheduler
+checks the originals, not the copies): nothing written to a copy reaches an artifact. The copies
+stay after the attempt, like its work folder, and are replaced by the next attempt's.
+
+Everything here that touches files runs in a worker thread.
+"""
+
+# Plain string paths and os calls: on thousands of files pathlib costs more than the system
+# calls themselves (as in _artifacts._walk).
+# ruff: noqa: PTH102, PTH115, PTH117, PTH118, PTH123, PTH211
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import shutil
+import stat
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+import attrs
+
+from pipelinekit._runtime._artifacts import MemoryWorkspace, Workspace
+from pipelinekit.exceptions import ActionFailed
+
+__all__ = ["FICLONE", "Copied", "copy_private", "private_folder", "private_inputs"]
+
+#: ``_IOW(0x94, 9, int)`` from ``<linux/fs.h>``: clone a whole file, sharing its blocks.
+FICLONE = 0x40049409
+
+#: The errors that mean "this file system (or pair of them) cannot clone": copy instead.
+_NO_CLONE = frozenset(
+    {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EPERM}
+)
+
+#: Owner may write; folders also searchable (they hold what the action makes).
+_WRITABLE_FILE = stat.S_IWUSR | stat.S_IRUSR
+_WRITABLE_FOLDER = stat.S_IRWXU
+
+
+@attrs.define
+class Copied:
+    """What a copy did: files cloned (copy-on-write), files copied, bytes, links."""
+
+    cloned: int = 0
+    copied: int = 0
+    bytes: int = 0
+    links: int = 0
+    #: Whether cloning is still worth trying (a file system that refused once refuses again).
+    clone: bool = attrs.field(default=sys.platform == "linux", repr=False)
+
+
+def private_folder(work: Path, node: str) -> Path:
+    """Where the private copies of action ``node``'s inputs go (beside its work folder)."""
+    # Beside, not inside: the work folder is the commands' current folder, and a tool run
+    # there (pytest, a glob) must not find the copies.
+    return work / f"{node}.inputs"
+
+
+def _clone(source: int, target: int, copied: Copied) -> bool:
+    """Clone ``source`` into ``target`` (open descriptors); ``False`` where it cannot."""
+    if not copied.clone:
+        return False
+    try:
+        fcntl.ioctl(target, FICLONE, source)
+    except OSError as error:
+        if error.errno not in _NO_CLONE:
+            raise
+        copied.clone = False
+        return False
+    return True
+
+
+def _copy_file(source: str, target: str, mode: int, copied: Copied) -> None:
+    # The target is new and never a link (O_EXCL): nothing can be written through it.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    wanted = (stat.S_IMODE(mode) | _WRITABLE_FILE) & 0o7777
+    with open(source, "rb") as reading, open(os.open(target, flags, wanted), "wb") as writing:
+        if _clone(reading.fileno(), writing.fileno(), copied):
+            copied.cloned += 1
+        else:
+            shutil.copyfileobj(reading, writing, 1 << 20)
+            copied.copied += 1
+        writing.flush()
+        copied.bytes += os.fstat(writing.fileno()).st_size
+        # os.open's mode went through the umask: set the bits the copy must have.
+        os.fchmod(writing.fileno(), wanted)
+
+
+def _copy_tree(source: str, target: str, roots: tuple[str, str], copied: Copied) -> None:
+    """Copy folder ``source`` to ``target``; ``roots``: the artifact's folder and the copy's."""
+    os.mkdir(target, _WRITABLE_FOLDER | 0o055)
+    with os.scandir(source) as scan:
+        entries = list(scan)
+    for entry in entries:
+        to = os.path.join(target, entry.name)
+        if entry.is_symlink():
+            link = os.readlink(entry.path)
+            os.symlink(_link_target(link, source, roots), to)
+            copied.links += 1
+        elif entry.is_dir(follow_symlinks=False):
+            _copy_tree(entry.path, to, roots, copied)
+        elif entry.is_file(follow_symlinks=False):
+            _copy_file(entry.path, to, entry.stat(follow_symlinks=False).st_mode, copied)
+        # Sockets, pipes and devices are no artifact's content (its hash leaves them out).
+
+
+def _link_target(link: str, folder: str, roots: tuple[str, str]) -> str:
+    """Where a link of ``folder`` points in the copy: the same file as in the artifact.
+
+    A link to a file of the artifact points to that file of the copy (relative links stay
+    relative); any other points where it pointed, absolutely (a relative one climbing out of
+    the artifact would land elsewhere from the copy's folder, maybe in the producer's).
+    """
+    artifact, copy = roots
+    pointed = os.path.normpath(os.path.join(folder, link))
+    inside = pointed == artifact or pointed.startswith(artifact + os.sep)
+    if not inside:
+        return pointed if not os.path.isabs(link) else link
+    if os.path.isabs(link):
+        return copy + pointed[len(artifact) :]
+    return link
+
+
+def copy_private(source: Path, target: Path) -> Copied:
+    """Copy the folder ``source`` to ``target`` (which must not exist), writable, cheaply.
+
+    Returns what it did. Call it from a worker thread.
+    """
+    copied = Copied()
+    roots = (str(source.absolute()), str(target.absolute()))
+    _copy_tree(roots[0], roots[1], roots, copied)
+    return copied
+
+
+def _remove(folder: Path) -> None:
+    """Remove an earlier attempt's copies, whatever modes the action left on them."""
+
+    def writable_again(function: Any, name: str, _info: object) -> None:  # noqa: ANN401 - rmtree's
+        Path(name).parent.chmod(_WRITABLE_FOLDER)
+        if not Path(name).is_symlink():
+            Path(name).chmod(_WRITABLE_FOLDER)
+        function(name)
+
+    if folder.is_symlink() or folder.exists():
+        if sys.version_info >= (3, 12):
+            shutil.rmtree(folder, onexc=writable_again)
+        else:  # pragma: no cover - Python 3.11 only knows onerror
+            shutil.rmtree(folder, onerror=writable_again)
+
+
+def _make_copies(node: str, inputs: Mapping[str, Path], folder: Path) -> dict[str, Copied]:
+    _remove(folder)
+    folder.mkdir(parents=True)
+    done: dict[str, Copied] = {}
+    for name, source in inputs.items():
+        if not source.is_dir():
+            msg = (
+                f"input artifact {name!r} of {node} is not at {str(source)!r}, so no private "
+                "copy of it could be made; run its producer again (retry the stage)"
+            )
+            raise ActionFailed(msg)
+        done[name] = copy_private(source, folder / name)
+    return done
+
+
+async def private_inputs(
+    workspace: Workspace, node: str, inputs: Mapping[str, Path]
+) -> dict[str, Path]:
+    """Private writable copies of ``inputs`` (artifact -> folder) for action ``node``.
+
+    Each attempt gets fresh copies (an earlier attempt's are removed first); the answer maps
+    each artifact to its copy, for the action's context.
+    """
+    folder = private_folder(workspace.work, node)
+    copies = {name: folder / name for name in inputs}
+    # A workspace in memory (the fake's) keeps no folders: its copies are paths only, as its
+    # artifacts are, and the fake plays writes to them (ScriptedExecutor). To move behind a
+    # Workspace method (the workspace knows what it keeps) when the protocol grows one.
+    if not inputs or isinstance(workspace, MemoryWorkspace):
+        return copies
+    await anyio.to_thread.run_sync(_make_copies, node, dict(inputs), folder)
+    return copies
