@@ -235,3 +235,84 @@ def test_a_resumed_run_is_given_its_secrets_again(tmp_path):
         anyio.run(resume, {})
     assert anyio.run(resume, {"token": "s3cr3t"}).succeeded
     assert seen == ["s3cr3t"]
+
+
+
+STOPPABLE = """
+from pathlib import Path
+
+import anyio
+
+import pipelinekit as pk
+
+GO = Path(__file__).parent / "go"
+
+
+async def unit(ctx):
+    while not GO.exists():  # until the test lets it finish
+        await anyio.sleep(0.01)
+
+
+pipeline = pk.Pipeline("stoppable", [
+    pk.Stage("Build", [pk.Action("Make", pk.shell("echo made"))]),
+    pk.Stage("Test", [pk.Action("Unit", pk.python(unit)), pk.Action("Lint", pk.shell("true"))]),
+    pk.Stage("Deploy", [pk.Action("Ship", pk.shell("echo shipped"))]),
+])
+"""
+
+
+def stopped_execution(tmp_path: Path, *, abandon: bool) -> str:
+    """An execution of STOPPABLE stopped while Test.Unit runs (abandoned, or let finish)."""
+    from pipelinekit._model._loader import load_pipeline  # noqa: PLC0415
+
+    path = tmp_path / "stoppable.py"
+    path.write_text(textwrap.dedent(STOPPABLE))
+    pipeline, _ = load_pipeline(str(path))
+
+    async def main() -> str:
+        async with pk.Engine(workdir=tmp_path / "wd") as engine:
+            execution = await engine.start(pipeline, source=f"{path}:pipeline")
+            async for event in execution.events():
+                if event.node == "Test.Unit" and event.state is pk.Status.IN_PROGRESS:
+                    break
+            await engine.stop(execution.id, abandon=abandon)
+            if not abandon:
+                (tmp_path / "go").touch()
+            await execution.wait()
+            return execution.id
+
+    return anyio.run(main)
+
+
+def test_resume_after_a_stop_names_the_stages_to_retry_and_the_command(tmp_path, cli):
+    """Today's cut: 'already ended Stopped; nothing to resume', no stage, no command."""
+    execution_id = stopped_execution(tmp_path, abandon=True)
+    store = str(tmp_path / "wd")
+    status, out, err = cli("resume", execution_id[:8], "--store", store)
+    assert status == 2
+    assert out == ""
+    (line,) = err.splitlines()
+    assert f"execution {execution_id} was stopped" in line
+    assert f"pipelinekit retry {execution_id} Test --store {store}" in line
+    assert "Deploy" not in line  # it never started: retrying Test runs it
+    # What it names works.
+    (tmp_path / "go").touch()
+    status, out, err = cli("retry", execution_id, "Test", "--store", store, "--plain")
+    assert status == 0, out + err
+    status, out, _ = cli("status", execution_id, "--store", store)
+    assert "Deploy.Ship" not in out  # the tree shows names, not nodes
+    assert "Ship Succeeded" in out
+
+
+def test_resume_after_a_stop_between_stages_names_run_from_reuse(tmp_path, cli):
+    """Stopped once Test finished: no stage can be retried; a new run can take it from there."""
+    execution_id = stopped_execution(tmp_path, abandon=False)
+    store = str(tmp_path / "wd")
+    status, _, err = cli("resume", execution_id, "--store", store)
+    assert status == 2
+    (line,) = err.splitlines()
+    assert "no stage of it failed or stopped" in line
+    assert (
+        f"pipelinekit run {tmp_path / 'stoppable.py'}:pipeline --from Deploy "
+        f"--reuse {execution_id} --store {store}"
+    ) in line

@@ -162,7 +162,7 @@ class Engine:
                 reason = error.strerror or str(error)
                 msg = (
                     f"cannot use {str(self.workdir)!r} as the working folder ({reason}); give "
-                    "a folder this process may write to (workdir=..., or --workdir)"
+                    "a folder this process may write to (workdir=..., or --store)"
                 )
                 raise ExecutionError(msg) from None
         self._tasks = anyio.create_task_group()

@@ -27,6 +27,12 @@ _RETRYABLE = frozenset({Status.FAILED, Status.STOPPED})
 def check_resumable(state: ExecutionState) -> None:
     """Refuse to resume an execution that has ended."""
     if state.ended:
+        retryable = state.retryable_stages()  # what may go on from it, named
+        then = (
+            f"retry_stage() can run again its stage(s) {', '.join(map(repr, retryable))}"
+            if retryable
+            else "no stage can be retried; run(from_stage=..., reuse=...) can go on from it"
+        )
         msg = (
             f"execution {state.execution_id} already ended {state.status}; nothing to resume "
             "(retry a stage to run parts of it again)"

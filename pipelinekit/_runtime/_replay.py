@@ -213,6 +213,14 @@ class ExecutionState:
             if action.approval is not None and action.approval.status is Status.WAITING_FOR_APPROVAL
         )
 
+    def retryable_stages(self) -> list[str]:
+        """The stages a retry can run again: those that ended Failed or Stopped, in order."""
+        return [
+            name
+            for name, stage in self.stages.items()
+            if stage.status in {Status.FAILED, Status.STOPPED}
+        ]
+
     def variable_values(self) -> dict[str, str]:
         """The output variables of the actions that succeeded, keyed ``Stage.Action.Name``."""
         return {

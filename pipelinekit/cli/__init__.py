@@ -235,7 +235,15 @@ def _store_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _resume_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from pipelinekit.cli._run import BadVariableError, parse_variables, resume_execution  # noqa: PLC0415 - only resume needs these
+    import anyio  # noqa: PLC0415 - only resume needs these
+
+    from pipelinekit._runtime._replay import replay  # noqa: PLC0415
+    from pipelinekit.cli._run import (  # noqa: PLC0415
+        BadVariableError,
+        cannot_resume,
+        parse_variables,
+        resume_execution,
+    )
     from pipelinekit.stores import SQLiteStore  # noqa: PLC0415
 
     try:
@@ -255,6 +263,15 @@ def _resume_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         looking = SQLiteStore(location.database)
         try:
             execution_id = resolve_execution(looking, args.execution)
+            if args.command == "resume":
+                # An ended execution is not the engine's to resume; the person needs to hear
+                # which command goes on from it, with this store named.
+                refusal = cannot_resume(
+                    replay(anyio.run(looking.events, execution_id)), store_option(location)
+                )
+                if refusal is not None:
+                    print(f"pipelinekit: error: {refusal}", file=err)
+                    return EXIT_BAD_INPUT
         finally:
             looking.close()
         return resume_execution(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -15,9 +16,11 @@ import anyio
 import anyio.abc
 import attrs
 
+from pipelinekit._model._declarations import Status
 from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._runtime._collector import collector_tuned_for_a_run
 from pipelinekit._runtime._engine import Engine, Execution
+from pipelinekit._runtime._replay import ExecutionState
 from pipelinekit._runtime._results import RunResult
 from pipelinekit.cli._store import StoreLocation, store_option
 from pipelinekit.cli._user import current_user
@@ -33,7 +36,7 @@ from pipelinekit.providers._host import (
 from pipelinekit.providers._log import LOGGER_NAME
 from pipelinekit.stores import SQLiteStore
 
-__all__ = ["parse_variables", "run_pipeline"]
+__all__ = ["cannot_resume", "parse_variables", "resume_execution", "run_pipeline"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -318,6 +321,39 @@ def run_pipeline(
     if result is None:  # pragma: no cover - only when cancelled before the start was recorded
         return EXIT_FAILED
     return EXIT_OK if result.succeeded else EXIT_FAILED
+
+
+def cannot_resume(state: ExecutionState, option: str) -> str | None:
+    """Why an ended execution is not resumed, naming the commands that go on from it.
+
+    ``None`` when it has not ended (a resume may take it up). ``option`` (`` --store PATH`` or
+    ``""``) goes into the commands.
+    """
+    if not state.ended:
+        return None
+    execution_id = state.execution_id
+    if state.status is Status.SUCCEEDED:
+        return f"execution {execution_id} succeeded; there is nothing to resume"
+    how = "was stopped" if state.status is Status.STOPPED else f"ended {state.status}"
+    why = f"execution {execution_id} {how}; resume takes up only an execution whose process died"
+    stages = state.retryable_stages()
+    if stages:
+        commands = " or ".join(
+            f"pipelinekit retry {execution_id} {shlex.quote(stage)}{option}" for stage in stages
+        )
+        which = ", ".join(repr(stage) for stage in stages)
+        plural = "s" if len(stages) > 1 else ""
+        return f"{why}: retry its stage{plural} {which} with: {commands}"
+    waiting = [name for name, stage in state.stages.items() if stage.status is Status.NOT_STARTED]
+    source = state.start.get("source") or "FILE"
+    then = (
+        f"; run what is left as a new execution that reuses what it made: pipelinekit run "
+        f"{shlex.quote(str(source))} --from {shlex.quote(waiting[0])} --reuse {execution_id}"
+        f"{option}"
+        if waiting
+        else ""
+    )
+    return f"{why}, and no stage of it failed or stopped, so none can be retried{then}"
 
 
 def resume_execution(
