@@ -35,7 +35,7 @@ def check_resumable(state: ExecutionState) -> None:
         )
         msg = (
             f"execution {state.execution_id} already ended {state.status}; nothing to resume "
-            "(retry a stage to run parts of it again)"
+            f"({then})"
         )
         raise ExecutionError(msg)
 
