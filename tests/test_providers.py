@@ -43,7 +43,8 @@ async def test_commands_stream_output_into_the_log_and_export_variables(workdir)
             "echo building",
             "echo warning >&2",
             'VERSION="1.$((1 + 1))"',
-            output_variables=["VERSION", "UNSET"],
+            output_variables=["VERSION"],
+            optional_output_variables=["UNSET"],
         ),
         namespace="B",
     )
@@ -57,11 +58,14 @@ async def test_commands_stream_output_into_the_log_and_export_variables(workdir)
     assert result.variables["B.VERSION"] == "1.2"
 
 
-async def test_a_failing_command_reports_its_status_and_last_stderr_lines(workdir):
+async def test_a_failing_command_reports_which_command_its_status_and_last_lines(workdir):
     action = pk.Action("A", pk.shell("echo fine", "echo 'it broke' >&2; exit 7", "echo never"))
     result = await pk.arun(one(action), workdir=workdir)
     error = result.actions["S.A"].error
-    assert error == "command exited with status 7:\nit broke"
+    assert error == (
+        "command exited with status 7 in commands[1] (2 of 3): echo 'it broke' >&2; exit 7:\n"
+        "fine\nit broke"
+    )
     assert "never" not in result.actions["S.A"].log_path.read_text().splitlines()
 
 
@@ -402,10 +406,39 @@ async def test_a_declaration_without_run_is_built_from_the_registry(workdir):
     )
 
 
-async def test_commands_that_set_none_of_their_output_variables_do_not_fail_inside(workdir):
-    # The variables file is written only when one is set: none set was a FileNotFoundError.
-    action = pk.Action("Build", pk.shell("echo nothing", output_variables=["VERSION"]))
+async def test_commands_that_set_none_of_their_output_variables_fail_naming_them(workdir):
+    # The variables file is written only when one is set: none set was a FileNotFoundError,
+    # then an empty value with a warning; now the action fails saying which and how to fix it.
+    action = pk.Action("Build", pk.shell("echo nothing", output_variables=["VERSION", "COMMIT"]))
+    result = await pk.arun(one(action), workdir=workdir)
+    build = result.actions["S.Build"]
+    assert build.status is pk.Status.FAILED
+    assert build.error == (
+        "the commands did not set the output variables 'VERSION', 'COMMIT': set them in a "
+        "command (`VERSION=...` or `export VERSION=...`), or declare them optional "
+        "(optional_output_variables=['VERSION', 'COMMIT'])"
+    )
+
+
+async def test_optional_output_variables_left_unset_are_empty_with_a_warning(workdir):
+    action = pk.Action(
+        "Build",
+        pk.shell(
+            "VERSION=1.0",
+            output_variables=["VERSION"],
+            optional_output_variables=["NOTES"],
+        ),
+        namespace="B",
+    )
     result = await pk.arun(one(action), workdir=workdir)
     build = result.actions["S.Build"]
     assert build.status is pk.Status.SUCCEEDED, build.error
-    assert build.variables == {"VERSION": ""}
+    assert build.variables == {"VERSION": "1.0", "NOTES": ""}
+    assert "optional output variable not set by the commands name='NOTES'" in (
+        build.log_path.read_text()
+    )
+
+
+def test_a_variable_both_required_and_optional_is_refused():
+    with pytest.raises(pk.PipelineDefinitionError, match="either required"):
+        pk.Action("A", pk.shell("true", output_variables=["V"], optional_output_variables=["V"]))

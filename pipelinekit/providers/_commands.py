@@ -5,8 +5,9 @@ from __future__ import annotations
 import errno
 import os
 import re
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import anyio
@@ -17,6 +18,8 @@ from pipelinekit._model._frozendict import FrozenDict, to_frozendict, to_tuple
 from pipelinekit._model._limits import MAX_TIMEOUT, MAX_VALUE_BYTES, duration_problem
 from pipelinekit._model._variables import Reference, resolve
 from pipelinekit.exceptions import ActionFailed
+from pipelinekit.providers._failure import CommandFailed, CommandFailure
+from pipelinekit.providers._junit import pattern_problem, read_reports
 from pipelinekit.providers._reference_variables import PREFIX as _RESERVED_PREFIX
 
 if TYPE_CHECKING:
@@ -65,9 +68,23 @@ class Commands:
     such values through checks.
 
     ``env`` entries become environment variables of the commands, their references resolved (the
-    values are data already). ``output_variables`` names environment variables whose values at
-    the end become the action's output variables. On timeout or cancellation the whole process
-    group gets SIGTERM, then SIGKILL after ``grace_period``.
+    values are data already). ``output_variables`` names shell variables whose values at the end
+    become the action's output variables: one the commands did not set fails the action, unless
+    it is among ``optional_output_variables`` (then it is ``""``, with a warning). On timeout or
+    cancellation the whole process group gets SIGTERM, then SIGKILL after ``grace_period``.
+
+    When a command fails, the action fails with ``CommandFailed``: which command (its text and
+    ``commands[index]``), its exit status or the signal that killed it, and the last lines of
+    stdout and stderr as they came. Before each command the script notes its index in a file of
+    the working folder, keeping ``$?`` as the command before left it, so the commands see what
+    they would see without it (a command continued in the next one, a here-document body or a
+    ``case`` spread over several commands are counted as one).
+
+    ``reports`` names JUnit XML files (globs relative to the working folder) read when the
+    commands end, failed or not: their counts and failed tests go into the result and events.
+    A Markdown summary written to ``$PK_SUMMARY`` shows in the run's summary.
+    ``idempotent=True`` says running the commands again is safe: a resumed execution runs an
+    action interrupted by a crash again instead of failing it.
 
     Sizes are checked where it is declared: the script may be at most 131,071 bytes (one argument
     of a command on Linux, ``MAX_ARGUMENT_BYTES`` with its NUL), each command and each ``env``
@@ -76,11 +93,13 @@ class Commands:
     """
 
     action_type: ClassVar[ActionTypeId] = ActionTypeId(Category.COMPUTE, Owner.AWS, "Commands", "1")
-    #: Running the same commands twice is not known to be safe.
-    idempotent: ClassVar[bool] = False
 
     commands: tuple[str, ...] = attrs.field(converter=to_tuple)
     output_variables: tuple[str, ...] = attrs.field(default=(), converter=to_tuple, kw_only=True)
+    #: Output variables the commands may leave unset (they are ``""`` then, with a warning).
+    optional_output_variables: tuple[str, ...] = attrs.field(
+        default=(), converter=to_tuple, kw_only=True
+    )
     env: FrozenDict = attrs.field(factory=FrozenDict, converter=to_frozendict, kw_only=True)
     grace_period: timedelta = attrs.field(
         default=timedelta(seconds=10), converter=to_duration, kw_only=True
@@ -89,15 +108,24 @@ class Commands:
     shell: tuple[str, ...] = attrs.field(
         default=("/bin/sh", "-c"), converter=to_tuple, kw_only=True
     )
+    #: JUnit XML files the commands write (globs relative to the working folder).
+    reports: tuple[str, ...] = attrs.field(default=(), converter=to_tuple, kw_only=True)
+    #: Whether running the commands again after a crash is safe (a resume runs them again).
+    idempotent: bool = attrs.field(default=False, kw_only=True)
 
     async def run(self, ctx: ActionContext) -> None:
         """Run the commands in one shell session; stop at the first that fails."""
         variables_file = ctx.workdir_path / ".pk-output-variables"
+        command_file = ctx.workdir_path / _COMMAND_FILE
         env = dict(self.env)
         env["PK_VARIABLES_FILE"] = str(variables_file)
-        argv = [*self.shell, self.script()]
+        env["PK_COMMAND_FILE"] = str(command_file)
+        script, groups = _instrumented(self.commands, self._exported())
+        argv = [*self.shell, script]
         try:
-            await ctx.run_command(argv, env=env, grace_period=self.grace_period.total_seconds())
+            result = await ctx.run_command(
+                argv, env=env, grace_period=self.grace_period.total_seconds(), check=False
+            )
         except OSError as error:
             if error.errno != errno.E2BIG:
                 raise
@@ -110,22 +138,90 @@ class Commands:
                 "(SC_ARG_MAX); make the environment or the values passed smaller"
             )
             raise ActionFailed(msg) from None
-        if self.output_variables:
-            try:
-                raw = await anyio.Path(variables_file).read_bytes()
-            except FileNotFoundError:
-                raw = b""  # the commands set none of them: the file is written on the first
-            exported = dict(
-                item.split("=", 1) for item in raw.decode("utf-8", "replace").split("\0") if item
+        failure = None
+        if result.returncode != 0:
+            failure = await self._failure(result.returncode, result.output_tail, groups, ctx)
+        if self.reports:
+            await self._read_reports(ctx)
+        if failure is not None:
+            raise CommandFailed(failure)
+        if self.output_variables or self.optional_output_variables:
+            await self._set_variables(ctx, variables_file)
+
+    def _exported(self) -> tuple[str, ...]:
+        required = self.output_variables
+        return required + tuple(n for n in self.optional_output_variables if n not in required)
+
+    async def _failure(
+        self,
+        returncode: int,
+        tail: tuple[str, ...],
+        groups: list[tuple[int, int]],
+        ctx: ActionContext,
+    ) -> CommandFailure:
+        """Which command failed (from the index the script noted), how, and the output's end."""
+        try:
+            noted = (await anyio.Path(ctx.workdir_path / _COMMAND_FILE).read_text()).strip()
+            group = int(noted)
+        except (OSError, ValueError):
+            group = -1  # the shell never got to the first command (or the file was removed)
+        count = len(self.commands)
+        if 0 <= group < len(groups):
+            first, last = groups[group]
+            text = "\n".join(self.commands[first : last + 1])
+            failure = CommandFailure.of_returncode(
+                returncode,
+                from_shell=True,
+                output_tail=tail,
+                command=text,
+                index=first,
+                count=count,
             )
-            for name in self.output_variables:
-                if name not in exported:
-                    ctx.log.warning("output variable not set by the commands", name=name)
-                ctx.set_variable(name, exported.get(name, ""))
+        else:
+            failure = CommandFailure.of_returncode(returncode, from_shell=True, output_tail=tail)
+        return failure.masked(ctx.masker.mask)
+
+    async def _read_reports(self, ctx: ActionContext) -> None:
+        reports = await anyio.to_thread.run_sync(read_reports, ctx.workdir_path, self.reports)
+        ctx.reports.extend(reports)
+        for report in reports:
+            if report.problem is not None:
+                ctx.log.warning("test report not read", report=report.path, why=report.problem)
+            else:
+                ctx.log.info("test report", report=report.describe())
+
+    async def _set_variables(self, ctx: ActionContext, variables_file: Path) -> None:
+        try:
+            raw = await anyio.Path(variables_file).read_bytes()
+        except FileNotFoundError:
+            raw = b""  # the commands set none of them: the file is written on the first
+        exported = dict(
+            item.split("=", 1) for item in raw.decode("utf-8", "replace").split("\0") if item
+        )
+        missing = [name for name in self.output_variables if name not in exported]
+        if missing:
+            names = ", ".join(repr(name) for name in missing)
+            example = missing[0]
+            msg = (
+                f"the commands did not set the output variable{'s' if len(missing) > 1 else ''} "
+                f"{names}: set {'them' if len(missing) > 1 else 'it'} in a command "
+                f"(`{example}=...` or `export {example}=...`), or declare "
+                f"{'them' if len(missing) > 1 else 'it'} optional "
+                f"(optional_output_variables=[{', '.join(repr(name) for name in missing)}])"
+            )
+            raise ActionFailed(msg)
+        for name in self._exported():
+            if name not in exported:
+                ctx.log.warning("optional output variable not set by the commands", name=name)
+            ctx.set_variable(name, exported.get(name, ""))
 
     def script(self) -> str:
-        """The shell script: ``set -e``, the commands, then the export of output variables."""
-        return _script(self.commands, self.output_variables)
+        """The shell script: ``set -e``, the commands, then the export of output variables.
+
+        Before each command it notes the command's index in ``$PK_COMMAND_FILE`` (see the
+        class's docstring).
+        """
+        return _instrumented(self.commands, self._exported())[0]
 
     def resolve_references(self, lookup: Callable[[Reference], str]) -> Commands:
         """The commands to run: each reference in them an environment variable holding its value.
@@ -173,13 +269,22 @@ class Commands:
             yield "commands", "needs at least one command"
         commands_valid = True
         for index, command in enumerate(self.commands):
-            if not isinstance(command, str) or not command.strip():
+            if isinstance(command, list | tuple):
+                listed = ", ".join(repr(item) for item in command[:3])
+                more = ", ..." if len(command) > 3 else ""  # noqa: PLR2004 - a short example
+                message = (
+                    f"is a list; pass commands as separate arguments: pk.shell({listed}{more}) "
+                    "(or pk.shell(*commands))"
+                )
+                yield f"commands[{index}]", message
+                commands_valid = False
+            elif not isinstance(command, str) or not command.strip():
                 yield f"commands[{index}]", "must be a non-empty string"
                 commands_valid = False
             elif "\x00" in command:
                 yield f"commands[{index}]", "contains a NUL character, which no shell accepts"
                 commands_valid = False
-        names_valid = yield from _check_names("output_variables", self.output_variables)
+        names_valid = yield from self._check_options()
         env_valid = isinstance(self.env, Mapping)
         if not env_valid:
             yield "env", "must be a mapping of environment variable names to values"
@@ -194,6 +299,30 @@ class Commands:
             yield "shell", "must be a non-empty list such as ['/bin/sh', '-c']"
         if commands_valid and names_valid:
             yield from self._check_text(check_space=env_valid and shell_valid)
+
+    def _check_options(self) -> Generator[tuple[str, str], None, bool]:
+        """Problems of the output variables, reports and idempotent; whether the names are valid."""
+        names_valid = yield from _check_names("output_variables", self.output_variables)
+        names_valid = (
+            yield from _check_names("optional_output_variables", self.optional_output_variables)
+        ) and names_valid
+        if names_valid:
+            both = sorted(set(self.output_variables) & set(self.optional_output_variables))
+            if both:
+                message = (
+                    f"{', '.join(map(repr, both))} also in output_variables: a variable is "
+                    "either required (output_variables) or optional, not both"
+                )
+                yield "optional_output_variables", message
+        if not isinstance(self.reports, tuple):
+            yield "reports", "must be a list of globs such as ['junit.xml', 'reports/*.xml']"
+        else:
+            for index, pattern in enumerate(self.reports):
+                if (problem := pattern_problem(pattern)) is not None:
+                    yield f"reports[{index}]", problem
+        if not isinstance(self.idempotent, bool):
+            yield "idempotent", f"must be True or False (got {self.idempotent!r})"
+        return names_valid
 
     def _check_text(self, *, check_space: bool) -> Iterable[tuple[str, str]]:
         """References the shell cannot get as data, and the sizes the system allows."""
@@ -214,7 +343,7 @@ class Commands:
             for index, message in safe.problems:
                 yield f"commands[{index}]", message
             commands = safe.commands
-        script = _bytes(_script(commands, self.output_variables))
+        script = _bytes(_instrumented(commands, self._exported())[0])
         if script >= MAX_ARGUMENT_BYTES:  # the terminating NUL counts too
             message = (
                 f"the script is {script:,} bytes; one argument of a command may be at most "
@@ -241,6 +370,9 @@ class Commands:
             type(commands) is tuple
             and commands
             and not self.output_variables
+            and not self.optional_output_variables
+            and not self.reports
+            and type(self.idempotent) is bool
             and type(env) is FrozenDict
             and not env
             and type(self.grace_period) is timedelta
@@ -316,15 +448,68 @@ def _check_env(env: Mapping[str, object]) -> Generator[tuple[str, str], None, bo
     return valid
 
 
-def _script(commands: Iterable[str], output_variables: Iterable[str]) -> str:
-    lines = ["set -e", *commands]
+#: The file in the working folder where the script notes the index of the running command.
+_COMMAND_FILE = ".pk-command"
+# Notes its argument in the file and returns the status it was called with ($? of the command
+# before), so the next command sees $? as it would without it; called as `f N && :`, where a
+# non-zero return stops nothing under `set -e`. Its trace (`set -x`) goes to /dev/null with its
+# stderr; a file it cannot write (a command removed the folder) is not the commands' failure.
+_PRELUDE = (
+    "set -e",
+    "__pk_f=$PK_COMMAND_FILE",
+    '__pk_at() { __pk_rc=$?; printf \'%s\\n\' "$1" >|"$__pk_f" || :; return "$__pk_rc"; }',
+)
+_CONTINUED = re.compile(r"(\\|&&|\|\||\|)\s*\Z")
+_HERE_DOCUMENT = re.compile(r"<<-?\s*(['\"]?)([A-Za-z0-9_.-]+)\1")
+_CASE = re.compile(r"(?<![\w$-])case(?![\w-])")
+_ESAC = re.compile(r"(?<![\w$-])esac(?![\w-])")
+
+
+def _instrumented(
+    commands: Sequence[str], output_variables: Iterable[str]
+) -> tuple[str, list[tuple[int, int]]]:
+    r"""The script, and the commands each noted index stands for (first, last).
+
+    A note goes between two commands only where it cannot change what the shell reads: not
+    after a command that goes on in the next one (ending in ``\``, ``&&``, ``||`` or ``|``),
+    inside a here-document whose body is in later commands, or inside a ``case`` (between its
+    patterns a command is a syntax error). There the commands count as one.
+    """
+    lines = list(_PRELUDE)
+    groups: list[tuple[int, int]] = []
+    open_delimiter: str | None = None  # of a here-document whose body is in later commands
+    cases = 0
+    for index, command in enumerate(commands):
+        if open_delimiter is not None:
+            if command.strip() == open_delimiter or open_delimiter in command.splitlines():
+                open_delimiter = None
+            joined = True
+        else:
+            joined = bool(groups) and (cases > 0 or bool(_CONTINUED.search(commands[index - 1])))
+        if joined:
+            groups[-1] = (groups[-1][0], index)
+        else:
+            lines.append(f"{{ __pk_at {len(groups)} && :; }} 2>/dev/null")
+            groups.append((index, index))
+        lines.append(command)
+        cases += len(_CASE.findall(command)) - len(_ESAC.findall(command))
+        last_line = command.rstrip("\n").rsplit("\n", 1)[-1]
+        if open_delimiter is None and "<<" in last_line.replace("<<<", ""):
+            found = _HERE_DOCUMENT.findall(last_line)
+            # Its body comes in the next commands; one it cannot name ends the notes.
+            open_delimiter = found[-1][1] if found else "\0"
+    # After the last command: its status is the script's, whatever the exports below return.
+    lines.append(f"{{ __pk_at {len(groups)} && :; }} 2>/dev/null; __pk_end=$?")
     # Names are checked to be environment variable names, so they are safe here.
     lines.extend(
         f'if [ "${{{name}+set}}" = set ]; then '
         f'printf "%s\\0" "{name}=${{{name}}}" >> "$PK_VARIABLES_FILE"; fi'
         for name in output_variables
     )
-    return "\n".join(lines) + "\n"
+    lines.append('exit "$__pk_end"')
+    # A status noted after the last command (a failure under `set +e`) is the last group's.
+    groups.append(groups[-1] if groups else (0, 0))
+    return "\n".join(lines) + "\n", groups
 
 
 def _pass_as_data(commands: Iterable[str]) -> SafeCommands:
@@ -376,12 +561,21 @@ def shell(
     *commands: str,
     env: Mapping[str, str] | None = None,
     output_variables: Iterable[str] = (),
+    optional_output_variables: Iterable[str] = (),
+    reports: Iterable[str] = (),
+    idempotent: bool = False,
     grace_period: timedelta | float = timedelta(seconds=10),
 ) -> Commands:
-    """A ``Commands`` provider running ``commands`` in order: ``pk.shell("make build")``."""
+    """A ``Commands`` provider running ``commands`` in order: ``pk.shell("make build")``.
+
+    Each command is a separate argument: ``pk.shell("make", "make test")``.
+    """
     return Commands(
         commands,
         env=env,
         output_variables=output_variables,
+        optional_output_variables=optional_output_variables,
+        reports=reports,
+        idempotent=idempotent,
         grace_period=grace_period,
     )

@@ -24,13 +24,32 @@ from pipelinekit._thread import WorkerThread
 from pipelinekit.exceptions import ActionFailed
 from pipelinekit.providers._clock import Clock, SystemClock
 from pipelinekit.providers._decisions import Approvals
+from pipelinekit.providers._failure import CommandFailed, CommandFailure
 from pipelinekit.providers._host import ProcessRecord
 from pipelinekit.providers._process import CommandResult, run_process
 
-__all__ = ["ActionContext", "ActionLog", "LogFile"]
+__all__ = ["MAX_SUMMARY_BYTES", "SUMMARY_FILE", "ActionContext", "ActionLog", "LogFile"]
 
 _VARIABLE_NAME = re.compile(r"[A-Za-z0-9@_\-]{1,128}")
 _MAX_VARIABLE_VALUE = 122_880  # CodePipeline's limit for all output variables of one action
+#: The file in an action's ``workdir`` that ``$PK_SUMMARY`` names.
+SUMMARY_FILE = ".pk-summary.md"
+#: How much of an action's summary is kept; more is cut, saying so. Results, events and the
+#: store keep it, so it stays small (GitHub keeps 1 MiB of a step's summary; a pipeline's
+#: summary shows every action's).
+MAX_SUMMARY_BYTES = 64 * 1024
+
+
+def _read_summary(path: Path) -> str | None:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SUMMARY_BYTES + 1)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    text = raw[:MAX_SUMMARY_BYTES].decode("utf-8", "replace").rstrip()
+    if len(raw) > MAX_SUMMARY_BYTES:
+        text += f"\n\n… (cut: a summary keeps its first {MAX_SUMMARY_BYTES:,} bytes)"
+    return text or None
 
 
 class LogFile:
@@ -212,6 +231,8 @@ class ActionContext:
     - ``variables``: every value known so far (``"variables.env"``, ``"Build.Version"``, ...)
     - ``log``: a structlog-style logger that also writes the action's log file
     - ``set_variable()``, ``run_command()``, ``secret()``
+    - ``summary_path``: where to write a Markdown summary of the action (``$PK_SUMMARY`` for
+      its commands), shown in the run's summary
     """
 
     def __init__(
@@ -269,6 +290,10 @@ class ActionContext:
         self._workdir: Path | None = None
         self._environment = environment
         self._log: ActionLog | None = None
+        # Whether the action was told where its summary goes: only then is it looked for.
+        self._summary_told = False
+        #: JUnit XML reports the provider read (``TestReport``), for the result and events.
+        self.reports: list[Any] = []
 
     @property
     def workdir_path(self) -> Path:
@@ -295,6 +320,24 @@ class ActionContext:
             await self.log_file.write((), before=partial(path.mkdir, parents=True, exist_ok=True))
             self._workdir = path
         return self._workdir
+
+    @property
+    def summary_path(self) -> Path:
+        """Where the action may write a Markdown summary (its folder is made on first use).
+
+        The run's summary shows it (as GitHub shows a job summary), masked, at most
+        ``MAX_SUMMARY_BYTES``. Commands get the path as ``$PK_SUMMARY``.
+        """
+        self._summary_told = True
+        return self.workdir / SUMMARY_FILE
+
+    async def read_summary(self) -> str | None:
+        """The summary the action wrote (cut to ``MAX_SUMMARY_BYTES``, masked), if any."""
+        if not self._summary_told:
+            return None  # never told where: nothing to look for, no trip to the disk
+        path = self.workdir_path / SUMMARY_FILE
+        text = await anyio.to_thread.run_sync(_read_summary, path)
+        return self.masker.mask(text) if text is not None else None
 
     @property
     def log(self) -> ActionLog:
@@ -388,7 +431,9 @@ class ActionContext:
             "PK_ACTION": self.action,
             "PK_ATTEMPT": str(self.attempt),
             "PK_WORKDIR": str(self.workdir_path),
+            "PK_SUMMARY": str(self.workdir_path / SUMMARY_FILE),
         }
+        self._summary_told = True
         for name, path in self.inputs.items():
             env[f"PK_INPUT_{name}"] = str(path)
         for name, path in self.outputs.items():
@@ -416,8 +461,8 @@ class ActionContext:
         The command runs in ``workdir`` (or ``cwd``) with ``environment()`` plus ``env``, in
         its own process group: cancelling the action ends the whole group (SIGTERM, then
         SIGKILL after ``grace_period`` seconds). With ``check`` a non-zero exit fails the action
-        with the exit status and the last lines of stderr; with ``capture`` the result holds all
-        of stdout.
+        with ``CommandFailed``: the exit status (or the signal, by name) and the last lines of
+        stdout and stderr as they came; with ``capture`` the result holds all of stdout.
         """
         if isinstance(argv, str):
             msg = "run_command takes a list of arguments, not a string; no shell is involved"
@@ -450,12 +495,8 @@ class ActionContext:
             started=processes.started if processes is not None else None,
         )
         if check and result.returncode != 0:
-            tail = "\n".join(result.stderr_tail[-10:] or result.stdout_tail[-10:])
-            what = (
-                f"killed by signal {-result.returncode}"
-                if result.returncode < 0
-                else f"exited with status {result.returncode}"
+            failure = CommandFailure.of_returncode(
+                result.returncode, output_tail=result.output_tail
             )
-            msg = f"command {what}" + (f":\n{tail}" if tail else "")
-            raise ActionFailed(self.masker.mask(msg))
+            raise CommandFailed(failure.masked(self.masker.mask))
         return result

@@ -48,6 +48,8 @@ class CommandResult:
     stderr_tail: tuple[str, ...] = ()
     #: All of stdout, when the command ran with ``capture=True``.
     stdout: str | None = None
+    #: The last lines of stdout and stderr together, in the order they were read.
+    output_tail: tuple[str, ...] = ()
 
 
 async def run_process(
@@ -72,6 +74,9 @@ async def run_process(
     if tag is not None:
         env = {**(os.environ if env is None else env), TAG_VARIABLE: tag}
     tails = {"stdout": deque[str](maxlen=tail), "stderr": deque[str](maxlen=tail)}
+    # Both streams' lines, as they come: a test runner's failures are on stdout, a package
+    # manager's warnings on stderr, and the fault is seen only with both in their order.
+    combined = deque[str](maxlen=tail)
     captured: list[str] = []
     if capture:
         downstream = sink
@@ -97,8 +102,8 @@ async def run_process(
         async with anyio.create_task_group() as tasks:
             assert process.stdout is not None  # noqa: S101 - opened with pipes above
             assert process.stderr is not None  # noqa: S101
-            tasks.start_soon(_pump, process.stdout, "stdout", sink, tails["stdout"])
-            tasks.start_soon(_pump, process.stderr, "stderr", sink, tails["stderr"])
+            tasks.start_soon(_pump, process.stdout, "stdout", sink, (tails["stdout"], combined))
+            tasks.start_soon(_pump, process.stderr, "stderr", sink, (tails["stderr"], combined))
             await process.wait()
             # Background children would keep the pipes open (and outlive the action).
             await _end_group(group, grace_period)
@@ -120,11 +125,15 @@ async def run_process(
         tuple(tails["stdout"]),
         tuple(tails["stderr"]),
         "\n".join(captured) if capture else None,
+        tuple(combined),
     )
 
 
 async def _pump(
-    stream: ByteReceiveStream, name: str, sink: LineSink | None, tail: deque[str]
+    stream: ByteReceiveStream,
+    name: str,
+    sink: LineSink | None,
+    tails: tuple[deque[str], deque[str]],
 ) -> None:
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     pending = ""
@@ -134,12 +143,14 @@ async def _pump(
         pending = lines.pop()
         if lines:
             lines = [line.removesuffix("\r") for line in lines]
-            tail.extend(lines)
+            for tail in tails:
+                tail.extend(lines)
             if sink is not None:
                 await sink(name, lines)
     pending += decoder.decode(b"", final=True)
     if pending:
-        tail.append(pending)
+        for tail in tails:
+            tail.append(pending)
         if sink is not None:
             await sink(name, [pending])
 
