@@ -166,7 +166,8 @@ def test_capabilities_are_protocols_with_defaults():
 
 def test_the_fake_harness_injects_an_ordinary_executor():
     fake = FakeExecutor({"S.A": succeed(variables={"v": "1"})})
-    result = fake.run(pk.Pipeline("p", [pk.Stage("S", [pk.Action("A", pk.shell("true"))])]))
+    action = pk.Action("A", pk.shell("true", output_variables=["v"]))
+    result = fake.run(pk.Pipeline("p", [pk.Stage("S", [action])]))
     assert result.succeeded
     assert fake.engine is not None
     assert isinstance(fake.engine.executor, ScriptedExecutor)

@@ -28,15 +28,18 @@ from pipelinekit.testing import (
 pytestmark = pytest.mark.anyio
 
 
-def sh(name, **options):
-    return pk.Action(name, pk.shell(f"./{name.lower()}.sh"), **options)
+def sh(name, sets=(), **options):
+    return pk.Action(name, pk.shell(f"./{name.lower()}.sh", output_variables=sets), **options)
 
 
 PIPELINE = pk.Pipeline(
     "webapp",
     [
         pk.Stage("Source", [sh("Checkout", outputs=["src"], namespace="Src")]),
-        pk.Stage("Build", [sh("Compile", inputs=["src"], outputs=["dist"], namespace="Build")]),
+        pk.Stage(
+            "Build",
+            [sh("Compile", ["Version"], inputs=["src"], outputs=["dist"], namespace="Build")],
+        ),
         pk.Stage("Test", [sh("Unit", inputs=["dist"]), sh("Lint", inputs=["src"])]),
         pk.Stage("Approve", [pk.Action("Prod", pk.ManualApproval(timeout=timedelta(hours=4)))]),
         pk.Stage(
@@ -174,7 +177,15 @@ def test_a_callable_decides_from_the_context():
         "p",
         [
             pk.Stage(
-                "A", [pk.Action("P", pk.shell("make"), namespace="N", retry=pk.Retry(2, delay=0))]
+                "A",
+                [
+                    pk.Action(
+                        "P",
+                        pk.shell("make", output_variables=["Version"]),
+                        namespace="N",
+                        retry=pk.Retry(2, delay=0),
+                    )
+                ],
             ),
             pk.Stage("B", [pk.Action("C", pk.shell("deploy #{N.Version}"))]),
         ],

@@ -16,8 +16,8 @@ import pytest
 import pipelinekit as pk
 
 
-def act(name="A", *, command="true", **options):
-    return pk.Action(name, pk.shell(command), **options)
+def act(name="A", *, command="true", sets=(), **options):
+    return pk.Action(name, pk.shell(command, output_variables=sets), **options)
 
 
 def problems_of(make) -> list[pk.Problem]:
@@ -324,20 +324,26 @@ def test_namespace_reference_must_name_a_declared_namespace():
 
 
 def test_namespace_reference_from_an_earlier_stage_is_fine():
-    built = two_stages([act("A", namespace="Build")], [act("B", command="echo #{Build.Version}")])
+    built = two_stages(
+        [act("A", namespace="Build", sets=["Version"])], [act("B", command="echo #{Build.Version}")]
+    )
     assert built.stages[1].actions[0].provider.commands == ("echo #{Build.Version}",)
 
 
 def test_namespace_reference_to_a_later_stage_is_refused():
     problem = only_problem(
-        lambda: two_stages([act("A", command="echo #{Later.x}")], [act("B", namespace="Later")])
+        lambda: two_stages(
+            [act("A", command="echo #{Later.x}")], [act("B", namespace="Later", sets=["x"])]
+        )
     )
     assert "comes from 'Two.B'" in problem.message
 
 
 def test_namespace_reference_within_the_same_group_is_refused():
     problem = only_problem(
-        lambda: pipeline(pk.Stage("S", [act("A", namespace="N"), act("B", command="#{N.x}")]))
+        lambda: pipeline(
+            pk.Stage("S", [act("A", namespace="N", sets=["x"]), act("B", command="#{N.x}")])
+        )
     )
     assert "same run_order group" in problem.message
 

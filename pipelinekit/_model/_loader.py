@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import re
@@ -47,6 +48,10 @@ def load_pipeline(target: str) -> tuple[Pipeline, Path]:
             if any(value is seen for seen in found.values()):
                 continue
             found[attribute] = value
+    imported = _imported_pipelines(path, module)
+    own = {attribute: value for attribute, value in found.items() if id(value) not in imported}
+    # A file that only re-exports another module's pipeline still names it.
+    found = own or found
     if name is not None:
         value = getattr(module, name, None)
         if isinstance(value, Pipeline):
@@ -72,6 +77,33 @@ def load_pipeline(target: str) -> tuple[Pipeline, Path]:
     names = ", ".join(sorted(found))
     msg = f"{path}: defines {len(found)} pipelines ({names}); choose one with {path}:NAME"
     raise LoadError(msg)
+
+
+def _imported_pipelines(path: Path, module: ModuleType) -> set[int]:
+    """The ids of the pipelines that modules the file imports hold at module level.
+
+    ``from base import pipeline as base`` puts another file's pipeline among this one's names;
+    it is that file's, so it is not counted as one this file defines (a file that imports a
+    pipeline to derive its own defines one pipeline, not two).
+    """
+    try:
+        tree = ast.parse(path.read_bytes(), str(path))
+    except (OSError, SyntaxError, ValueError):  # pragma: no cover - it was just loaded
+        return set()
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    held: set[int] = set()
+    for name in names:
+        other = sys.modules.get(name)
+        if other is None or other is module:
+            continue
+        held.update(id(value) for value in vars(other).values() if isinstance(value, Pipeline))
+    return held
 
 
 def _load_module(path: Path) -> ModuleType:

@@ -31,6 +31,7 @@ from pipelinekit._model._declarations import (
 )
 from pipelinekit._model._limits import MAX_DEFINITION_BYTES, NESTING_PROBLEM, limit_problems
 from pipelinekit._model._names import STAGE_OR_ACTION, did_you_mean
+from pipelinekit._model._output_variables import DeclaredOutputs, declared_outputs
 from pipelinekit._model._stage_graph import StageGraph
 from pipelinekit._model._variables import (
     RUN_METADATA,
@@ -57,6 +58,9 @@ class Producer(NamedTuple):
     stage: str
     action: str
     run_order: int
+    #: The output variables its provider declares (``None``: it declares none, so references
+    #: to its namespace are not checked by name).
+    outputs: DeclaredOutputs | None = None
 
     @property
     def node(self) -> str:
@@ -221,7 +225,10 @@ class _Checker:
             seen.add(name)
             if node_ids is not None:
                 self.check_node_id(node_ids, stage_name, name)
-            producer = Producer(stage_name, name, action.run_order)
+            namespace = action.namespace
+            # Only a namespace's producer is asked what it declares: most actions have none.
+            outputs = declared_outputs(action.provider) if namespace is not None else None
+            producer = Producer(stage_name, name, action.run_order, outputs)
             for output in action.outputs:
                 if artifacts.setdefault(output, producer) is not producer:
                     self.problem(
@@ -232,7 +239,6 @@ class _Checker:
                         action=name,
                         field="outputs",
                     )
-            namespace = action.namespace
             if namespace is not None and namespaces.setdefault(namespace, producer) is not producer:
                 self.problem(
                     f"namespace {namespace!r} is also used by {namespaces[namespace].node!r}; "
@@ -393,6 +399,8 @@ class _Checker:
         found: list[tuple[tuple[str, ...], str]] = []
         if action.configuration:
             collect_strings(action.configuration, "#{", ("configuration",), found)
+        if action.caches:  # pk.Cache keys: checked and ordered like the configuration
+            collect_strings(action.caches, "#{", ("caches",), found)
         try:
             collect_strings(action.provider, "#{", ("provider",), found)
         except RecursionError:
@@ -437,8 +445,13 @@ class _Checker:
                 producer = namespaces.get(namespace)
                 if producer is not None:
                     elsewhere = producer.action != action or producer.stage != stage.name
-                    if elsewhere and (
-                        not self.acyclic or self.certain_before(producer, stage.name, run_order)
+                    declared = producer.outputs is None or name in producer.outputs.names
+                    if (
+                        elsewhere
+                        and declared
+                        and (
+                            not self.acyclic or self.certain_before(producer, stage.name, run_order)
+                        )
                     ):
                         continue
                 elif namespace == "variables" and name in self.variables:
@@ -482,8 +495,25 @@ class _Checker:
             )
         if producer.stage == stage and producer.action == action:
             return f"{ref.text!r} refers to this action's own namespace"
+        if producer.outputs is not None and ref.name not in producer.outputs.names:
+            return _undeclared(ref, producer, producer.outputs)
         if self.acyclic and not self.certain_before(producer, stage, run_order):
             return f"{ref.text!r} comes from {producer.node!r}, " + self.explain_order(
                 producer, stage, run_order
             )
         return None
+
+
+def _undeclared(ref: Reference, producer: Producer, outputs: DeclaredOutputs) -> str:
+    """A reference to an output variable the producing action's provider does not declare."""
+    hint = did_you_mean(ref.name, outputs.names)
+    message = (
+        f"{ref.text!r} names output variable {ref.name!r}, which {producer.node!r} "
+        f"(namespace {ref.namespace!r}) does not set: it declares {outputs.describe()}{hint}; "
+    )
+    if outputs.fixed:
+        return message + "use one of the names it declares"
+    return message + (
+        f"fix the name, or declare {ref.name!r} in the output_variables (or "
+        f"optional_output_variables) of {producer.node!r}'s provider"
+    )

@@ -19,7 +19,8 @@ import anyio
 from pipelinekit._model._declarations import Category, Status
 from pipelinekit._model._variables import resolve_value
 from pipelinekit._runtime._artifacts import Holding, InputChecks, Sealed
-from pipelinekit._runtime._cache import canonical
+from pipelinekit._runtime._cache import KeyedCaches, canonical
+from pipelinekit._runtime._outputs import unkept_declaration
 from pipelinekit._runtime._private_inputs import private_inputs
 from pipelinekit._runtime._results import Attempt
 from pipelinekit._runtime._run import ActionRecord, Run
@@ -325,6 +326,8 @@ class Attempts:
             for name, value in ctx.output_variables.items():
                 run.values[f"{action.namespace}.{name}"] = value
         ended: dict[str, Any] = {
+            if error is None:  # succeeded: held to the output variables it declares
+                error = unkept_declaration(provider, ctx)
             "attempt": number,
             "variables": record.variables,
             "log_path": record.log_path,

@@ -7,22 +7,40 @@ contract, each with the default that applies when a provider does not declare it
   execution runs an interrupted attempt again instead of failing it as interrupted.
 - ``async def aclose(self)`` (default: nothing to close): called once, when the engine that
   ran it closes.
-- ``output_variables: Sequence[str]`` (default: none declared): the output variables it sets,
-  so that ``#{Namespace.Name}`` references are checked at definition time and the fake executor
-  can make up values.
+- ``output_variables: Sequence[str]`` (default: none declared): the output variables it sets
+  every time it succeeds (required).
+- ``optional_output_variables: Sequence[str]`` (default: none): the output variables it may
+  leave unset.
+
+  A provider that declares either (``None`` is the same as not declaring) has declared all the
+  output variables it can set. Then a ``#{Namespace.Name}`` reference to a name in neither list
+  is refused where the pipeline is written (with "did you mean"); after it succeeds, an unset
+  required one or a set undeclared one fails its attempt, and an unset optional one is a
+  warning in its log; the fake executor makes up values for the required ones. A provider that
+  declares nothing is not checked. Only providers that run themselves are asked: a declaration
+  that a registry builds a provider for at run time says nothing of that provider's variables.
+  A class declares fixed names as ``ClassVar`` tuples (``ManualApproval``: ``ApprovedBy``,
+  ``Summary``); ``pk.shell`` and ``pk.python`` take them as arguments.
 - ``resolve_references(lookup)`` (default: each reference's value is substituted for its text in
   every string of the provider): the provider to run, resolved its own way. ``Commands`` uses it
   so that a value never becomes shell text.
 
 Each is checked with ``isinstance`` against its protocol (``runtime_checkable``), so the runtime
-asks a typed question instead of looking a name up.
+asks a typed question instead of looking a name up. The two output-variable protocols live in the
+model (``_model/_output_variables.py``), which reads declarations for validation and cannot import
+this layer; they are the same classes here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from pipelinekit._model._output_variables import (
+    DeclaresOptionalOutputVariables,
+    DeclaresOutputVariables,
+    declared_outputs,
+)
 from pipelinekit._model._variables import Reference, resolve_value
 
 if TYPE_CHECKING:
@@ -30,11 +48,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Closeable",
+    "DeclaresOptionalOutputVariables",
     "DeclaresOutputVariables",
     "Idempotent",
     "ResolvesReferences",
     "Runnable",
     "is_idempotent",
+    "optional_output_variables",
+    "required_output_variables",
     "with_references_resolved",
 ]
 
@@ -64,13 +85,6 @@ class Closeable(Protocol):
 
     async def aclose(self) -> None:
         """Release what it holds; called once, when the engine closes."""
-
-
-@runtime_checkable
-class DeclaresOutputVariables(Protocol):
-    """A provider that names the output variables it sets."""
-
-    output_variables: Sequence[str]
 
 
 @runtime_checkable
@@ -107,3 +121,15 @@ def with_references_resolved(provider: Runnable, lookup: Callable[[Reference], s
 def is_idempotent(provider: object) -> bool:
     """Whether ``provider`` declares itself idempotent (``False`` when it does not say)."""
     return isinstance(provider, Idempotent) and provider.idempotent is True
+
+
+def required_output_variables(provider: object) -> tuple[str, ...]:
+    """The output variables ``provider`` declares it always sets (none when it declares none)."""
+    declared = declared_outputs(provider)
+    return declared.required if declared is not None else ()
+
+
+def optional_output_variables(provider: object) -> tuple[str, ...]:
+    """The output variables ``provider`` declares it may leave unset."""
+    declared = declared_outputs(provider)
+    return declared.optional if declared is not None else ()

@@ -11,6 +11,8 @@ import anyio
 import attrs
 
 from pipelinekit._model._declarations import Action, ActionTypeId, Category, Owner, Retry
+from pipelinekit._model._frozendict import to_tuple
+from pipelinekit._model._output_variables import declaration_problems
 from pipelinekit.exceptions import ActionFailed
 
 if TYPE_CHECKING:
@@ -40,6 +42,13 @@ def _call_in_thread(fn: ActionFunction, ctx: ActionContext) -> Any:  # noqa: ANN
         raise ActionFailed(_exited(getattr(fn, "__qualname__", repr(fn)), error)) from error
 
 
+def _to_names(value: object) -> object:
+    # A lone string is one name, not a list of its letters.
+    if value is None:
+        return None
+    return (value,) if isinstance(value, str) else to_tuple(value)
+
+
 @attrs.frozen
 class PythonFunction:
     """Run a Python function as an action: ``fn(ctx)``.
@@ -49,6 +58,13 @@ class PythonFunction:
     return a mapping of output variables instead of calling ``ctx.set_variable``. Set
     ``idempotent=True`` when running the function twice is harmless, so that a resumed execution
     may run it again after a crash.
+
+    ``output_variables`` names the output variables the function sets every time it succeeds,
+    ``optional_output_variables`` those it may leave unset. With either, a ``#{Namespace.Name}``
+    reference to another name is refused where the pipeline is written, and a run fails the
+    action when the function leaves a required one unset or sets one it does not declare (an
+    optional one left unset is a warning in its log). Without them (``None``, the default)
+    nothing is checked.
     """
 
     action_type: ClassVar[ActionTypeId] = ActionTypeId(
@@ -57,6 +73,12 @@ class PythonFunction:
 
     fn: ActionFunction
     idempotent: bool = attrs.field(default=False, kw_only=True)
+    output_variables: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_to_names, kw_only=True
+    )
+    optional_output_variables: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_to_names, kw_only=True
+    )
     #: Whether the function is a coroutine function (runs in the loop, not in a thread).
     is_async: bool = attrs.field(init=False, eq=False, repr=False)
 
@@ -106,11 +128,27 @@ class PythonFunction:
         """Broken rules of this declaration, as (field, message) pairs."""
         if not callable(self.fn):
             yield "fn", f"must be a function taking an ActionContext (got {self.fn!r})"
+        yield from declaration_problems(self.output_variables, self.optional_output_variables)
 
 
-def python(fn: ActionFunction, *, idempotent: bool = False) -> PythonFunction:
-    """A provider that runs ``fn(ctx)``: ``pk.Action("Scan", pk.python(scan))``."""
-    return PythonFunction(fn, idempotent=idempotent)
+def python(
+    fn: ActionFunction,
+    *,
+    idempotent: bool = False,
+    output_variables: Iterable[str] | None = None,
+    optional_output_variables: Iterable[str] | None = None,
+) -> PythonFunction:
+    """A provider that runs ``fn(ctx)``: ``pk.Action("Scan", pk.python(scan))``.
+
+    ``output_variables`` / ``optional_output_variables`` declare the output variables it sets
+    (see ``PythonFunction``), so that references to them are checked.
+    """
+    return PythonFunction(
+        fn,
+        idempotent=idempotent,
+        output_variables=output_variables,
+        optional_output_variables=optional_output_variables,
+    )
 
 
 @overload
@@ -132,6 +170,8 @@ def action(
     region: str | None = None,
     role_arn: str | None = None,
     idempotent: bool = False,
+    output_variables: Iterable[str] | None = None,
+    optional_output_variables: Iterable[str] | None = None,
 ) -> Callable[[ActionFunction], Action]: ...
 
 
@@ -141,18 +181,27 @@ def action(
     *,
     name: str | None = None,
     idempotent: bool = False,
+    output_variables: Iterable[str] | None = None,
+    optional_output_variables: Iterable[str] | None = None,
     **options: Any,
 ) -> Action | Callable[[ActionFunction], Action]:
     """Make a whole ``Action`` of a function, named after it unless ``name=`` is given.
 
-    The other keyword arguments are ``Action``'s. Use it bare (``@pk.action``) or with
-    arguments (``@pk.action(outputs=["report"])``); the result goes straight into a stage.
+    ``idempotent``, ``output_variables`` and ``optional_output_variables`` are
+    ``pk.python``'s; the other keyword arguments are ``Action``'s. Use it bare (``@pk.action``)
+    or with arguments (``@pk.action(outputs=["report"], namespace="Build",
+    output_variables=["Version"])``); the result goes straight into a stage.
     """
 
     def decorate(function: ActionFunction) -> Action:
         return Action(
             name if name is not None else function.__name__,
-            PythonFunction(function, idempotent=idempotent),
+            PythonFunction(
+                function,
+                idempotent=idempotent,
+                output_variables=output_variables,
+                optional_output_variables=optional_output_variables,
+            ),
             **options,
         )
 

@@ -37,7 +37,7 @@ from pipelinekit._runtime._engine import Engine, Execution
 from pipelinekit._runtime._private_inputs import private_folder
 from pipelinekit._runtime._results import RunResult
 from pipelinekit.exceptions import ActionFailed, ExecutionError
-from pipelinekit.providers._capabilities import DeclaresOutputVariables
+from pipelinekit.providers._capabilities import required_output_variables
 from pipelinekit.providers._context import ActionContext
 from pipelinekit.providers._identity import check_identity
 from pipelinekit.stores import MemoryStore
@@ -134,8 +134,9 @@ def succeed(
 ) -> Succeed:
     """Succeed after ``after`` (virtual time), with output ``variables`` and artifact files.
 
-    Output variables the provider declares (``output_variables``) and the outcome does not set
-    get the value ``"fake-<name>"``.
+    Required output variables the provider declares (``output_variables``) and the outcome does
+    not set get the value ``"fake-<name>"``; optional ones stay unset. As in a real run, an
+    outcome that sets one the provider does not declare fails the attempt.
 
     ``outputs={"dist": {"app.zip": b"..."}}`` "writes" files of the action's output artifacts;
     the fake keeps them in ``FakeExecutor.artifacts``. Files "written" to an input artifact
@@ -292,10 +293,11 @@ class ScriptedExecutor:
 
     @staticmethod
     def _succeed(outcome: Succeed, ctx: ActionContext) -> None:
-        # As if the provider had run: the variables it declares get a placeholder value, so
-        # that later references resolve unless a test scripts real values.
-        declared = ctx.provider if isinstance(ctx.provider, DeclaresOutputVariables) else None
-        for name in declared.output_variables if declared is not None else ():
+        # As if the provider had run: the required variables it declares get a placeholder
+        # value, so that later references resolve unless a test scripts real values. Optional
+        # ones stay unset. The engine holds the outcome to the declaration as it holds a real
+        # provider (``_runtime/_outputs.py``).
+        for name in required_output_variables(ctx.provider):
             if name not in outcome.variables:
                 ctx.set_variable(name, f"fake-{name}")
         for name, value in outcome.variables.items():
