@@ -19,7 +19,7 @@ import anyio
 from pipelinekit._model._declarations import Category, Status
 from pipelinekit._model._variables import resolve_value
 from pipelinekit._runtime._artifacts import Holding, InputChecks, Sealed
-from pipelinekit._runtime._cache import KeyedCaches, canonical
+from pipelinekit._runtime._cache import canonical
 from pipelinekit._runtime._outputs import unkept_declaration
 from pipelinekit._runtime._private_inputs import private_inputs
 from pipelinekit._runtime._results import Attempt
