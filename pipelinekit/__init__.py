@@ -50,6 +50,7 @@ from pipelinekit.exceptions import Problem as Problem
 from pipelinekit.exceptions import StoreError as StoreError
 from pipelinekit.executors import Executor as Executor
 from pipelinekit.executors import LocalExecutor as LocalExecutor
+from pipelinekit.providers import ArchiveSource as ArchiveSource
 from pipelinekit.providers import Commands as Commands
 from pipelinekit.providers import GitSource as GitSource
 from pipelinekit.providers import HttpRequest as HttpRequest
@@ -84,6 +85,7 @@ __all__ = [
     "ActionResult",
     "ActionTimeout",
     "ActionTypeId",
+    "ArchiveSource",
     "ArtifactChanged",
     "Attempt",
     "BeforeEntry",

@@ -18,11 +18,13 @@ from pipelinekit.providers._protocol import ProviderRegistry as ProviderRegistry
 from pipelinekit.providers._python import PythonFunction as PythonFunction
 from pipelinekit.providers._python import action as action
 from pipelinekit.providers._python import python as python
+from pipelinekit.providers._sources import ArchiveSource as ArchiveSource
 from pipelinekit.providers._sources import GitSource as GitSource
 from pipelinekit.providers._sources import LocalSource as LocalSource
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "ArchiveSource",
     "Commands",
     "GitSource",
     "HttpRequest",

@@ -1,4 +1,8 @@
-"""Source providers: a local directory (``LocalSource``) and a git repository (``GitSource``)."""
+"""Source providers: a directory, a git repository, an archive (local or downloaded).
+
+``LocalSource`` copies a directory, ``GitSource`` clones with ``git``, ``ArchiveSource`` unpacks
+a tar or zip archive, refusing members that would land outside its folder.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,12 @@ import hashlib
 import os
 import re
 import shutil
+import stat
+import tarfile
+import zipfile
+import zlib
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -20,7 +29,7 @@ from pipelinekit.exceptions import ActionFailed
 if TYPE_CHECKING:
     from pipelinekit.providers._context import ActionContext
 
-__all__ = ["GitSource", "LocalSource", "content_hash"]
+__all__ = ["ArchiveSource", "GitSource", "LocalSource", "content_hash"]
 
 DEFAULT_EXCLUDE = (".git", "__pycache__", "*.pyc", ".pipelinekit", ".venv", ".nox")
 
@@ -185,3 +194,366 @@ def _repository_name(url: str) -> str:
     if name in {"", "."}:
         name = Path(url).resolve().name
     return name
+
+
+# -- archives ---------------------------------------------------------------------------------
+
+#: Default limits of ``ArchiveSource``: what an sdist or a source zip never comes near.
+DEFAULT_MAX_BYTES = 1 << 30
+DEFAULT_MAX_MEMBERS = 100_000
+_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
+
+
+def _is_url(location: str) -> bool:
+    return "://" in location
+
+
+def _archive_name(location: str) -> str:
+    if _is_url(location):
+        return httpx_path(location).rsplit("/", 1)[-1]
+    return Path(location).name
+
+
+def httpx_path(url: str) -> str:
+    """The path of ``url`` without query or fragment (no httpx needed to read it)."""
+    rest = url.split("://", 1)[1]
+    path = rest.split("/", 1)[1] if "/" in rest else ""
+    return "/" + path.split("?", 1)[0].split("#", 1)[0]
+
+
+def _shown_url(url: str) -> str:
+    """``url`` without its user and password, for logs and errors."""
+    scheme, rest = url.split("://", 1)
+    host, slash, path = rest.partition("/")
+    return f"{scheme}://{host.rsplit('@', 1)[-1]}{slash}{path}"
+
+
+class _Refused(Exception):  # noqa: N818 - internal: becomes the action's ActionFailed
+    """A member that must not be extracted (its name, and why)."""
+
+    def __init__(self, member: str, why: str) -> None:
+        super().__init__(member, why)
+        self.member = member
+        self.why = why
+
+
+def _relative_parts(name: str, strip: int, *, member: str) -> tuple[str, ...] | None:
+    """The path parts where member ``name`` goes, ``strip_components`` removed.
+
+    ``None`` when nothing is left (the stripped top folders themselves). Absolute names and
+    ``..`` are refused, never quietly rewritten: an archive that has them is not what it says.
+    """
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise _Refused(member, "has an absolute path")
+    parts = tuple(part for part in name.replace("\\", "/").split("/") if part not in {"", "."})
+    if ".." in parts:
+        raise _Refused(member, "climbs out of the folder with '..'")
+    if len(parts) <= strip:
+        return None
+    return parts[strip:]
+
+
+@attrs.frozen
+class _Limits:
+    max_bytes: int
+    max_members: int
+
+    def count(self, members: int, total: int, member: str) -> None:
+        if members > self.max_members:
+            raise _Refused(member, f"is one member more than max_members={self.max_members} allows")
+        if total > self.max_bytes:
+            raise _Refused(
+                member,
+                f"takes the uncompressed size past max_bytes={self.max_bytes}",
+            )
+
+
+def _tar_members(
+    archive: tarfile.TarFile, target: Path, strip: int, limits: _Limits
+) -> list[tarfile.TarInfo]:
+    """Every member checked and renamed (``strip``), before anything is written."""
+    checked: list[tarfile.TarInfo] = []
+    total = 0
+    for count, member in enumerate(archive, start=1):
+        total += member.size if member.isreg() else 0
+        limits.count(count, total, member.name)
+        renamed = _tar_renamed(member, strip)
+        if renamed is None:
+            continue
+        try:
+            # The standard library's "data" filter (PEP 706) is the backstop: links pointing
+            # out of the folder, device files and pipes, odd modes.
+            filtered = tarfile.data_filter(renamed, str(target))
+        except tarfile.FilterError as error:
+            raise _Refused(member.name, _filter_reason(error)) from None
+        checked.append(filtered)
+    return checked
+
+
+def _tar_renamed(member: tarfile.TarInfo, strip: int) -> tarfile.TarInfo | None:
+    parts = _relative_parts(member.name, strip, member=member.name)
+    if parts is None:
+        return None
+    changes: dict[str, str] = {"name": "/".join(parts)}
+    if member.islnk():  # a hard link names another member: stripped and checked as one
+        linked = _relative_parts(member.linkname, strip, member=member.name)
+        if linked is None:
+            raise _Refused(member.name, f"is a hard link to {member.linkname!r}, outside")
+        changes["linkname"] = "/".join(linked)
+    return member.replace(**changes, deep=False)  # type: ignore[arg-type]
+
+
+def _filter_reason(error: tarfile.FilterError) -> str:
+    reasons: tuple[tuple[type[tarfile.FilterError], str], ...] = (
+        (tarfile.AbsoluteLinkError, "is a link to an absolute path"),
+        (tarfile.LinkOutsideDestinationError, "is a link pointing out of the folder"),
+        (tarfile.OutsideDestinationError, "would be written out of the folder"),
+        (tarfile.SpecialFileError, "is a device file or a pipe"),
+        (tarfile.AbsolutePathError, "has an absolute path"),
+    )
+    for kind, reason in reasons:
+        if isinstance(error, kind):
+            return reason
+    return str(error)
+
+
+def _extract_tar(source: Path, target: Path, strip: int, limits: _Limits) -> None:
+    try:
+        archive = tarfile.open(source, "r:*")  # noqa: SIM115 - closed below
+    except tarfile.TarError:
+        # Its error lists every compression tried, over several lines: one says enough.
+        raise _Refused("", "is not a tar or zip archive (.tar, .tar.gz, .bz2, .xz, .zip)") from None
+    with archive:
+        members = _tar_members(archive, target, strip, limits)
+
+        def already_checked(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+            # Checked again as it is written: a link extracted earlier may change where a
+            # later member would land.
+            try:
+                return tarfile.data_filter(member, path)
+            except tarfile.FilterError as error:
+                raise _Refused(member.name, _filter_reason(error)) from None
+
+        # Every member checked above; the filter checks each again as it is written.
+        try:
+            archive.extractall(target, members=members, filter=already_checked)  # noqa: S202
+        except (tarfile.ReadError, zlib.error, EOFError) as error:
+            raise _Refused("", f"is damaged or cut short ({error})") from None
+
+
+def _zip_link_target(link: str, name: str, target: Path, member: str) -> str:
+    if link.startswith(("/", "\\")):
+        raise _Refused(member, "is a link to an absolute path")
+    pointed = os.path.normpath(target / Path(name).parent / link)
+    if pointed != str(target) and not pointed.startswith(str(target) + os.sep):
+        raise _Refused(member, "is a link pointing out of the folder")
+    return link
+
+
+def _zip_plan(
+    archive: zipfile.ZipFile, target: Path, strip: int, limits: _Limits
+) -> list[tuple[zipfile.ZipInfo, str, int]]:
+    """Every member checked (name, kind, link target, limits): (member, path, kind)."""
+    planned: list[tuple[zipfile.ZipInfo, str, int]] = []
+    total = 0
+    for count, info in enumerate(archive.infolist(), start=1):
+        total += info.file_size
+        limits.count(count, total, info.filename)
+        parts = _relative_parts(info.filename, strip, member=info.filename)
+        if parts is None:
+            continue
+        name = "/".join(parts)
+        # The kind of file is in the high bits where a Unix zip put one; none means a file.
+        kind = stat.S_IFMT(info.external_attr >> 16) if info.create_system == 3 else 0  # noqa: PLR2004 - Unix
+        if info.is_dir():
+            kind = stat.S_IFDIR
+        elif kind == stat.S_IFLNK:
+            _zip_link_target(archive.read(info).decode(), name, target, info.filename)
+        elif kind not in {0, stat.S_IFREG}:
+            raise _Refused(info.filename, "is a device file or a pipe")
+        planned.append((info, name, kind or stat.S_IFREG))
+    return planned
+
+
+def _extract_zip(source: Path, target: Path, strip: int, limits: _Limits) -> None:
+    try:
+        opened = zipfile.ZipFile(source)
+    except zipfile.BadZipFile as error:
+        raise _Refused("", f"is a damaged zip archive ({error})") from None
+    with opened as archive:
+        planned = _zip_plan(archive, target, strip, limits)
+        real_target = os.path.realpath(target)
+        written = 0
+        for info, name, kind in planned:
+            path = target / name
+            if kind == stat.S_IFDIR:
+                path.mkdir(parents=True, exist_ok=True)
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Its folder's real path, links followed: a link unpacked earlier must not have
+            # made it lead out of the folder.
+            folder = os.path.realpath(path.parent)
+            if folder != real_target and not folder.startswith(real_target + os.sep):
+                raise _Refused(info.filename, "would be written out of the folder")
+            if kind == stat.S_IFLNK:
+                link = archive.read(info).decode()
+                path.symlink_to(_zip_link_target(link, name, target, info.filename))
+                continue
+            # Bytes counted as they come out, not as the header says: the header may lie.
+            try:
+                with archive.open(info) as reading, path.open("xb") as writing:
+                    for block in iter(lambda: reading.read(1 << 20), b""):
+                        written += len(block)
+                        limits.count(0, written, info.filename)
+                        writing.write(block)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+                raise _Refused(info.filename, f"is damaged ({error})") from None
+            if (info.external_attr >> 16) & 0o111:
+                path.chmod(0o755)
+
+
+@attrs.frozen
+class ArchiveSource:
+    """Unpack an archive into the action's output artifact: the source of a release pipeline.
+
+    ``.tar.gz`` / ``.tgz`` / ``.tar`` (also ``.bz2``, ``.xz``) or ``.zip``: an sdist, a tarball.
+
+    ``location`` is a local path or an ``http://``/``https://`` URL (downloaded with httpx,
+    streamed, at most ``max_bytes``). ``strip_components=1`` drops the top folder, as tar's
+    option does (an sdist's ``name-1.0/``). ``sha256``, when given, must be the archive's.
+
+    Safe with archives from anywhere: a member with an absolute path, a ``..``, a link (symbolic
+    or hard) pointing out of the folder, a device file, or past ``max_members`` members or
+    ``max_bytes`` uncompressed bytes is refused, naming the member, before anything is written
+    (tar members also go through the standard library's ``data`` filter).
+
+    Output variables: ``ArchiveHash`` (SHA-256 of the archive's bytes), ``ArchiveName`` (its
+    file name) and ``ContentHash`` (of the unpacked tree, as ``LocalSource`` sets it).
+    """
+
+    action_type: ClassVar[ActionTypeId] = ActionTypeId(
+        Category.SOURCE, Owner.CUSTOM, "ArchiveSource", "1"
+    )
+    idempotent: ClassVar[bool] = True
+    input_artifacts: ClassVar[tuple[int, int]] = (0, 0)
+    output_artifacts: ClassVar[tuple[int, int]] = (1, 1)
+    #: The output variables it sets.
+    output_variables: ClassVar[tuple[str, ...]] = ("ArchiveHash", "ArchiveName", "ContentHash")
+
+    location: str = attrs.field(converter=_to_path_text)
+    strip_components: int = attrs.field(default=0, kw_only=True)
+    sha256: str | None = attrs.field(default=None, kw_only=True)
+    max_bytes: int = attrs.field(default=DEFAULT_MAX_BYTES, kw_only=True)
+    max_members: int = attrs.field(default=DEFAULT_MAX_MEMBERS, kw_only=True)
+
+    async def run(self, ctx: ActionContext) -> None:
+        """Fetch the archive if it is a URL, check it, unpack it, hash it."""
+        target = _single_output(ctx, "ArchiveSource")
+        location = self.location
+        shown_location = _shown_url(location) if _is_url(location) else location
+        if _is_url(location):
+            folder = ctx.workdir_path
+            await anyio.to_thread.run_sync(partial(folder.mkdir, parents=True, exist_ok=True))
+            archive = folder / (_archive_name(location) or "archive")
+            ctx.log.info("downloading", url=shown_location)
+            digest = await self._download(location, archive, shown_location)
+        else:
+            archive = Path(location)
+            digest = await anyio.to_thread.run_sync(self._hash_file, archive)
+        if self.sha256 is not None and digest != self.sha256.lower():
+            msg = (
+                f"archive {shown_location!r} has SHA-256 {digest}, not the expected "
+                f"{self.sha256.lower()} given as sha256=; nothing was unpacked"
+            )
+            raise ActionFailed(msg)
+        ctx.log.info("unpacking", archive=shown_location)
+        try:
+            await anyio.to_thread.run_sync(self._unpack, archive, target)
+        except _Refused as refused:
+            member = f"member {refused.member!r} " if refused.member else ""
+            msg = (
+                f"archive {shown_location!r} refused: {member}{refused.why}; nothing was "
+                "unpacked (an archive from elsewhere must stay inside its folder and within "
+                "max_bytes and max_members)"
+            )
+            raise ActionFailed(msg) from None
+        ctx.set_variable("ArchiveHash", digest)
+        ctx.set_variable("ArchiveName", archive.name)
+        ctx.set_variable("ContentHash", await anyio.to_thread.run_sync(content_hash, target))
+
+    def _hash_file(self, archive: Path) -> str:
+        archive = archive.expanduser()
+        if not archive.is_file():
+            msg = f"ArchiveSource location {self.location!r} is not a file"
+            raise ActionFailed(msg)
+        digest = hashlib.sha256()
+        with archive.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    async def _download(self, url: str, archive: Path, shown_url: str) -> str:
+        import httpx  # noqa: PLC0415 - only pipelines that download pay for importing it
+
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            async with (
+                httpx.AsyncClient(follow_redirects=True, timeout=60.0) as client,
+                client.stream("GET", url) as response,
+            ):
+                if response.status_code != 200:  # noqa: PLR2004 - HTTP's OK
+                    msg = f"downloading {shown_url!r} answered HTTP {response.status_code}"
+                    raise ActionFailed(msg)
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > self.max_bytes:
+                    msg = (
+                        f"archive {shown_url!r} is {declared} bytes, more than "
+                        f"max_bytes={self.max_bytes}; nothing was downloaded"
+                    )
+                    raise ActionFailed(msg)
+                async with await anyio.open_file(archive, "wb") as writing:
+                    async for block in response.aiter_bytes(1 << 20):
+                        size += len(block)
+                        if size > self.max_bytes:
+                            msg = (
+                                f"archive {shown_url!r} is more than max_bytes="
+                                f"{self.max_bytes} bytes; the download was stopped"
+                            )
+                            raise ActionFailed(msg)
+                        digest.update(block)
+                        await writing.write(block)
+        except httpx.HTTPError as error:
+            msg = f"downloading {shown_url!r} failed: {type(error).__name__}: {error}"
+            raise ActionFailed(msg) from None
+        return digest.hexdigest()
+
+    def _unpack(self, archive: Path, target: Path) -> None:
+        archive = archive.expanduser()
+        limits = _Limits(self.max_bytes, self.max_members)
+        if zipfile.is_zipfile(archive):
+            _extract_zip(archive, target, self.strip_components, limits)
+        else:
+            _extract_tar(archive, target, self.strip_components, limits)
+
+    def problems(self) -> Iterable[tuple[str, str]]:
+        """Broken rules of this declaration, as (field, message) pairs."""
+        location: object = self.location
+        if not isinstance(location, str) or not location:
+            yield "location", "must be the path or http(s) URL of an archive"
+        elif _is_url(location) and not location.startswith(("http://", "https://", "#{")):
+            yield "location", f"{location!r}: only http:// and https:// URLs are fetched"
+        elif not location.startswith("#{") and not location.lower().endswith(_ARCHIVE_SUFFIXES):
+            suffixes = ", ".join(_ARCHIVE_SUFFIXES)
+            if not (_is_url(location) and httpx_path(location).lower().endswith(_ARCHIVE_SUFFIXES)):
+                yield "location", f"{location!r} must name an archive ({suffixes})"
+        for field in ("strip_components", "max_bytes", "max_members"):
+            value: object = getattr(self, field)
+            low = 0 if field == "strip_components" else 1
+            if type(value) is not int or value < low:
+                yield field, f"must be a whole number of at least {low} (got {value!r})"
+        digest: object = self.sha256
+        if digest is not None and (
+            not isinstance(digest, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", digest)
+        ):
+            yield "sha256", f"must be 64 hex digits (got {digest!r})"
