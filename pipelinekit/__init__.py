@@ -16,6 +16,7 @@ from pipelinekit import exceptions as exceptions
 from pipelinekit import executors as executors
 from pipelinekit import hooks as hooks
 from pipelinekit import providers as providers
+from pipelinekit._model._cache import Cache as Cache
 from pipelinekit._model._declarations import Action as Action
 from pipelinekit._model._declarations import ActionTypeId as ActionTypeId
 from pipelinekit._model._declarations import BeforeEntry as BeforeEntry
@@ -89,6 +90,7 @@ __all__ = [
     "ArtifactChanged",
     "Attempt",
     "BeforeEntry",
+    "Cache",
     "Category",
     "Commands",
     "Condition",

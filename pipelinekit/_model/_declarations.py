@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Protocol, TypeGuard, runtime_checkable
 
 import attrs
 
+from pipelinekit._model._cache import Cache
 from pipelinekit._model._frozendict import FrozenDict, to_frozendict, to_tuple
 from pipelinekit._model._limits import (
     MAX_ATTEMPTS,
@@ -572,6 +573,8 @@ class Action:
     #: Private writable copies of the inputs (for tools that write beside what they read),
     #: instead of the producers' read-only folders.
     writable_inputs: bool = attrs.field(default=False, kw_only=True)
+    #: Folders kept between executions under a key (``pk.Cache``), restored before it runs.
+    caches: tuple[Cache, ...] = attrs.field(default=(), converter=to_tuple, kw_only=True)
     configuration: FrozenDict = attrs.field(
         factory=FrozenDict, converter=to_frozendict, kw_only=True
     )
@@ -631,6 +634,7 @@ class Action:
             and (retry is None or type(retry) is Retry)
             and type(cache) is bool
             and type(writable_inputs) is bool
+            and self.caches == ()
             and self.region is None
             and self.role_arn is None
         )
@@ -670,7 +674,27 @@ class Action:
                 "must be True (private writable copies of the inputs) or False (read-only "
                 f"inputs, the default) (got {shown(writable_inputs)})",
             )
+        self._check_caches(found)
         self._check_placement(found)
+
+    def _check_caches(self, found: _Found) -> None:
+        """Each ``pk.Cache``'s own rules, and that its ``{hash:...}`` looks in an input."""
+        caches: object = self.caches
+        if not isinstance(caches, tuple) or not all(isinstance(c, Cache) for c in caches):
+            found.add("caches", f"must be a list of pk.Cache(...) (got {shown(caches)})")
+            return
+        for index, cache in enumerate(caches):
+            for field, message in cache.problems():
+                found.add(f"caches[{index}].{field}", message)
+            declared: object = self.inputs
+            inputs = declared if isinstance(declared, tuple) else ()
+            for artifact in sorted(cache.artifacts() - set(inputs)):
+                if ARTIFACT.problem(artifact) is None:
+                    found.add(
+                        f"caches[{index}].key",
+                        f"{{hash:{artifact}/...}} looks in {artifact!r}, which is not an input "
+                        f"of the action; add inputs=[{artifact!r}] or hash another artifact",
+                    )
 
     def _check_artifacts(self, found: _Found) -> None:
         for field in ("inputs", "outputs"):

@@ -32,7 +32,7 @@ import shutil
 import stat
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -43,9 +43,10 @@ import anyio.lowlevel
 import attrs
 
 from pipelinekit._model._secrets import Masker
-from pipelinekit._runtime._cache import cache_key, copy_outputs
+from pipelinekit._runtime._blobs import CacheFolder, Kept, Unpacked
+from pipelinekit._runtime._cache import cache_key, copy_outputs, glob_pattern, hash_matches
 from pipelinekit._thread import WorkerThread
-from pipelinekit.exceptions import ArtifactChanged
+from pipelinekit.exceptions import ActionFailed, ArtifactChanged
 from pipelinekit.providers._context import LogFile, MemoryLogFile
 from pipelinekit.stores import CacheEntry
 
@@ -123,7 +124,34 @@ class Workspace(Protocol):
         ...
 
     async def restore(self, entry: CacheEntry, outputs: Mapping[str, Path]) -> bool:
-        """Copy a cached attempt's outputs into ``outputs``; ``False`` if they are gone."""
+        """Bring a cached attempt's outputs into ``outputs``; ``False`` if they are gone."""
+        ...
+
+    #: Whether caches may be restored (``Engine(use_cache=False)``: never; still saved).
+    use_cache: bool
+
+    async def keep_outputs(self, outputs: Mapping[str, Path]) -> dict[str, Kept]:
+        """Put sealed outputs into the cache folder (a ``cache=True`` success)."""
+        ...
+
+    async def hash_files(
+        self, inputs: Mapping[str, Path], globs: Sequence[tuple[str, str]], where: str
+    ) -> str:
+        """The digest of the input files matching ``globs`` (``ActionFailed`` if none does)."""
+        ...
+
+    async def keep(self, folder: Path, *, mention: str | None) -> Kept | None:
+        """Put ``folder`` into the cache folder; ``None`` if it does not exist."""
+        ...
+
+    async def unpack(
+        self, tree: str, target: Path, *, writable: bool, moved: tuple[str, str] | None
+    ) -> Unpacked | None:
+        """Restore a kept tree at ``target``; ``None`` if it is gone or damaged."""
+        ...
+
+    async def written_in_place(self, linked: Sequence[tuple[str, int, int]]) -> list[str]:
+        """Restored blobs written since they were restored; they are evicted."""
         ...
 
 
@@ -316,7 +344,10 @@ def _make_read_only(root: Path) -> None:
 def _remove_tree(path: Path) -> None:
     def make_writable(function: Any, name: str, _info: object) -> None:  # noqa: ANN401
         Path(name).parent.chmod(0o700)
-        Path(name).chmod(0o700)
+        # Only a folder's own mode matters to removing it: a file may be a hard link into the
+        # cache, whose blob must stay read-only (and keep its executable bit).
+        if Path(name).is_dir() and not Path(name).is_symlink():
+            Path(name).chmod(0o700)
         function(name)
 
     if path.exists():
@@ -364,9 +395,33 @@ class _Clock:
 class WorkspaceFactory(Protocol):
     """Makes the workspace of an execution from its folder (``Engine(workspaces=...)``)."""
 
-    def __call__(self, root: Path, *, files: WorkerThread | None = None) -> Workspace:
-        """The workspace under ``root``; ``files`` is the thread for small file work."""
+    def __call__(
+        self,
+        root: Path,
+        *,
+        files: WorkerThread | None = None,
+        cache: CacheFolder | None = None,
+        use_cache: bool = True,
+    ) -> Workspace:
+        """The workspace under ``root``; ``files`` is the thread for small file work.
+
+        ``cache`` is the cache folder shared by executions; ``use_cache=False`` restores none.
+        """
         ...
+
+
+def _matching(listing: Iterable[tuple[str, str]], glob: str) -> list[tuple[str, str]]:
+    pattern = glob_pattern(glob)
+    return [(relative, path) for relative, path in listing if pattern.match(relative)]
+
+
+def _no_match(where: str, artifact: str, glob: str, names: Sequence[str]) -> ActionFailed:
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")  # noqa: PLR2004
+    msg = (
+        f"cache key of {where}: {{hash:{artifact}/{glob}}} matches no file in input artifact "
+        f"{artifact!r} ({'it has: ' + shown if names else 'it is empty'}); fix the glob"
+    )
+    return ActionFailed(msg)
 
 
 class DiskWorkspace:
@@ -376,10 +431,19 @@ class DiskWorkspace:
     copies, hashes, checks and removals of whole folders to anyio's worker threads.
     """
 
-    def __init__(self, root: Path, *, files: WorkerThread | None = None) -> None:
-        """Work under ``root`` (made as needed)."""
+    def __init__(
+        self,
+        root: Path,
+        *,
+        files: WorkerThread | None = None,
+        cache: CacheFolder | None = None,
+        use_cache: bool = True,
+    ) -> None:
+        """Work under ``root`` (made as needed); keep caches in ``cache`` (``root/cache``)."""
         self.root = root
         self.files = files
+        self.cache = cache if cache is not None else CacheFolder(root / "cache")
+        self.use_cache = use_cache
         # Absolute: the recorded log paths are read later, from wherever a person runs `logs`.
         self.logs = (root / "logs").absolute()
         self.work = root / "work"
@@ -495,10 +559,86 @@ class DiskWorkspace:
         return await anyio.to_thread.run_sync(self._restore, entry, outputs)
 
     def _restore(self, entry: CacheEntry, outputs: Mapping[str, Path]) -> bool:
-        if copy_outputs(entry, outputs):
+        if entry.trees:
+            restored = all(
+                name in entry.trees
+                and self.cache.unpack(entry.trees[name], path, writable=False, moved=None)
+                is not None
+                for name, path in outputs.items()
+            )
+        else:  # kept before the cache folder: the earlier execution's copy
+            restored = copy_outputs(entry, outputs)
+        if restored:
             return True
         self._fresh(list(outputs.values()), None)  # the action runs instead, from empty folders
         return False
+
+    async def keep_outputs(self, outputs: Mapping[str, Path]) -> dict[str, Kept]:
+        """Hard-link sealed outputs into the cache folder: their bytes are kept once."""
+        return await anyio.to_thread.run_sync(self._keep_outputs, outputs)
+
+    def _keep_outputs(self, outputs: Mapping[str, Path]) -> dict[str, Kept]:
+        kept: dict[str, Kept] = {}
+        for name, path in outputs.items():
+            one = self.cache.keep(path)
+            if one is None:
+                continue
+            kept[name] = one
+            seal = self.seals.get(name)
+            if seal is not None:
+                # Linking set each file's ctime: the next check hashes it once more, then
+                # trusts its signature again (see InputChecks).
+                with seal.lock:
+                    for relative, file in seal.files.items():
+                        try:
+                            file.signature = _signature(os.lstat(path / relative))
+                        except OSError:
+                            continue
+                        file.confirmed = False
+        return kept
+
+    async def hash_files(
+        self, inputs: Mapping[str, Path], globs: Sequence[tuple[str, str]], where: str
+    ) -> str:
+        """Hash the input files matching ``globs`` (in a worker thread)."""
+        return await anyio.to_thread.run_sync(self._hash_files, inputs, globs, where)
+
+    @staticmethod
+    def _hash_files(
+        inputs: Mapping[str, Path], globs: Sequence[tuple[str, str]], where: str
+    ) -> str:
+        found: dict[tuple[str, str], bytes] = {}
+        for artifact, glob in globs:
+            listing = [
+                (relative, path)
+                for relative, path, link in _walk(str(inputs[artifact]))
+                if not link
+            ]
+            matches = _matching(listing, glob)
+            if not matches:
+                raise _no_match(where, artifact, glob, [relative for relative, _ in listing])
+            for relative, path in matches:
+                if (artifact, relative) not in found:
+                    found[artifact, relative] = _file_seal(path, False, None, None).digest  # noqa: FBT003
+        return hash_matches(
+            (artifact, relative, digest) for (artifact, relative), digest in found.items()
+        )
+
+    async def keep(self, folder: Path, *, mention: str | None) -> Kept | None:
+        """Put ``folder`` into the cache folder (in a worker thread)."""
+        return await anyio.to_thread.run_sync(partial(self.cache.keep, folder, mention=mention))
+
+    async def unpack(
+        self, tree: str, target: Path, *, writable: bool, moved: tuple[str, str] | None
+    ) -> Unpacked | None:
+        """Restore a kept tree at ``target`` (in a worker thread)."""
+        return await anyio.to_thread.run_sync(
+            partial(self.cache.unpack, tree, target, writable=writable, moved=moved)
+        )
+
+    async def written_in_place(self, linked: Sequence[tuple[str, int, int]]) -> list[str]:
+        """Evict restored blobs written since they were restored (in a worker thread)."""
+        return await anyio.to_thread.run_sync(self.cache.written_in_place, linked)
 
 
 # -- in memory: the fake's files ----------------------------------------------------------------
@@ -533,9 +673,12 @@ class MemoryWorkspace:
         *,
         files: WorkerThread | None = None,
         contents: dict[str, dict[str, bytes]] | None = None,
+        cache: CacheFolder | None = None,
+        use_cache: bool = True,
     ) -> None:
         """Make up paths under ``root`` (``files`` is not needed: nothing is written)."""
-        del files
+        del files, cache  # nothing is written, and keyed caches keep no files here
+        self.use_cache = use_cache
         self.root = root
         self.logs = root / "logs"
         self.work = root / "work"
@@ -617,6 +760,45 @@ class MemoryWorkspace:
     async def restore(self, entry: CacheEntry, outputs: Mapping[str, Path]) -> bool:  # noqa: ARG002 - the protocol's
         """Nothing to restore."""
         return False
+
+    async def keep_outputs(self, outputs: Mapping[str, Path]) -> dict[str, Kept]:  # noqa: ARG002
+        """Nothing is cached (``cache_key`` is ``None``)."""
+        return {}
+
+    async def hash_files(
+        self, inputs: Mapping[str, Path], globs: Sequence[tuple[str, str]], where: str
+    ) -> str:
+        """Hash the fake's files of the inputs as ``DiskWorkspace`` hashes files on disk."""
+        found: dict[tuple[str, str], bytes] = {}
+        for artifact, glob in globs:
+            files = (self.contents or {}).get(artifact, {})
+            names = sorted(files, key=lambda name: name.split("/"))
+            matches = _matching(((name, name) for name in names), glob)
+            if not matches:
+                raise _no_match(where, artifact, glob, names)
+            for relative, _ in matches:
+                found[artifact, relative] = hashlib.sha256(files[relative]).digest()
+        del inputs  # the fake's files are by artifact name
+        return hash_matches(
+            (artifact, relative, digest) for (artifact, relative), digest in found.items()
+        )
+
+    async def keep(self, folder: Path, *, mention: str | None) -> Kept | None:
+        """A fake's working folder holds no files: every path is kept, empty."""
+        del folder, mention
+        return Kept("empty", 0, 0)
+
+    async def unpack(
+        self, tree: str, target: Path, *, writable: bool, moved: tuple[str, str] | None
+    ) -> Unpacked | None:
+        """Nothing to write: the entry's (empty) folders come back at once."""
+        del tree, target, writable, moved
+        return Unpacked(0, 0, 0, "link")
+
+    async def written_in_place(self, linked: Sequence[tuple[str, int, int]]) -> list[str]:
+        """No files, nothing written."""
+        del linked
+        return []
 
 
 # -- checking an action's inputs ------------------------------------------------------------------

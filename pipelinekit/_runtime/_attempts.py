@@ -19,7 +19,7 @@ import anyio
 from pipelinekit._model._declarations import Category, Status
 from pipelinekit._model._variables import resolve_value
 from pipelinekit._runtime._artifacts import Holding, InputChecks, Sealed
-from pipelinekit._runtime._cache import canonical
+from pipelinekit._runtime._cache import KeyedCaches, canonical
 from pipelinekit._runtime._outputs import unkept_declaration
 from pipelinekit._runtime._private_inputs import private_inputs
 from pipelinekit._runtime._results import Attempt
@@ -96,6 +96,8 @@ class Attempts:
         action = record.action
         retry = action.retry
         attempts = retry.attempts if retry else 1
+        #: What the keyed caches (``pk.Cache``) of an action's last attempt did, by node.
+        self.keyed: dict[str, list[dict[str, Any]]] = {}
         previous: str | None = None
         # A resumed action goes on counting from the attempts it made before the crash.
         first = len(record.attempts) + 1
@@ -151,6 +153,7 @@ class Attempts:
         """Mark attempt ``number`` of an action started (an event); return when it started."""
         run = self.run_
         started = run.now()
+                    **({"caches": self.keyed.pop(record.node)} if record.node in self.keyed else {}),  # noqa: E501 - one entry of the detail
         record.status = Status.IN_PROGRESS
         if record.started_at is None:
             record.started_at = started
@@ -248,7 +251,10 @@ class Attempts:
         finished = run.now()
         if error is not None:
             message = run.masker.mask(describe(error))
+                    keyed = await self._restore_caches(record, ctx) if action.caches else None
             log_file.queue(f"--- attempt {number} failed: {message} ---")
+                    if keyed is not None:
+                        await self._save_caches(record, ctx, keyed, succeeded=error is None)
             await self._close_log(record, log_file)
             record.attempts.append(Attempt(number, Status.FAILED, started, finished, message))
             return error
@@ -343,7 +349,18 @@ class Attempts:
         # Secrets: variables that held one are not cached; a hit would hand out "****".
         unmasked = record.variables == ctx.output_variables
         if action.cache and not cached and ctx.cache_key is not None and unmasked:
-            entry = CacheEntry(run.execution_id, record.node, dict(record.variables), hashes)
+            # Kept once, by content, in the cache folder: a hit links them back (no copy).
+            kept = await run.workspace.keep_outputs(ctx.outputs)
+            entry = CacheEntry(
+                run.execution_id,
+                record.node,
+                dict(record.variables),
+                hashes,
+                trees={name: one.tree for name, one in kept.items()},
+                size=sum(one.size for one in kept.values()),
+                created_at=run.now(),
+                last_used=run.now(),
+            )
             await run.recorder.store.cache_put(ctx.cache_key, entry)
         if cached:
             ended["cached"] = True
@@ -373,13 +390,15 @@ class Attempts:
         entry = await run.recorder.store.cache_get(key)
         if entry is None:
             return False
-        if not await run.workspace.restore(entry, ctx.outputs):
+        if not run.workspace.use_cache or not await run.workspace.restore(entry, ctx.outputs):
             return False
         for name, value in entry.variables.items():
             ctx.set_variable(name, value)
         ctx.log.info("cached", reused=f"{entry.node} of execution {entry.execution_id}")
         return True
 
+        if record.node in self.keyed:
+            ended["caches"] = self.keyed.pop(record.node)
     @staticmethod
     async def _close_log(record: ActionRecord, log_file: LogFile) -> None:
         if log_file.pending:
@@ -416,6 +435,40 @@ class Attempts:
             outputs=outputs,
             work_root=workspace.work,
             configuration=configuration,
+    async def _restore_caches(self, record: ActionRecord, ctx: ActionContext) -> KeyedCaches:
+        """Restore the action's ``pk.Cache`` folders into its working folder (see _cache)."""
+        run = self.run_
+        keyed = KeyedCaches(
+            run.workspace,
+            run.recorder.store,
+            run.lookup,
+            run.now,
+            node=record.node,
+            execution_id=run.execution_id,
+        )
+        for detail in await keyed.restore(record.action.caches, ctx.inputs, ctx.workdir_path):
+            ctx.log.info("cache restored" if detail.get("restored_key") else "cache", **detail)
+        return keyed
+
+    async def _save_caches(
+        self, record: ActionRecord, ctx: ActionContext, keyed: KeyedCaches, *, succeeded: bool
+    ) -> None:
+        """Save the folders of a succeeded attempt; a cache that cannot be saved only warns."""
+        try:
+            details = await keyed.after(ctx.workdir_path, succeeded=succeeded)
+        except OSError as error:
+            ctx.log.warning("cache not saved", error=f"{type(error).__name__}: {error}")
+            details = [done.detail() for done in keyed.done]
+        for detail in details:
+            if "evicted" in detail:
+                ctx.log.warning(
+                    "cache files written in place were evicted; give the pk.Cache writable=True",
+                    **detail,
+                )
+            elif "saved" in detail:
+                ctx.log.info("cache saved" if detail["saved"] else "cache not saved", **detail)
+        self.keyed[record.node] = details
+
             variables=run.values,
             log_file=log_file,
             masker=run.masker,

@@ -1,26 +1,51 @@
-"""Caching action results: the key of an attempt, and reusing an earlier one's outputs.
+"""Caching: reusing an identical attempt (``cache=True``) and folders kept by key (``pk.Cache``).
 
 An action declared with ``cache=True`` is looked up by a key made of its action type, its
 provider and configuration with every reference resolved, and the content hashes of its input
 artifacts. An earlier successful attempt with the same key gives its output variables, and its
-output artifacts are copied, instead of running the provider again.
+output artifacts come back from the cache folder (hard links to files kept once by content, see
+``_blobs``), instead of running the provider again.
+
+``KeyedCaches`` does what ``actions/cache`` does for an action's ``caches``: fill in each key
+(references, platform, file hashes), restore the exact key or else the newest entry matching a
+restore key, and after a success save under the key unless it was restored exactly. What it
+did is returned as plain dicts, for the action's log, event and result.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import platform
+import re
 import shutil
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from pipelinekit._model._cache import MAX_KEY, Cache, parse_template
+from pipelinekit._model._variables import Reference, resolve
+from pipelinekit.exceptions import ActionFailed
 from pipelinekit.providers._sources import content_hash
-from pipelinekit.stores._records import CacheEntry
+from pipelinekit.stores._records import CacheEntry, SavedCache
 
-__all__ = ["cache_key", "canonical", "copy_outputs"]
+if TYPE_CHECKING:
+    from pipelinekit._runtime._blobs import Kept, Unpacked
+    from pipelinekit.stores._protocol import Store
+
+__all__ = [
+    "CacheFiles",
+    "KeyedCaches",
+    "cache_key",
+    "canonical",
+    "copy_outputs",
+    "glob_pattern",
+    "platform_value",
+]
 
 
 def canonical(value: Any) -> Any:  # noqa: ANN401 - any declaration
@@ -72,3 +97,232 @@ def copy_outputs(entry: CacheEntry, outputs: Mapping[str, Path]) -> bool:
         if content_hash(target) != digest:
             return False
     return True
+
+
+# -- keyed caches (pk.Cache) -----------------------------------------------------------------------
+
+
+def platform_value(name: str) -> str:
+    """``{os}``, ``{arch}`` or ``{python}`` of this process."""
+    if name == "os":
+        return {"darwin": "macos", "win32": "windows"}.get(sys.platform, sys.platform)
+    if name == "arch":
+        machine = platform.machine().lower()
+        return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def glob_pattern(glob: str) -> re.Pattern[str]:
+    """A ``/``-separated glob as a regular expression: ``*``, ``?``, ``[...]`` and ``**``."""
+    out = []
+    index = 0
+    while index < len(glob):
+        char = glob[index]
+        if glob.startswith("**/", index):
+            out.append("(?:[^/]*/)*")
+            index += 3
+            continue
+        if glob.startswith("**", index):
+            out.append(".*")
+            index += 2
+            continue
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "[" and (end := glob.find("]", index + 2)) != -1:
+            body = glob[index + 1 : end].replace("\\", "\\\\")
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+            index = end + 1
+            continue
+        else:
+            out.append(re.escape(char))
+        index += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def hash_matches(files: Iterable[tuple[str, str, bytes]]) -> str:
+    """The digest ``{hash:...}`` stands for: of each ``(artifact, path, file digest)``."""
+    whole = hashlib.sha256()
+    for artifact, relative, digest in sorted(files):
+        whole.update(f"{artifact}/{relative}".encode() + b"\0" + digest + b"\n")
+    return whole.hexdigest()[:20]
+
+
+class CacheFiles(Protocol):
+    """What ``KeyedCaches`` needs of a workspace (``Workspace`` has it)."""
+
+    use_cache: bool
+
+    async def hash_files(
+        self, inputs: Mapping[str, Path], globs: Sequence[tuple[str, str]], where: str
+    ) -> str:
+        """The digest of the input files matching ``globs`` (``ActionFailed`` if none does)."""
+        ...
+
+    async def keep(self, folder: Path, *, mention: str | None) -> Kept | None:
+        """Put ``folder`` into the cache folder; ``None`` if it does not exist."""
+        ...
+
+    async def unpack(
+        self, tree: str, target: Path, *, writable: bool, moved: tuple[str, str] | None
+    ) -> Unpacked | None:
+        """Restore a tree at ``target``; ``None`` if it is gone or damaged."""
+        ...
+
+    async def written_in_place(self, linked: Sequence[tuple[str, int, int]]) -> list[str]:
+        """Restored blobs written since; they are evicted."""
+        ...
+
+
+@attrs.define
+class _Restore:
+    cache: Cache
+    key: str
+    outcome: str  # "hit", "partial", "miss" or "off"
+    restored: SavedCache | None = None
+    unpacked: list[Unpacked] = attrs.Factory(list)
+
+    def detail(self) -> dict[str, Any]:
+        detail: dict[str, Any] = {"key": self.key, "outcome": self.outcome}
+        if self.restored is not None:
+            detail["restored_key"] = self.restored.key
+            detail["files"] = sum(unpacked.files for unpacked in self.unpacked)
+            detail["bytes"] = sum(unpacked.size for unpacked in self.unpacked)
+            detail["bytes_written"] = sum(unpacked.written for unpacked in self.unpacked)
+        return detail
+
+
+class KeyedCaches:
+    """Restores and saves the ``caches`` of one attempt of an action."""
+
+    def __init__(
+        self,
+        files: CacheFiles,
+        store: Store,
+        lookup: Callable[[Reference], str],
+        now: Callable[[], datetime],
+        *,
+        node: str,
+        execution_id: str,
+    ) -> None:
+        """Work through ``files`` (the workspace) and ``store``."""
+        self.files = files
+        self.store = store
+        self.lookup = lookup
+        self.now = now
+        self.node = node
+        self.execution_id = execution_id
+        self.done: list[_Restore] = []
+
+    async def render(self, template: str, inputs: Mapping[str, Path], where: str) -> str:
+        """A key template filled in: references, platform, file hashes."""
+        pieces = []
+        for part in parse_template(template)[0]:
+            if part.kind == "text":
+                pieces.append(resolve(part.value, self.lookup))
+            elif part.kind == "platform":
+                pieces.append(platform_value(part.value))
+            else:
+                pieces.append(await self.files.hash_files(inputs, part.globs(), where))
+        key = "".join(pieces)
+        if len(key) > MAX_KEY or any(ord(char) < 32 for char in key) or "," in key:  # noqa: PLR2004 - control characters
+            msg = (
+                f"cache key {key[:80]!r} of {where} must be at most {MAX_KEY} characters, "
+                "without commas or control characters; check the values it is made of"
+            )
+            raise ActionFailed(msg)
+        return key
+
+    async def restore(
+        self, caches: Sequence[Cache], inputs: Mapping[str, Path], workdir: Path
+    ) -> list[dict[str, Any]]:
+        """Restore each cache into ``workdir``; what happened to each, for the log."""
+        for index, cache in enumerate(caches):
+            where = f"{self.node} caches[{index}]"
+            key = await self.render(cache.key, inputs, where)
+            prefixes = [await self.render(prefix, inputs, where) for prefix in cache.restore_keys]
+            done = _Restore(cache, key, "off")
+            self.done.append(done)
+            if not self.files.use_cache:
+                continue
+            done.outcome = "miss"
+            candidates: list[tuple[str, SavedCache]] = []
+            exact = await self.store.saved_cache(key, cache.paths)
+            if exact is not None:
+                candidates.append(("hit", exact))
+            for prefix in prefixes:
+                candidates.extend(
+                    ("partial", entry)
+                    for entry in await self.store.saved_caches(prefix)
+                    if entry.paths == cache.paths and entry.key != key
+                )
+            for outcome, entry in candidates:
+                unpacked = await self._unpack(entry, cache, workdir)
+                if unpacked is None:
+                    # Damaged or gone: forgotten, so that this run can save the key afresh.
+                    await self.store.delete_caches([entry.key])
+                    continue
+                done.outcome, done.restored, done.unpacked = outcome, entry, unpacked
+                await self.store.cache_used(entry.key, self.now())
+                break
+        return [done.detail() for done in self.done]
+
+    async def _unpack(
+        self, entry: SavedCache, cache: Cache, workdir: Path
+    ) -> list[Unpacked] | None:
+        unpacked = []
+        for path in cache.paths:
+            tree = entry.trees.get(path)
+            if tree is None:
+                continue  # it did not exist when the entry was saved
+            one = await self.files.unpack(
+                tree,
+                workdir / path,
+                writable=cache.writable,
+                moved=(entry.root, str(workdir)),
+            )
+            if one is None:
+                return None
+            unpacked.append(one)
+        return unpacked
+
+    async def after(self, workdir: Path, *, succeeded: bool) -> list[dict[str, Any]]:
+        """After the action: evict blobs it wrote in place; save on success (not exact hits)."""
+        details = []
+        for done in self.done:
+            detail = done.detail()
+            linked = [link for unpacked in done.unpacked for link in unpacked.linked]
+            if linked and (evicted := await self.files.written_in_place(linked)):
+                await self.store.delete_caches([done.restored.key] if done.restored else [])
+                detail["evicted"] = len(evicted)
+            if succeeded and done.outcome != "hit":
+                detail["saved"] = await self._save(done, workdir)
+            details.append(detail)
+        return details
+
+    async def _save(self, done: _Restore, workdir: Path) -> bool:
+        trees: dict[str, str] = {}
+        size = files = 0
+        for path in done.cache.paths:
+            kept = await self.files.keep(workdir / path, mention=str(workdir))
+            if kept is not None:
+                trees[path] = kept.tree
+                size += kept.size
+                files += kept.files
+        if not trees:
+            return False  # nothing there to keep
+        now = self.now()
+        entry = SavedCache(
+            key=done.key,
+            paths=done.cache.paths,
+            trees=trees,
+            size=size,
+            files=files,
+            created_at=now,
+            last_used=now,
+            execution_id=self.execution_id,
+            node=self.node,
+            root=str(workdir),
+        )
+        return await self.store.save_cache(entry)

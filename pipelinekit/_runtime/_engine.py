@@ -29,6 +29,7 @@ from pipelinekit._model._events import Event
 from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._model._secrets import Masker
 from pipelinekit._runtime._artifacts import DiskWorkspace, WorkspaceFactory
+from pipelinekit._runtime._blobs import CacheFolder
 from pipelinekit._runtime._collector import collector_tuned_for_a_run
 from pipelinekit._runtime._decisions import decide, take_decisions
 from pipelinekit._runtime._delivery import HookHandler, deliver, with_hook_errors
@@ -97,6 +98,7 @@ class Engine:
         rng: random.Random | None = None,
         lease_seconds: float | None = None,
         workspaces: WorkspaceFactory = DiskWorkspace,
+        use_cache: bool = True,
     ) -> None:
         """Configure an engine; nothing runs until ``async with``.
 
@@ -128,6 +130,9 @@ class Engine:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.rng = rng
         self.workspaces = workspaces
+        #: ``False`` (``pipelinekit run --no-cache``): nothing is restored from a cache
+        #: (``cache=True`` results, ``pk.Cache`` folders); what succeeds is still saved.
+        self.use_cache = use_cache
         # Small file work of the runs (log lines, work folders): one thread, cheap to reach.
         self._files = WorkerThread("pipelinekit files")
         self._tasks: anyio.abc.TaskGroup | None = None
@@ -451,7 +456,10 @@ class Engine:
                 last_sequence=recovered[-1].sequence if recovered else 0,
             ),
             workspace=self.workspaces(
-                self.workdir / "executions" / execution.id, files=self._files
+                self.workdir / "executions" / execution.id,
+                files=self._files,
+                cache=CacheFolder(self.workdir / "cache"),
+                use_cache=self.use_cache,
             ),
             masker=masker,
             processes=processes,
@@ -603,10 +611,12 @@ async def arun(
     max_concurrency: int | None = None,
     workdir: str | Path | None = None,
     triggered_by: str | None = None,
+    use_cache: bool = True,
 ) -> RunResult:
     """Run ``pipeline`` to its end inside a running event loop; return the result.
 
-    ``max_concurrency`` bounds how many actions run at once.
+    ``max_concurrency`` bounds how many actions run at once; ``use_cache=False`` restores
+    nothing from caches (``--no-cache``).
     """
     async with Engine(
         store=store,
@@ -614,6 +624,7 @@ async def arun(
         executor=executor,
         max_concurrency=max_concurrency,
         workdir=workdir,
+        use_cache=use_cache,
     ) as engine:
         execution = await engine.start(pipeline, variables=variables, triggered_by=triggered_by)
         return await execution.wait()
@@ -629,6 +640,7 @@ def run(
     max_concurrency: int | None = None,
     workdir: str | Path | None = None,
     triggered_by: str | None = None,
+    use_cache: bool = True,
 ) -> RunResult:
     """Run ``pipeline`` to its end and return the result (blocking; starts its own event loop)."""
     with collector_tuned_for_a_run():
@@ -643,5 +655,6 @@ def run(
                 max_concurrency=max_concurrency,
                 workdir=workdir,
                 triggered_by=triggered_by,
+                use_cache=use_cache,
             )
         )

@@ -7,7 +7,8 @@ same operations), so a test on one says something about the other.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, NoReturn
 
 import attrs
@@ -15,7 +16,7 @@ import attrs
 from pipelinekit._model._declarations import TERMINAL, Status
 from pipelinekit._model._events import Event
 from pipelinekit.exceptions import StoreError
-from pipelinekit.stores._records import CacheEntry, Decision, ExecutionSummary
+from pipelinekit.stores._records import CacheEntry, Decision, ExecutionSummary, SavedCache
 
 if TYPE_CHECKING:
     # Annotations only: the compiler brings networkx, which a store never needs.
@@ -101,6 +102,7 @@ class MemoryStore:
         # event loop) share this store: the check and the keep are one step under the lock.
         self._deciding = threading.Lock()
         self._cache: dict[str, CacheEntry] = {}
+        self._saved: dict[tuple[str, tuple[str, ...]], SavedCache] = {}
         self._pipelines: dict[tuple[str, str], Plan] = {}
 
     async def record(self, events: Sequence[Event]) -> list[Event]:
@@ -210,6 +212,62 @@ class MemoryStore:
     async def cache_put(self, key: str, entry: CacheEntry) -> None:
         """Keep a successful attempt's result under ``key`` (the newest wins)."""
         self._cache[key] = entry
+
+    async def cache_entries(self) -> list[tuple[str, CacheEntry]]:
+        """Every ``cache=True`` result kept, with its key."""
+        return list(self._cache.items())
+
+    async def saved_cache(self, key: str, paths: Sequence[str]) -> SavedCache | None:
+        """The ``pk.Cache`` entry saved under exactly ``key`` for ``paths``, if any."""
+        return self._saved.get((key, tuple(paths)))
+
+    async def saved_caches(self, prefix: str = "") -> list[SavedCache]:
+        """``pk.Cache`` entries whose key starts with ``prefix``, newest saved first."""
+        found = [entry for (key, _), entry in self._saved.items() if key.startswith(prefix)]
+        # Saved in order: among equal times, the later saved is the newer (sorted is stable).
+        found.reverse()
+        return sorted(found, key=lambda entry: entry.created_at, reverse=True)
+
+    async def save_cache(self, entry: SavedCache) -> bool:
+        """Keep ``entry`` unless its key and paths are taken; ``True`` if it was kept."""
+        with self._deciding:
+            if (entry.key, entry.paths) in self._saved:
+                return False
+            self._saved[entry.key, entry.paths] = entry
+            return True
+
+    async def cache_used(self, key: str, when: datetime) -> None:
+        """Note that the entries under ``key`` were restored at ``when``."""
+        if key in self._cache:
+            self._cache[key] = attrs.evolve(self._cache[key], last_used=when)
+        for identity, entry in list(self._saved.items()):
+            if identity[0] == key:
+                self._saved[identity] = attrs.evolve(entry, last_used=when)
+
+    async def delete_caches(self, keys: Collection[str]) -> int:
+        """Forget the entries under ``keys``; return how many went."""
+        wanted = set(keys)
+        gone = [key for key in self._cache if key in wanted]
+        for key in gone:
+            del self._cache[key]
+        saved = [identity for identity in self._saved if identity[0] in wanted]
+        for identity in saved:
+            del self._saved[identity]
+        return len(gone) + len(saved)
+
+    async def delete_executions(self, execution_ids: Collection[str]) -> int:
+        """Forget executions with everything kept about them; return how many went."""
+        wanted = set(execution_ids) & self._events.keys()
+        for execution_id in wanted:
+            del self._events[execution_id]
+            self._summaries.pop(execution_id, None)
+            self._leases.pop(execution_id, None)
+            self._stops.pop(execution_id, None)
+        self._states = {key: value for key, value in self._states.items() if key[0] not in wanted}
+        self._decisions = {
+            key: value for key, value in self._decisions.items() if key[0] not in wanted
+        }
+        return len(wanted)
 
     async def events(self, execution_id: str) -> list[Event]:
         """Every event of ``execution_id``, oldest first."""

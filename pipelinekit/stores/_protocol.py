@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from pipelinekit._compiler._plan import Plan
 from pipelinekit._model._events import Event
-from pipelinekit.stores._records import CacheEntry, Decision, ExecutionSummary
+from pipelinekit.stores._records import CacheEntry, Decision, ExecutionSummary, SavedCache
 
 __all__ = ["Store"]
 
@@ -105,4 +106,40 @@ class Store(Protocol):
         self, pipeline: str | None = None, *, limit: int = 20, offset: int = 0
     ) -> list[ExecutionSummary]:
         """Executions, newest first (of one pipeline, or of all), a page at a time."""
+        ...
+
+    async def cache_entries(self) -> list[tuple[str, CacheEntry]]:
+        """Every ``cache=True`` result kept, with its key."""
+        ...
+
+    async def saved_cache(self, key: str, paths: Sequence[str]) -> SavedCache | None:
+        """The ``pk.Cache`` entry saved under exactly ``key`` for ``paths``, if any."""
+        ...
+
+    async def saved_caches(self, prefix: str = "") -> list[SavedCache]:
+        """``pk.Cache`` entries whose key starts with ``prefix``, newest saved first."""
+        ...
+
+    async def save_cache(self, entry: SavedCache) -> bool:
+        """Keep ``entry`` unless one is kept under its key and paths; ``True`` if it was kept.
+
+        Entries never change once saved: the check and the keep are one atomic step.
+        """
+        ...
+
+    async def cache_used(self, key: str, when: datetime) -> None:
+        """Note that the entries under ``key`` (of either kind) were restored at ``when``."""
+        ...
+
+    async def delete_caches(self, keys: Collection[str]) -> int:
+        """Forget the entries (of either kind) under ``keys``; return how many went."""
+        ...
+
+    async def delete_executions(self, execution_ids: Collection[str]) -> int:
+        """Forget executions with their events, decisions, leases and stop requests.
+
+        All or nothing (one transaction): a crash leaves every execution whole or gone.
+        Returns how many were deleted. The caller decides which may go (``gc`` never passes
+        an unfinished execution or one whose lease is live).
+        """
         ...

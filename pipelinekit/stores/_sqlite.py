@@ -33,7 +33,7 @@ import json
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -50,7 +50,7 @@ from pipelinekit.stores._memory import (
     refuse_terminal,
     subject_key,
 )
-from pipelinekit.stores._records import CacheEntry, Decision, ExecutionSummary
+from pipelinekit.stores._records import CacheEntry, Decision, ExecutionSummary, SavedCache
 
 if TYPE_CHECKING:
     # Annotations only. sqlite3 is imported by the functions that open and write a database,
@@ -65,7 +65,7 @@ T = TypeVar("T")
 
 #: The schema this pipelinekit writes. Each entry of ``_MIGRATIONS`` moves a database one version
 #: forward.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -153,6 +153,39 @@ _MIGRATIONS: dict[int, str] = {
             PRIMARY KEY (execution_id, token)
         );
     """,
+    # Cached results outlive their execution (their files are in the cache folder): no
+    # foreign key any more, so that gc can delete the execution; keyed caches (pk.Cache).
+    9: """
+        CREATE TABLE cache_9 (
+            key TEXT PRIMARY KEY,
+            execution_id TEXT NOT NULL,
+            node TEXT NOT NULL,
+            variables TEXT NOT NULL,
+            outputs TEXT NOT NULL,
+            trees TEXT NOT NULL DEFAULT '{}',
+            size INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT,
+            last_used TEXT
+        );
+        INSERT INTO cache_9 (key, execution_id, node, variables, outputs)
+            SELECT key, execution_id, node, variables, outputs FROM cache;
+        DROP TABLE cache;
+        ALTER TABLE cache_9 RENAME TO cache;
+        CREATE TABLE saved_caches (
+            key TEXT NOT NULL,
+            paths TEXT NOT NULL,
+            trees TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            files INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            last_used TEXT NOT NULL,
+            execution_id TEXT NOT NULL,
+            node TEXT NOT NULL,
+            root TEXT NOT NULL,
+            PRIMARY KEY (key, paths)
+        );
+        CREATE INDEX executions_by_start ON executions (started_at);
+    """,
 }
 
 #: SQLite's ``application_id`` of a pipelinekit database: the bytes ``PKit``.
@@ -169,6 +202,7 @@ _KNOWN_TABLES = _OWN_TABLES | {
     "cache",
     "pipelines",
     "decisions",
+    "saved_caches",
 }
 
 #: Steps that need a newer SQLite than some systems have. Without it the step is skipped; what
@@ -232,6 +266,44 @@ def _json(value: Any) -> str:  # noqa: ANN401 - details hold plain values
     if _encode_fast is not None and type(value) is dict:
         return "".join(_encode_fast(value, 0))
     return _encode(value)
+
+
+_CACHE_COLUMNS = "key, execution_id, node, variables, outputs, trees, size, created_at, last_used"
+_SAVED_COLUMNS = "key, paths, trees, size, files, created_at, last_used, execution_id, node, root"
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _cache_entry(row: Sequence[Any]) -> tuple[str, CacheEntry]:
+    key, execution_id, node, variables, outputs, trees, size, created, used = row
+    return str(key), CacheEntry(
+        str(execution_id),
+        str(node),
+        json.loads(variables),
+        {name: (path, digest) for name, (path, digest) in json.loads(outputs).items()},
+        json.loads(trees),
+        int(size),
+        datetime.fromisoformat(created) if created else None,
+        datetime.fromisoformat(used) if used else None,
+    )
+
+
+def _saved(row: Sequence[Any]) -> SavedCache:
+    key, paths, trees, size, files, created, used, execution_id, node, root = row
+    return SavedCache(
+        key=str(key),
+        paths=tuple(json.loads(paths)),
+        trees=json.loads(trees),
+        size=int(size),
+        files=int(files),
+        created_at=datetime.fromisoformat(created),
+        last_used=datetime.fromisoformat(used),
+        execution_id=str(execution_id),
+        node=str(node),
+        root=str(root),
+    )
 
 
 _DECISION = (
@@ -857,14 +929,14 @@ class SQLiteStore:
         """The cached result stored under ``key``, if any."""
         row = await self._run(
             lambda connection: connection.execute(
-                "SELECT execution_id, node, variables, outputs FROM cache WHERE key = ?", (key,)
+                f"SELECT {_CACHE_COLUMNS} FROM cache WHERE key = ?",  # noqa: S608 - constant
+                (key,),
             ).fetchone()
         )
         if row is None:
             return None
         with self._reading():
-            outputs = {name: (path, digest) for name, (path, digest) in json.loads(row[3]).items()}
-            return CacheEntry(row[0], row[1], json.loads(row[2]), outputs)
+            return _cache_entry(row)[1]
 
     async def cache_put(self, key: str, entry: CacheEntry) -> None:
         """Keep a successful attempt's result under ``key`` (the newest wins)."""
@@ -872,18 +944,142 @@ class SQLiteStore:
         def work(connection: sqlite3.Connection) -> None:
             with _immediate(connection):
                 connection.execute(
-                    "INSERT OR REPLACE INTO cache (key, execution_id, node, variables, outputs) "
-                    "VALUES (?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO cache (key, execution_id, node, variables, outputs, "
+                    "trees, size, created_at, last_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         key,
                         entry.execution_id,
                         entry.node,
                         _json(dict(entry.variables)),
                         _json({k: list(v) for k, v in entry.outputs.items()}),
+                        _json(dict(entry.trees)),
+                        entry.size,
+                        _time(entry.created_at),
+                        _time(entry.last_used),
                     ),
                 )
 
         await self._run(work)
+
+    async def cache_entries(self) -> list[tuple[str, CacheEntry]]:
+        """Every ``cache=True`` result kept, with its key."""
+        rows = await self._run(
+            lambda connection: connection.execute(
+                f"SELECT {_CACHE_COLUMNS} FROM cache ORDER BY created_at DESC"  # noqa: S608
+            ).fetchall()
+        )
+        with self._reading():
+            return [_cache_entry(row) for row in rows]
+
+    async def saved_cache(self, key: str, paths: Sequence[str]) -> SavedCache | None:
+        """The ``pk.Cache`` entry saved under exactly ``key`` for ``paths``, if any."""
+        row = await self._run(
+            lambda connection: connection.execute(
+                f"SELECT {_SAVED_COLUMNS} FROM saved_caches WHERE key = ? AND paths = ?",  # noqa: S608
+                (key, _json(list(paths))),
+            ).fetchone()
+        )
+        with self._reading():
+            return _saved(row) if row is not None else None
+
+    async def saved_caches(self, prefix: str = "") -> list[SavedCache]:
+        """``pk.Cache`` entries whose key starts with ``prefix``, newest saved first."""
+        # substr, not LIKE: a key may hold % and _, and LIKE ignores case.
+        rows = await self._run(
+            lambda connection: connection.execute(
+                f"SELECT {_SAVED_COLUMNS} FROM saved_caches "  # noqa: S608 - constant
+                "WHERE substr(key, 1, ?) = ? ORDER BY created_at DESC, rowid DESC",
+                (len(prefix), prefix),
+            ).fetchall()
+        )
+        with self._reading():
+            return [_saved(row) for row in rows]
+
+    async def save_cache(self, entry: SavedCache) -> bool:
+        """Keep ``entry`` unless its key and paths are taken; ``True`` if it was kept."""
+
+        def work(connection: sqlite3.Connection) -> bool:
+            with _immediate(connection):
+                cursor = connection.execute(
+                    "INSERT OR IGNORE INTO saved_caches (key, paths, trees, size, files, "
+                    "created_at, last_used, execution_id, node, root) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        entry.key,
+                        _json(list(entry.paths)),
+                        _json(dict(entry.trees)),
+                        entry.size,
+                        entry.files,
+                        entry.created_at.isoformat(),
+                        entry.last_used.isoformat(),
+                        entry.execution_id,
+                        entry.node,
+                        entry.root,
+                    ),
+                )
+                return cursor.rowcount == 1
+
+        return await self._run(work)
+
+    async def cache_used(self, key: str, when: datetime) -> None:
+        """Note that the entries under ``key`` were restored at ``when``."""
+
+        def work(connection: sqlite3.Connection) -> None:
+            with _immediate(connection):
+                for table in ("cache", "saved_caches"):
+                    connection.execute(
+                        f"UPDATE {table} SET last_used = ? WHERE key = ?",  # noqa: S608 - ours
+                        (when.isoformat(), key),
+                    )
+
+        await self._run(work)
+
+    async def delete_caches(self, keys: Collection[str]) -> int:
+        """Forget the entries under ``keys``; return how many went (one transaction)."""
+        wanted = list(keys)
+
+        def work(connection: sqlite3.Connection) -> int:
+            gone = 0
+            with _immediate(connection):
+                for first in range(0, len(wanted), _ROWS_PER_INSERT):
+                    chunk = wanted[first : first + _ROWS_PER_INSERT]
+                    marks = ", ".join("?" * len(chunk))
+                    for table in ("cache", "saved_caches"):
+                        gone += connection.execute(
+                            f"DELETE FROM {table} WHERE key IN ({marks})",  # noqa: S608
+                            chunk,
+                        ).rowcount
+            return gone
+
+        return await self._run(work) if wanted else 0
+
+    async def delete_executions(self, execution_ids: Collection[str]) -> int:
+        """Forget executions with everything kept about them, in one transaction."""
+        wanted = list(execution_ids)
+
+        def work(connection: sqlite3.Connection) -> int:
+            gone = 0
+            try:
+                with _immediate(connection):
+                    for first in range(0, len(wanted), _ROWS_PER_INSERT):
+                        chunk = wanted[first : first + _ROWS_PER_INSERT]
+                        marks = ", ".join("?" * len(chunk))
+                        # Children first: the foreign keys point at executions.
+                        for table in ("events", "decisions", "leases", "stop_requests"):
+                            connection.execute(
+                                f"DELETE FROM {table} WHERE execution_id IN ({marks})",  # noqa: S608
+                                chunk,
+                            )
+                        gone += connection.execute(
+                            f"DELETE FROM executions WHERE id IN ({marks})",  # noqa: S608
+                            chunk,
+                        ).rowcount
+            finally:
+                for execution_id in wanted:
+                    self._states.pop(execution_id, None)
+            return gone
+
+        return await self._run(work) if wanted else 0
 
     async def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check`` answer (``"ok"`` when all is well)."""

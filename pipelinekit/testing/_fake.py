@@ -323,8 +323,14 @@ class FakeExecutor:
         hooks: Sequence[Any] = (),
         seed: int = 0,
         stuck_after: float = 2.0,
+        store: MemoryStore | None = None,
+        use_cache: bool = True,
     ) -> None:
         """Script the actions; nothing runs until ``run`` or ``arun``.
+
+        ``store`` keeps history and caches across runs (``pk.Cache`` entries hit, partially
+        hit or miss as on disk, with empty folders: the fake writes no files); by default each
+        run gets a new one. ``use_cache=False`` is ``pipelinekit run --no-cache``.
 
         ``start`` is where virtual time begins; ``seed`` makes retry jitter reproducible;
         ``stuck_after`` is how long (real seconds) an idle run with nothing left to wake it
@@ -332,6 +338,8 @@ class FakeExecutor:
         """
         self.seed = seed
         self.stuck_after = stuck_after
+        self.store = store
+        self.use_cache = use_cache
         self.outcomes = dict(outcomes or {})
         self.default: Script = default if default is not None else Succeed()
         self.max_concurrency = max_concurrency
@@ -394,6 +402,7 @@ class FakeExecutor:
         engine = Engine(
             store=MemoryStore(),
             executor=scripted,
+            use_cache=self.use_cache,
             max_concurrency=self.max_concurrency,
             clock=clock,
             rng=random.Random(self.seed),  # noqa: S311 - jitter, not secrets

@@ -1,0 +1,257 @@
+"""pk.Cache: folders kept between executions under a key, restored by links (no copy), at a
+new execution's folder, never corrupted by a run that writes in place."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import anyio
+import pytest
+
+import pipelinekit as pk
+from pipelinekit.testing import FakeExecutor, succeed
+
+# A tools venv as a build makes one: a real venv, and a console script whose shebang names
+# the venv's python by its absolute path (as pip writes them).
+BUILD_VENV = (
+    f"test -d .venv || {sys.executable} -m venv --without-pip .venv",
+    (
+        'test -f .venv/bin/tool || printf "#!%s/.venv/bin/python\\nimport sys\\n'
+        'print(sys.prefix)\\n" "$PWD" > .venv/bin/tool'
+    ),
+    "chmod +x .venv/bin/tool",
+    (
+        "test -f .venv/blob.bin || "
+        "{ head -c 200000 /dev/urandom > .venv/blob.bin; echo built >> $MARKER; }"
+    ),
+)
+
+
+def pipeline(source, marker, *, commands=BUILD_VENV, writable=False, restore_keys=("tools-",)):
+    return pk.Pipeline(
+        "keyed",
+        [
+            pk.Stage("Source", [pk.Action("Get", pk.LocalSource(source), outputs=["src"])]),
+            pk.Stage(
+                "Build",
+                [
+                    pk.Action(
+                        "Tools",
+                        pk.shell(
+                            *(command.replace("$MARKER", str(marker)) for command in commands),
+                            './.venv/bin/tool > "$PK_OUTPUT_out/prefix"',
+                        ),
+                        inputs=["src"],
+                        outputs=["out"],
+                        caches=[
+                            pk.Cache(
+                                key="tools-{os}-{arch}-{python}-#{variables.flavour}-"
+                                "{hash:src/requirements*.txt}",
+                                paths=[".venv"],
+                                restore_keys=list(restore_keys),
+                                writable=writable,
+                            )
+                        ],
+                    )
+                ],
+            ),
+        ],
+        variables=[pk.Variable("flavour", default="plain")],
+    )
+
+
+@pytest.fixture
+def source(tmp_path):
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "requirements.txt").write_text("attrs\n")
+    return folder
+
+
+def caches_of(store, result):
+    events = anyio.run(store.events, result.execution_id)
+    ended = [e for e in events if e.action == "Tools" and e.state.value in {"Succeeded", "Failed"}]
+    return ended[-1].detail["caches"]
+
+
+def test_a_venv_is_restored_by_links_and_works_at_the_new_execution_s_folder(tmp_path, source):
+    """The cut: a copied venv's console scripts named the first execution's folder."""
+    marker = tmp_path / "built"
+    store = pk.SQLiteStore(tmp_path / "state.db")
+    first = pk.run(pipeline(source, marker), workdir=tmp_path / "wd", store=store)
+    second = pk.run(pipeline(source, marker), workdir=tmp_path / "wd", store=store)
+    assert first.succeeded, first.actions["Build.Tools"].error
+    assert second.succeeded, second.actions["Build.Tools"].error
+    assert [c["outcome"] for c in caches_of(store, first)] == ["miss"]
+    hit = caches_of(store, second)[0]
+    assert hit["outcome"] == "hit"
+    assert "saved" not in hit  # an exact hit is never saved again: entries never change
+    assert marker.read_text().count("built") == 1
+    # The script ran the restored venv at the second execution's own folder.
+    prefix = (second.actions["Build.Tools"].outputs["out"] / "prefix").read_text().strip()
+    assert second.execution_id in prefix
+    assert first.execution_id not in prefix
+    # No copy: the big file is a hard link into the cache folder (only the script rewritten).
+    venv = second.workdir / "work" / "Build.Tools" / ".venv"
+    assert (venv / "blob.bin").stat().st_nlink >= 3  # the blob, the first run's, this one
+    # Only the few files naming the venv's folder were rewritten (scripts, pyvenv.cfg).
+    assert 0 < hit["bytes_written"] < 20000 < hit["bytes"]
+    assert first.execution_id not in (venv / "bin" / "tool").read_text()
+
+
+def test_a_changed_key_restores_the_newest_prefix_match_and_saves_the_new_key(tmp_path, source):
+    marker = tmp_path / "built"
+    store = pk.SQLiteStore(tmp_path / "state.db")
+    pk.run(pipeline(source, marker), workdir=tmp_path / "wd", store=store)
+    (source / "requirements.txt").write_text("attrs\nhttpx\n")
+    second = pk.run(pipeline(source, marker), workdir=tmp_path / "wd", store=store)
+    detail = caches_of(store, second)[0]
+    assert detail["outcome"] == "partial"
+    assert detail["restored_key"] != detail["key"]
+    assert detail["saved"] is True
+    entries = anyio.run(store.saved_caches, "tools-")
+    assert [entry.key for entry in entries] == [detail["key"], detail["restored_key"]]
+    assert marker.read_text().count("built") == 1  # it ran on the restored venv, no rebuild
+
+
+def test_variables_and_the_key_s_parts_are_filled_in(tmp_path, source):
+    marker = tmp_path / "built"
+    store = pk.SQLiteStore(tmp_path / "state.db")
+    result = pk.run(
+        pipeline(source, marker),
+        workdir=tmp_path / "wd",
+        store=store,
+        variables={"flavour": "spicy"},
+    )
+    key = caches_of(store, result)[0]["key"]
+    major, minor = sys.version_info[:2]
+    assert key.startswith(f"tools-{sys.platform}-")
+    assert f"-{major}.{minor}-spicy-" in key
+    assert "{" not in key
+
+
+def test_a_blob_written_in_place_is_never_restored_again(tmp_path, source):
+    """Root ignores read-only modes: a tool writing a restored file in place changes the
+    cache's blob. It is evicted when the action ends; the next run misses and builds again."""
+    marker = tmp_path / "built"
+    corrupt = (*BUILD_VENV, "echo corrupted > .venv/blob.bin")
+    store = pk.SQLiteStore(tmp_path / "state.db")
+    first = pk.run(pipeline(source, marker), workdir=tmp_path / "wd", store=store)
+    blob = first.workdir / "work" / "Build.Tools" / ".venv" / "blob.bin"
+    original = blob.read_bytes()
+    pk.run(pipeline(source, marker, commands=corrupt), workdir=tmp_path / "wd", store=store)
+    third = pk.run(pipeline(source, marker), workdir=tmp_path / "wd", store=store)
+    assert caches_of(store, third)[0]["outcome"] == "miss"
+    restored = third.workdir / "work" / "Build.Tools" / ".venv" / "blob.bin"
+    assert restored.read_bytes() != b"corrupted\n"
+    assert len(original) == 200000
+
+
+def test_a_blob_changed_behind_the_cache_s_back_is_a_miss(tmp_path, source):
+    marker = tmp_path / "built"
+    store = pk.SQLiteStore(tmp_path / "state.db")
+    first = pk.run(pipeline(source, marker), workdir=tmp_path / "wd", store=store)
+    kept = first.workdir / "work" / "Build.Tools" / ".venv" / "blob.bin"
+    kept.chmod(0o644)
+    with kept.open("r+b") as handle:  # the same inode as the blob: as root can
+        handle.write(b"X")
+    second = pk.run(pipeline(source, marker), workdir=tmp_path / "wd", store=store)
+    assert second.succeeded
+    assert caches_of(store, second)[0]["outcome"] == "miss"
+    assert marker.read_text().count("built") == 2
+
+
+def test_writable_restores_private_copies(tmp_path, source):
+    marker = tmp_path / "built"
+    store = pk.SQLiteStore(tmp_path / "state.db")
+    pk.run(pipeline(source, marker, writable=True), workdir=tmp_path / "wd", store=store)
+    second = pk.run(pipeline(source, marker, writable=True), workdir=tmp_path / "wd", store=store)
+    blob = second.workdir / "work" / "Build.Tools" / ".venv" / "blob.bin"
+    assert blob.stat().st_nlink == 1
+    assert os.access(blob, os.W_OK)
+    assert caches_of(store, second)[0]["outcome"] == "hit"
+
+
+def test_use_cache_false_restores_nothing(tmp_path, source):
+    marker = tmp_path / "built"
+    store = pk.SQLiteStore(tmp_path / "state.db")
+    pk.run(pipeline(source, marker), workdir=tmp_path / "wd", store=store)
+    again = pk.run(pipeline(source, marker), workdir=tmp_path / "wd", store=store, use_cache=False)
+    assert caches_of(store, again)[0]["outcome"] == "off"
+    assert marker.read_text().count("built") == 2
+
+
+def test_a_glob_matching_nothing_fails_the_action_naming_the_files(tmp_path, source):
+    bad = pipeline(source, tmp_path / "m")
+    action = bad.stages[1].actions[0]
+    cache = pk.Cache(key="t-{hash:src/requirments.txt}", paths=[".venv"])
+    stage = pk.Stage("Build", [pk.Action("Tools", action.provider, inputs=["src"], caches=[cache])])
+    result = pk.run(pk.Pipeline("keyed", [bad.stages[0], stage]), workdir=tmp_path / "wd")
+    error = result.actions["Build.Tools"].error
+    assert "{hash:src/requirments.txt} matches no file" in error
+    assert "requirements.txt" in error
+
+
+@pytest.mark.parametrize(
+    ("cache", "message"),
+    [
+        (pk.Cache(key="a-{oss}", paths=[".venv"]), "unknown placeholder '{oss}'"),
+        (pk.Cache(key="a-{", paths=[".venv"]), "unmatched '{'"),
+        (pk.Cache(key="a", paths=["/abs"]), "must be relative to the action's working folder"),
+        (pk.Cache(key="a", paths=["../up"]), "must be relative"),
+        (pk.Cache(key="a", paths=[]), "non-empty list"),
+        (pk.Cache(key="a", paths=["x", "x/y"]), "'x/y' is inside 'x'"),
+        (pk.Cache(key="a-{hash:other/*.txt}", paths=["x"]), "'other', which is not an input"),
+    ],
+)
+def test_a_wrong_declaration_is_refused_naming_the_field(cache, message):
+    with pytest.raises(pk.PipelineDefinitionError, match="caches\\[0\\]") as caught:
+        pk.Action("A", pk.shell("true"), inputs=["src"], caches=[cache])
+    assert message in str(caught.value)
+
+
+def test_a_reference_in_a_key_is_checked_when_the_pipeline_is_validated(tmp_path, source):
+    cache = pk.Cache(key="t-#{variables.flavor}", paths=[".venv"])
+    with pytest.raises(pk.PipelineDefinitionError, match="flavor"):
+        pk.Pipeline(
+            "p",
+            [pk.Stage("S", [pk.Action("A", pk.shell("true"), caches=[cache])])],
+            variables=[pk.Variable("flavour", default="x")],
+        ).compile()
+
+
+def test_the_fake_hits_and_misses_as_the_disk_does():
+    store = pk.MemoryStore()
+    cache = pk.Cache(key="t-{hash:src/req.txt}", paths=[".venv"], restore_keys=["t-"])
+    p = pk.Pipeline(
+        "p",
+        [
+            pk.Stage("Source", [pk.Action("Get", pk.shell("true"), outputs=["src"])]),
+            pk.Stage("B", [pk.Action("A", pk.shell("true"), inputs=["src"], caches=[cache])]),
+        ],
+    )
+
+    def outcome(requirements):
+        fake = FakeExecutor(
+            {"Source.Get": succeed(outputs={"src": {"req.txt": requirements}})}, store=store
+        )
+        fake.run(p)
+        done = [e for e in fake.events if e.action == "A" and e.state is pk.Status.SUCCEEDED]
+        return done[0].detail["caches"][0]["outcome"]
+
+    assert outcome(b"a") == "miss"
+    assert outcome(b"a") == "hit"
+    assert outcome(b"b") == "partial"
+    assert outcome(b"b") == "hit"
+
+
+def test_the_script_of_a_restored_venv_runs_directly(tmp_path, source):
+    marker = tmp_path / "built"
+    store = pk.SQLiteStore(tmp_path / "state.db")
+    pk.run(pipeline(source, marker), workdir=tmp_path / "wd", store=store)
+    second = pk.run(pipeline(source, marker), workdir=tmp_path / "wd", store=store)
+    venv = second.workdir / "work" / "Build.Tools" / ".venv"
+    out = subprocess.run([venv / "bin" / "tool"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(venv)
