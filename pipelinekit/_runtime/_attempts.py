@@ -27,6 +27,7 @@ from pipelinekit._runtime._run import ActionRecord, Run
 from pipelinekit.exceptions import ActionFailed, ActionTimeout, ArtifactChanged, StoreError
 from pipelinekit.providers._capabilities import Runnable, with_references_resolved
 from pipelinekit.providers._context import ActionContext, LogFile
+from pipelinekit.providers._failure import CommandFailed
 from pipelinekit.stores import CacheEntry
 
 __all__ = ["Attempts", "describe"]
@@ -45,6 +46,18 @@ def _human(duration: timedelta) -> str:
         return f"{seconds:g}s"
     minutes, rest = divmod(seconds, 60)
     return f"{int(minutes)}m{rest:02.0f}s"
+
+
+def _told_detail(attempt: Attempt) -> dict[str, Any]:
+    """An attempt's failing command, reports and summary, for its event's detail."""
+    detail: dict[str, Any] = {}
+    if attempt.failure is not None:
+        detail["failure"] = attempt.failure.to_detail()
+    if attempt.reports:
+        detail["reports"] = [report.to_detail() for report in attempt.reports]
+    if attempt.summary is not None:
+        detail["summary"] = attempt.summary
+    return detail
 
 
 class _NeverStarted(Exception):  # noqa: N818 - a marker, never raised
@@ -136,6 +149,7 @@ class Attempts:
                 stage=record.stage,
                 action=action.name,
                 detail={
+                    **_told_detail(record.attempts[-1]),
                     "attempt": number,
                     "error": previous,
                     "log_path": record.log_path,
@@ -160,6 +174,9 @@ class Attempts:
         detail: dict[str, Any] = {"attempt": number, "action_type": record.action_type}
         if previous is not None:
             detail["previous_error"] = previous
+            if record.attempts and record.attempts[-1].finished_at is not None:
+                # When the failed attempt ended: the backoff before this one is nobody's time.
+                detail["previous_finished_at"] = record.attempts[-1].finished_at.isoformat()
         run.emit(
             "action", Status.IN_PROGRESS, stage=record.stage, action=record.name, detail=detail
         )
@@ -252,17 +269,34 @@ class Attempts:
         if error is not None:
             message = run.masker.mask(describe(error))
                     keyed = await self._restore_caches(record, ctx) if action.caches else None
+        told = await self._told(ctx, error)
             log_file.queue(f"--- attempt {number} failed: {message} ---")
                     if keyed is not None:
                         await self._save_caches(record, ctx, keyed, succeeded=error is None)
             await self._close_log(record, log_file)
-            record.attempts.append(Attempt(number, Status.FAILED, started, finished, message))
+            record.attempts.append(
+                Attempt(number, Status.FAILED, started, finished, message, **told)
+            )
             return error
         assert ctx is not None  # noqa: S101 - set when no error was raised
         await self._close_log(record, log_file)
-        record.attempts.append(Attempt(number, Status.SUCCEEDED, started, finished))
+        record.attempts.append(Attempt(number, Status.SUCCEEDED, started, finished, **told))
         await self._succeeded(record, ctx, number, cached=cached)
         return None
+
+    async def _told(self, ctx: ActionContext | None, error: BaseException | None) -> dict[str, Any]:
+        """What an attempt tells besides how it ended: its failing command, reports, summary."""
+        mask = self.run_.masker.mask
+        told: dict[str, Any] = {}
+        if isinstance(error, CommandFailed):
+            told["failure"] = error.failure.masked(mask)
+        if ctx is not None:
+            if ctx.reports:
+                told["reports"] = tuple(report.masked(mask) for report in ctx.reports)
+            summary = await ctx.read_summary()  # masked; no trip to the disk unless told
+            if summary is not None:
+                told["summary"] = summary
+        return told
 
     def _holding(self, record: ActionRecord, ctx: ActionContext) -> Holding:
         """The checks of the action's inputs: each against its producer's recorded hash."""
@@ -338,6 +372,7 @@ class Attempts:
             "variables": record.variables,
             "log_path": record.log_path,
             **self._resolved(record, ctx),
+            **_told_detail(record.attempts[-1]),
         }
         hashes: dict[str, tuple[str, str]] = {}
         if action.outputs:

@@ -14,6 +14,8 @@ import attrs
 
 from pipelinekit._model._declarations import Status
 from pipelinekit.exceptions import ExecutionError
+from pipelinekit.providers._failure import CommandFailure
+from pipelinekit.providers._junit import TestReport
 
 __all__ = ["ActionResult", "Attempt", "HookError", "RunResult", "StageResult"]
 
@@ -24,15 +26,27 @@ def _duration(started: datetime | None, finished: datetime | None) -> timedelta 
     return finished - started
 
 
+def _reports(value: object) -> tuple[TestReport, ...]:
+    return tuple(value) if isinstance(value, list | tuple) else ()
+
+
 @attrs.frozen
 class Attempt:
-    """One try of an action."""
+    """One try of an action.
+
+    ``failure`` says which command failed and how, when a command's failure failed it;
+    ``reports`` holds the test reports it named (``pk.shell(reports=...)``) and ``summary`` the
+    Markdown it wrote to ``$PK_SUMMARY``, failed or not.
+    """
 
     number: int
     status: Status
     started_at: datetime
     finished_at: datetime | None = None
     error: str | None = None
+    failure: CommandFailure | None = attrs.field(default=None, kw_only=True)
+    reports: tuple[TestReport, ...] = attrs.field(default=(), converter=_reports, kw_only=True)
+    summary: str | None = attrs.field(default=None, kw_only=True)
 
     @property
     def duration(self) -> timedelta | None:
@@ -63,8 +77,34 @@ class ActionResult:
 
     @property
     def duration(self) -> timedelta | None:
-        """From the first attempt's start to the last one's end."""
-        return _duration(self.started_at, self.finished_at)
+        """How long its attempts ran, together.
+
+        The waits between them (a retry's backoff, the time before a stage was retried) are
+        not counted: that is ``finished_at - started_at``.
+        """
+        total = timedelta()
+        for attempt in self.attempts:
+            if attempt.finished_at is None:
+                return _duration(self.started_at, self.finished_at)
+            total += attempt.finished_at - attempt.started_at
+        return total if self.attempts else _duration(self.started_at, self.finished_at)
+
+    @property
+    def failure(self) -> CommandFailure | None:
+        """Which command failed and how, if a command's failure failed the action."""
+        if self.status is not Status.FAILED or not self.attempts:
+            return None
+        return self.attempts[-1].failure
+
+    @property
+    def reports(self) -> tuple[TestReport, ...]:
+        """The test reports of its last attempt (``pk.shell(..., reports=[...])``)."""
+        return self.attempts[-1].reports if self.attempts else ()
+
+    @property
+    def summary(self) -> str | None:
+        """The Markdown summary its last attempt wrote to ``$PK_SUMMARY``, if any."""
+        return self.attempts[-1].summary if self.attempts else None
 
 
 @attrs.frozen

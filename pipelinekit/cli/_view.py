@@ -1,10 +1,16 @@
-"""How ``pipelinekit run`` shows progress: a live tree in a terminal, plain lines elsewhere."""
+"""How ``pipelinekit run`` shows progress: a live tree in a terminal, plain lines elsewhere.
+
+Both end with what a person needs to act on the run: for each failed action the command that
+failed, how it ended and the last lines of its output; the counts and failed tests of the test
+reports; the Markdown summaries actions wrote (``$PK_SUMMARY``); and a summary table. Times are
+those the events carry, so the tree shows each action's attempts' time (not the waits between
+them) and stays true when it takes up an execution that ran before (a retry, a resume).
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -12,9 +18,18 @@ from pipelinekit._model._declarations import Status
 from pipelinekit._model._events import Event
 from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._runtime._engine import Execution
-from pipelinekit._runtime._results import RunResult
+from pipelinekit._runtime._results import ActionResult, RunResult
+from pipelinekit.providers._failure import CommandFailure
+from pipelinekit.providers._junit import TestReport
 
-__all__ = ["LiveView", "PlainView", "last_lines", "render_duration"]
+__all__ = [
+    "LiveView",
+    "PlainView",
+    "failure_report",
+    "last_lines",
+    "render_duration",
+    "reports_report",
+]
 
 SYMBOLS = {
     Status.SUCCEEDED: ("✔", "green"),
@@ -50,15 +65,71 @@ def last_lines(path: Path | None, count: int = 15) -> list[str]:
 
 
 def failure_report(result: RunResult) -> list[str]:
-    """For each failed action: its error and the last lines of its log."""
+    """For each failed action: its error, and the failing command and last lines of output.
+
+    Without a failing command (a Python action, a timeout) the last lines of its log.
+    """
     lines: list[str] = []
     for action in result.failed_actions():
-        lines.append(f"{action.name} failed: {action.error}")
-        tail = last_lines(action.log_path)
-        if tail:
-            lines.append(f"  last lines of {action.log_path}:")
-            lines.extend(f"  | {line}" for line in tail)
+        failure = action.failure
+        if failure is None:
+            lines.append(f"{action.name} failed: {action.error}")
+            tail = last_lines(action.log_path)
+            if tail:
+                lines.append(f"  last lines of {action.log_path}:")
+                lines.extend(f"  | {line}" for line in tail)
+            continue
+        lines.extend(_failure_lines(action, failure))
     return lines
+
+
+def _failure_lines(action: ActionResult, failure: CommandFailure) -> list[str]:
+    where = failure.where()
+    lines = [f"{action.name} failed: command {failure.how()}" + (f" in {where}" if where else "")]
+    if failure.command is not None and "\n" in failure.command:
+        lines.append("  the command:")
+        lines.extend(f"  | {line}" for line in failure.command.splitlines())
+    if failure.output_tail:
+        lines.append(f"  last {len(failure.output_tail)} lines of output (stdout and stderr):")
+        lines.extend(f"  | {line}" for line in failure.output_tail)
+    if action.log_path is not None:
+        lines.append(f"  log: {action.log_path}")
+    return lines
+
+
+def _counts(reports: Sequence[TestReport]) -> str:
+    read = [report for report in reports if report.problem is None]
+    if not read:
+        return ""
+    tests = sum(report.tests for report in read)
+    failed = sum(report.failures + report.errors for report in read)
+    skipped = sum(report.skipped for report in read)
+    text = f"{tests} tests, {failed} failed"
+    return text + (f", {skipped} skipped" if skipped else "")
+
+
+def reports_report(result: RunResult) -> list[str]:
+    """For each action with test reports: their counts, failed tests and unread reports."""
+    lines: list[str] = []
+    for action in result.actions.values():
+        for report in action.reports:
+            if report.problem is not None:
+                lines.append(f"{action.name} tests: {report.describe()} (a warning)")
+                continue
+            lines.append(f"{action.name} tests: {report.describe()}")
+            lines.extend(f"  ✖ {name}" for name in report.failed)
+            unnamed = report.failures + report.errors - len(report.failed)
+            if unnamed > 0:
+                lines.append(f"  ... and {unnamed} more failed")
+    return lines
+
+
+def _summaries(result: RunResult) -> list[tuple[str, str]]:
+    return [
+        (action.name, action.summary)
+        for action in result.actions.values()
+        if action.summary is not None
+    ]
 
 
 def _summary_line(result: RunResult) -> str:
@@ -121,12 +192,29 @@ class PlainView:
                 self._print(event)
         if result is None:
             return
-        for line in failure_report(result):
+        for line in failure_report(result) + reports_report(result):
             self.out.write(line + "\n")
+        for name, summary in _summaries(result):
+            self.out.write(f"--- summary of {name} ---\n{summary}\n")
         if interrupted:
             self.out.write(f"{interrupted}: running actions were stopped\n")
         self.out.write(_summary_line(result) + "\n")
         self.out.flush()
+
+
+def _time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _one_line(text: str, width: int = 100) -> str:
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    cut = len(first) > width or "\n" in text.strip()
+    return (first[:width] + " …") if cut else first
 
 
 class LiveView:
@@ -140,12 +228,26 @@ class LiveView:
         self.console = console
         self.store = store
         self.status: dict[str, Status] = {}
-        self.started: dict[str, float] = {}
-        self.ended: dict[str, float] = {}
+        #: Time each node's ended attempts (or entries) took, and when its running one started.
+        self.spent: dict[str, timedelta] = {}
+        self.since: dict[str, datetime] = {}
         self.attempts: dict[str, int] = {}
         self.hints: dict[str, str] = {}
+        #: What a waiting approval shows its reviewer (custom data, link).
+        self.approvals: dict[str, list[str]] = {}
+        #: What an ended action told: its failing command, its tests.
+        self.notes: dict[str, str] = {}
         self.spinner = Spinner("dots", style="yellow")
         self.title = f"pipeline {pipeline.name}"
+
+    def catch_up(self, events: Sequence[Event]) -> None:
+        """Apply what was recorded before this view followed (a retried or resumed execution).
+
+        Actions that succeeded in an earlier attempt of the execution then show as succeeded,
+        with the time they took, instead of as never started.
+        """
+        for event in events:
+            self._apply(event)
 
     def _apply(self, event: Event) -> None:
         if event.type == "pipeline" and event.state is Status.IN_PROGRESS:
@@ -156,21 +258,76 @@ class LiveView:
         hint = approval_hint(event, self.store)
         if hint is not None:
             self.hints[key] = hint
+            self.approvals[key] = self._approval_lines(event.detail)
         else:
             self.hints.pop(key, None)
+            self.approvals.pop(key, None)
         self.status[key] = event.state
+        if event.type == "approval":
+            return  # the action's own events say when it starts and ends
+        self._clock(key, event)
         if event.state is Status.IN_PROGRESS:
-            self.started.setdefault(key, time.monotonic())
-            self.ended.pop(key, None)
+            self.notes.pop(key, None)
             if "attempt" in event.detail:
                 self.attempts[key] = int(event.detail["attempt"])
-        else:
-            self.ended[key] = time.monotonic()
+        elif event.type == "action":
+            self.notes[key] = self._note(event.detail)
+
+    def _clock(self, key: str, event: Event) -> None:
+        """Count the time of attempts (and entries), not the waits between them."""
+        running = self.since.get(key)
+        if event.state in {Status.IN_PROGRESS, Status.WAITING_FOR_APPROVAL}:
+            if running is not None and event.state is Status.IN_PROGRESS:
+                # A retry: the attempt before ended when its detail says, not now.
+                ended = _time(event.detail.get("previous_finished_at")) or event.time
+                self._add(key, max(timedelta(0), ended - running))
+                self.since[key] = event.time
+            elif running is None:
+                self.since[key] = event.time
+            return
+        if running is not None:
+            self._add(key, max(timedelta(0), event.time - running))
+            del self.since[key]
+
+    def _add(self, key: str, duration: timedelta) -> None:
+        self.spent[key] = self.spent.get(key, timedelta(0)) + duration
+
+    @staticmethod
+    def _approval_lines(detail: Mapping[str, Any]) -> list[str]:
+        from rich.markup import escape  # noqa: PLC0415
+
+        lines = []
+        custom = detail.get("custom_data")
+        if isinstance(custom, str) and custom.strip():
+            lines.append(f"[cyan]{escape(_one_line(custom))}[/]")
+        link = detail.get("external_entity_link")
+        if isinstance(link, str) and link.strip():
+            lines.append(f"[cyan underline]{escape(link.strip())}[/]")
+        return lines
+
+    @staticmethod
+    def _note(detail: Mapping[str, Any]) -> str:
+        from rich.markup import escape  # noqa: PLC0415
+
+        notes = []
+        failure = CommandFailure.from_detail(detail.get("failure"))
+        if failure is not None:
+            where = f"commands[{failure.index}] " if failure.index is not None else ""
+            notes.append(f"[red]{escape(where + failure.how())}[/]")
+        raw = detail.get("reports")
+        reports = [TestReport.from_detail(item) for item in raw] if isinstance(raw, list) else []
+        counts = _counts([report for report in reports if report is not None])
+        if counts:
+            style = "dim" if ", 0 failed" in counts else "red"
+            notes.append(f"[{style}]{escape(counts)}[/]")
+        return " ".join(notes)
 
     def _elapsed(self, key: str) -> str:
-        if key not in self.started:
-            return ""
-        return render_duration(self.ended.get(key, time.monotonic()) - self.started[key])
+        spent = self.spent.get(key)
+        running = self.since.get(key)
+        if running is not None:
+            spent = (spent or timedelta(0)) + max(timedelta(0), datetime.now(UTC) - running)
+        return render_duration(spent)
 
     def _symbol(self, key: str) -> Any:  # noqa: ANN401 - a rich renderable
         from rich.text import Text  # noqa: PLC0415
@@ -199,9 +356,13 @@ class LiveView:
                 label = f"    {action.name}"
                 if self.attempts.get(node, 1) > 1:
                     label += f" [dim](attempt {self.attempts[node]})[/]"
+                if self.notes.get(node):
+                    label += f" {self.notes[node]}"
                 if node in self.hints:
                     label += f" [cyan]{self.hints[node]}[/]"
                 table.add_row(self._symbol(node), label, self._elapsed(node))
+                for line in self.approvals.get(node, ()):
+                    table.add_row("", f"      {line}", "")
         return table
 
     async def follow(self, execution: Execution) -> None:
@@ -215,30 +376,40 @@ class LiveView:
     def finish(
         self, result: RunResult | None, *, interrupted: str | None, events: Sequence[Event] = ()
     ) -> None:
-        """Print the failing actions' last log lines and a summary table."""
+        """Print the failing commands and their output, tests, summaries and a summary table."""
         del events  # the summary table shows the final state
+        from rich.markdown import Markdown  # noqa: PLC0415
+        from rich.rule import Rule  # noqa: PLC0415
         from rich.table import Table  # noqa: PLC0415
 
         if result is None:
             return
-        report = failure_report(result)
+        report = failure_report(result) + reports_report(result)
         if report:
             self.console.print()
             for line in report:
                 style = "red" if not line.startswith("  ") else "dim"
                 self.console.print(line, style=style, markup=False, highlight=False)
+        for name, summary in _summaries(result):
+            self.console.print(Rule(f"summary of {name}", align="left"))
+            self.console.print(Markdown(summary))
+        with_tests = any(action.reports for action in result.actions.values())
         table = Table(title="summary", title_justify="left")
-        for column in ("stage", "action", "status", "attempts", "duration"):
+        columns = ["stage", "action", "status", "attempts", "duration"]
+        for column in [*columns, "tests"] if with_tests else columns:
             table.add_column(column)
         for action in result.actions.values():
             symbol, style = SYMBOLS.get(action.status, ("?", "white"))
-            table.add_row(
+            cells = [
                 action.stage,
                 action.action,
                 f"[{style}]{symbol} {action.status}[/]",
                 str(len(action.attempts)),
                 render_duration(action.duration),
-            )
+            ]
+            if with_tests:
+                cells.append(_counts(action.reports))
+            table.add_row(*cells)
         self.console.print(table)
         if interrupted:
             self.console.print(f"[magenta]{interrupted}: running actions were stopped[/]")

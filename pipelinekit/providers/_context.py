@@ -44,7 +44,7 @@ def _read_summary(path: Path) -> str | None:
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_SUMMARY_BYTES + 1)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+    except OSError:  # none written (or none readable): the action's status says the rest
         return None
     text = raw[:MAX_SUMMARY_BYTES].decode("utf-8", "replace").rstrip()
     if len(raw) > MAX_SUMMARY_BYTES:

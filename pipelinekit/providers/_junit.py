@@ -15,7 +15,7 @@ failed.
 from __future__ import annotations
 
 import xml.parsers.expat
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -77,6 +77,10 @@ class TestReport:
             f"{self.path}: {self.tests} tests, {self.failures} failed, {self.errors} errors, "
             f"{self.skipped} skipped"
         )
+
+    def masked(self, mask: Callable[[str], str]) -> TestReport:
+        """This report with ``mask`` applied to its names (the run's ``Masker.mask``)."""
+        return attrs.evolve(self, failed=tuple(mask(name) for name in self.failed))
 
     def to_detail(self) -> dict[str, Any]:
         """A JSON-ready form, for events and the store."""
