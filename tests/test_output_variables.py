@@ -3,6 +3,7 @@ providers held to their declarations when they run (in the real engine and in th
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from typing import ClassVar
 
@@ -188,6 +189,23 @@ def test_a_custom_provider_declares_through_its_class():
     assert "did you mean 'Version'?" in str(problem)
 
 
+def test_the_provider_decorator_declares_output_variables_for_the_class():
+    @pk.provider("Custom", "Deployer", category=pk.Category.DEPLOY, output_variables=["Url"])
+    class Deployer:
+        async def run(self, ctx):
+            ctx.set_variable("Url", "http://127.0.0.1/")
+
+    assert Deployer.output_variables == ("Url",)
+    problem = only_problem(lambda: producer_and_user(Deployer(), "echo #{Build.Ulr}"))
+    assert "did you mean 'Url'?" in str(problem)
+    assert "use one of the names it declares" in str(problem)
+
+
+def test_the_provider_decorator_refuses_a_bad_declaration():
+    with pytest.raises(pk.PipelineDefinitionError, match="'a b'"):
+        pk.provider("Custom", "Bad", category=pk.Category.BUILD, output_variables=["a b"])
+
+
 def test_a_declaration_run_by_a_registry_provider_is_not_checked():
     """What a registry builds at run time is unknown where the pipeline is written."""
 
@@ -226,7 +244,7 @@ def test_an_optional_output_variable_left_unset_is_a_warning_in_the_log(tmp_path
     )
     action = result.actions["S.A"]
     assert action.status is pk.Status.SUCCEEDED
-    assert action.variables == {"Version": "1"}
+    assert action.variables == {"Version": "1", "Tag": ""}  # empty, as pk.shell makes it
     log = action.log_path.read_text()
     assert "optional output variable not set" in log
     assert "Tag" in log
@@ -259,7 +277,7 @@ def test_a_custom_provider_class_is_held_to_its_declaration(tmp_path):
 # -- in the fake ----------------------------------------------------------------------------------
 
 
-def test_the_fake_makes_up_required_variables_but_not_optional_ones():
+def test_the_fake_makes_up_required_variables_and_leaves_optional_ones_empty():
     pipeline = pk.Pipeline(
         "p",
         [
@@ -280,7 +298,7 @@ def test_the_fake_makes_up_required_variables_but_not_optional_ones():
         ],
     )
     result = FakeExecutor().run(pipeline)
-    assert result.actions["S.A"].variables == {"V": "fake-V"}
+    assert result.actions["S.A"].variables == {"V": "fake-V", "O": ""}
 
 
 def test_the_fake_refuses_what_the_real_run_refuses():
@@ -344,9 +362,17 @@ def test_references_validate_exactly_when_their_name_is_declared(python, data):
         assert f"names output variable {name!r}, which 'Build.B'" in str(problem)
 
 
-def test_a_loaded_file_counts_only_its_own_pipelines(tmp_path):
-    """A file that imports another module's pipeline is not a file of two pipelines."""
-    (tmp_path / "base_pipeline.py").write_text(
+@pytest.fixture
+def forget_module():
+    """Modules a test's pipeline files import are dropped again, so none leaks into another."""
+    names: list[str] = []
+    yield names.append
+    for name in names:
+        sys.modules.pop(name, None)
+
+
+def write_base_and_release(folder, module):
+    (folder / f"{module}.py").write_text(
         textwrap.dedent(
             """
             import pipelinekit as pk
@@ -354,19 +380,42 @@ def test_a_loaded_file_counts_only_its_own_pipelines(tmp_path):
             """
         )
     )
-    (tmp_path / "release.py").write_text(
+    (folder / "release.py").write_text(
         textwrap.dedent(
-            """
+            f"""
             import attrs
             import pipelinekit as pk
-            from base_pipeline import pipeline as base
-            import base_pipeline
+            from {module} import pipeline as base
+            import {module}
             release = attrs.evolve(base, name="release")
             """
         )
     )
-    pipeline, _ = load_pipeline(str(tmp_path / "release.py"))
+    return folder / "release.py"
+
+
+def test_a_loaded_file_counts_only_its_own_pipelines(tmp_path, forget_module):
+    """A file that imports another module's pipeline is not a file of two pipelines."""
+    forget_module("h3_base_loaded")
+    release = write_base_and_release(tmp_path, "h3_base_loaded")
+    pipeline, _ = load_pipeline(str(release))
     assert pipeline.name == "release"
     # The imported one can still be chosen by name.
-    chosen, _ = load_pipeline(f"{tmp_path / 'release.py'}:base")
+    chosen, _ = load_pipeline(f"{release}:base")
     assert chosen.name == "base"
+
+
+def test_validate_names_the_files_own_pipeline_not_the_imported_one(tmp_path, cli, forget_module):
+    forget_module("h3_base_validated")
+    release = write_base_and_release(tmp_path, "h3_base_validated")
+    status, out, err = cli("validate", str(release))
+    assert (status, err) == (0, "")
+    assert "pipeline 'release'" in out
+
+
+def test_a_file_that_only_imports_a_pipeline_still_names_it(tmp_path, forget_module):
+    forget_module("h3_base_reexported")
+    write_base_and_release(tmp_path, "h3_base_reexported")
+    (tmp_path / "again.py").write_text("from h3_base_reexported import pipeline\n")
+    pipeline, _ = load_pipeline(str(tmp_path / "again.py"))
+    assert pipeline.name == "base"

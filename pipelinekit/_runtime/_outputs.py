@@ -7,10 +7,13 @@ later action to fail on a reference with no value (after the tests and the appro
 output variable left unset is a warning in the action's log. Providers that declare nothing are
 not checked.
 
+An optional one left unset becomes ``""``, as ``Commands`` makes it, so that a reference to it
+(which validation accepted) resolves the same whichever provider set it.
+
 It runs after every provider, the fake's scripted outcomes included, so that a fake run refuses
-what a real one refuses. ``Commands`` checks its own required output variables while it runs and
-warns of its own unset optional ones (it reads them from the shell); the check here agrees with
-it, and leaves the warning to it so that it is not logged twice.
+what a real one refuses. ``Commands`` checks its own while it runs (it fails on a required one the
+commands did not export, and sets an optional one to ``""`` with its own warning), so for it the
+check here finds nothing to say: nothing is reported twice, and no provider is special-cased.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from __future__ import annotations
 from pipelinekit._model._names import did_you_mean
 from pipelinekit._model._output_variables import declared_outputs
 from pipelinekit.exceptions import ActionFailed
-from pipelinekit.providers._commands import Commands
 from pipelinekit.providers._context import ActionContext
 
 __all__ = ["unkept_declaration"]
@@ -31,7 +33,8 @@ def _names(names: list[str]) -> str:
 def unkept_declaration(provider: object, ctx: ActionContext) -> ActionFailed | None:
     """The failure of a provider that succeeded but broke its declaration, else ``None``.
 
-    Logs a warning (in the action's log) for each optional output variable left unset.
+    Each optional output variable left unset is set to ``""``, with a warning in the action's
+    log.
     """
     declared = declared_outputs(provider)
     if declared is None:
@@ -59,8 +62,8 @@ def unkept_declaration(provider: object, ctx: ActionContext) -> ActionFailed | N
             f"{'them' if len(unset) > 1 else 'it'} in optional_output_variables if "
             f"{'they' if len(unset) > 1 else 'it'} may be left unset"
         )
-    if not isinstance(provider, Commands):
-        for name in declared.optional:
-            if name not in was_set:
-                ctx.log.warning("optional output variable not set", name=name)
+    for name in declared.optional:
+        if name not in was_set:
+            ctx.log.warning("optional output variable not set; it is empty", name=name)
+            ctx.set_variable(name, "")
     return None

@@ -15,12 +15,13 @@ contract, each with the default that applies when a provider does not declare it
   A provider that declares either (``None`` is the same as not declaring) has declared all the
   output variables it can set. Then a ``#{Namespace.Name}`` reference to a name in neither list
   is refused where the pipeline is written (with "did you mean"); after it succeeds, an unset
-  required one or a set undeclared one fails its attempt, and an unset optional one is a
-  warning in its log; the fake executor makes up values for the required ones. A provider that
-  declares nothing is not checked. Only providers that run themselves are asked: a declaration
-  that a registry builds a provider for at run time says nothing of that provider's variables.
-  A class declares fixed names as ``ClassVar`` tuples (``ManualApproval``: ``ApprovedBy``,
-  ``Summary``); ``pk.shell`` and ``pk.python`` take them as arguments.
+  required one or a set undeclared one fails its attempt, and an unset optional one is ``""``
+  with a warning in its log; the fake executor makes up values for the required ones. A
+  provider that declares nothing is not checked. Only providers that run themselves are asked:
+  a declaration that a registry builds a provider for at run time says nothing of that
+  provider's variables. A class declares fixed names as ``ClassVar`` tuples
+  (``ManualApproval``: ``ApprovedBy``, ``Summary``); ``pk.shell`` and ``pk.python`` take them
+  as arguments.
 - ``resolve_references(lookup)`` (default: each reference's value is substituted for its text in
   every string of the provider): the provider to run, resolved its own way. ``Commands`` uses it
   so that a value never becomes shell text.

@@ -135,7 +135,7 @@ def succeed(
     """Succeed after ``after`` (virtual time), with output ``variables`` and artifact files.
 
     Required output variables the provider declares (``output_variables``) and the outcome does
-    not set get the value ``"fake-<name>"``; optional ones stay unset. As in a real run, an
+    not set get the value ``"fake-<name>"``; optional ones are ``""``. As in a real run, an
     outcome that sets one the provider does not declare fails the attempt.
 
     ``outputs={"dist": {"app.zip": b"..."}}`` "writes" files of the action's output artifacts;
@@ -294,9 +294,9 @@ class ScriptedExecutor:
     @staticmethod
     def _succeed(outcome: Succeed, ctx: ActionContext) -> None:
         # As if the provider had run: the required variables it declares get a placeholder
-        # value, so that later references resolve unless a test scripts real values. Optional
-        # ones stay unset. The engine holds the outcome to the declaration as it holds a real
-        # provider (``_runtime/_outputs.py``).
+        # value, so that later references resolve unless a test scripts real values. The engine
+        # holds the outcome to the declaration as it holds a real provider, and makes unset
+        # optional ones empty (``_runtime/_outputs.py``).
         for name in required_output_variables(ctx.provider):
             if name not in outcome.variables:
                 ctx.set_variable(name, f"fake-{name}")
