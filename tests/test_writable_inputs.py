@@ -325,11 +325,6 @@ def test_a_bad_value_is_refused_naming_the_field():
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs writable_inputs in _compiler/_plan.py's definition hash and to_json (asked of "
-    "the lead); remove this mark with that change",
-)
 def test_the_definition_json_and_hash_tell_the_modes_apart():
     read_only = pipeline("true", writable=False).compile()
     writable = pipeline("true", writable=True).compile()

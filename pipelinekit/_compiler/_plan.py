@@ -151,10 +151,12 @@ class Plan:
             needs = ",".join(sorted(self.stage_needs[stage.name]))
             digest.update(f"stage {stage.name} needs {needs}\n".encode())
             for action in stage.actions:
+                # Said only when set, so that the hash of every other definition stays as it was.
+                writable = " writable_inputs" if action.writable_inputs else ""
                 digest.update(
                     f"action {action.name} {action.action_type} {action.run_order} "
                     f"in={','.join(action.inputs)} out={','.join(action.outputs)} "
-                    f"ns={action.namespace}\n".encode()
+                    f"ns={action.namespace}{writable}\n".encode()
                 )
         return digest.hexdigest()
 
@@ -196,6 +198,8 @@ class Plan:
                 entry["inputs"] = list(action.inputs)
                 entry["outputs"] = list(action.outputs)
                 entry["namespace"] = action.namespace
+                if action.writable_inputs:
+                    entry["writable_inputs"] = True
             nodes.append(entry)
         document = {
             "pipeline": self.pipeline.name,
