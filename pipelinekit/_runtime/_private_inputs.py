@@ -57,6 +57,18 @@ _WRITABLE_FILE = stat.S_IWUSR | stat.S_IRUSR
 _WRITABLE_FOLDER = stat.S_IRWXU
 
 
+def _umask() -> int:
+    """The umask, read without setting it (``os.umask`` sets it for every thread a moment)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o777  # unknown: always set the modes
+
+
 @attrs.define
 class Copied:
     """What a copy did: files cloned (copy-on-write), files copied, bytes, links."""
@@ -67,6 +79,10 @@ class Copied:
     links: int = 0
     #: Whether cloning is still worth trying (a file system that refused once refuses again).
     clone: bool = attrs.field(default=sys.platform == "linux", repr=False)
+    #: Whether ``copy_file_range`` works here (else ``sendfile``).
+    copy_range: bool = attrs.field(default=hasattr(os, "copy_file_range"), repr=False)
+    #: The process's umask, which ``os.open`` applies to a new file's mode.
+    umask: int = attrs.field(factory=_umask, repr=False)
 
 
 def private_folder(work: Path, node: str) -> Path:
@@ -90,20 +106,45 @@ def _clone(source: int, target: int, copied: Copied) -> bool:
     return True
 
 
-def _copy_file(source: str, target: str, mode: int, copied: Copied) -> None:
-    # The target is new and never a link (O_EXCL): nothing can be written through it.
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    wanted = (stat.S_IMODE(mode) | _WRITABLE_FILE) & 0o7777
-    with open(source, "rb") as reading, open(os.open(target, flags, wanted), "wb") as writing:
-        if _clone(reading.fileno(), writing.fileno(), copied):
-            copied.cloned += 1
-        else:
-            shutil.copyfileobj(reading, writing, 1 << 20)
-            copied.copied += 1
-        writing.flush()
-        copied.bytes += os.fstat(writing.fileno()).st_size
-        # os.open's mode went through the umask: set the bits the copy must have.
-        os.fchmod(writing.fileno(), wanted)
+def _copy_data(source: int, target: int, size: int, copied: Copied) -> None:
+    """Copy ``size`` bytes in the kernel (``copy_file_range``, else ``sendfile``)."""
+    done = 0
+    while done < size:
+        try:
+            if copied.copy_range:
+                sent = os.copy_file_range(source, target, size - done)
+            else:
+                sent = os.sendfile(target, source, None, size - done)
+        except OSError as error:
+            if not copied.copy_range or error.errno not in _NO_CLONE:
+                raise
+            copied.copy_range = False  # e.g. across file systems on older kernels
+            continue
+        if sent == 0:  # the file shrank while it was copied: what is there is copied
+            break
+        done += sent
+
+
+def _copy_file(source: str, target: str, status: os.stat_result, copied: Copied) -> None:
+    # Never setuid, setgid or sticky: the copy is scratch of the action, not the artifact.
+    wanted = (stat.S_IMODE(status.st_mode) | _WRITABLE_FILE) & 0o777
+    reading = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        # The target is new and never a link (O_EXCL): nothing can be written through it.
+        writing = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, wanted)
+        try:
+            if _clone(reading, writing, copied):
+                copied.cloned += 1
+            else:
+                _copy_data(reading, writing, status.st_size, copied)
+                copied.copied += 1
+            if wanted & ~copied.umask != wanted:  # the umask took bits the copy must have
+                os.fchmod(writing, wanted)
+        finally:
+            os.close(writing)
+    finally:
+        os.close(reading)
+    copied.bytes += status.st_size
 
 
 def _copy_tree(source: str, target: str, roots: tuple[str, str], copied: Copied) -> None:
@@ -120,7 +161,7 @@ def _copy_tree(source: str, target: str, roots: tuple[str, str], copied: Copied)
         elif entry.is_dir(follow_symlinks=False):
             _copy_tree(entry.path, to, roots, copied)
         elif entry.is_file(follow_symlinks=False):
-            _copy_file(entry.path, to, entry.stat(follow_symlinks=False).st_mode, copied)
+            _copy_file(entry.path, to, entry.stat(follow_symlinks=False), copied)
         # Sockets, pipes and devices are no artifact's content (its hash leaves them out).
 
 
