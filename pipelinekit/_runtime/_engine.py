@@ -45,6 +45,7 @@ from pipelinekit._runtime._recorded import (
 from pipelinekit._runtime._recorder import Recorder
 from pipelinekit._runtime._replay import ExecutionState, replay
 from pipelinekit._runtime._results import HookError, RunResult
+from pipelinekit._runtime._reuse import Reuse, plan_reuse, reuse_variables
 from pipelinekit._runtime._run import Run
 from pipelinekit._runtime._run_variables import resolve_run_variables, variables_again
 from pipelinekit._runtime._scheduler import Scheduler, default_workdir
@@ -241,19 +242,44 @@ class Engine:
         triggered_by: str | None = None,
         trigger: str = "StartPipelineExecution",
         source: str | None = None,
+        from_stage: str | None = None,
+        reuse: str | None = None,
     ) -> Execution:
         """Start an execution of ``pipeline``; return its handle once it is recorded.
 
         ``variables`` override the pipeline variables' defaults; an unknown name or a variable
         with neither default nor value is an ``ExecutionError``, raised before anything runs.
+
+        With ``from_stage`` and ``reuse`` (an execution id, both or neither) the new execution
+        takes the stages ``from_stage`` depends on from execution ``reuse`` without running
+        them: their output variables and artifacts, recorded ``Succeeded`` with
+        ``reused_from``. It runs ``from_stage`` and every other stage. It starts with the
+        variables ``reuse`` ran with (secret ones given again); ``variables`` may change those
+        the reused actions did not read. Refused (``ExecutionError``, nothing recorded) when a
+        reused stage did not succeed there or changed since, or its artifacts are gone.
         """
         tasks = self._running()
         if not isinstance(pipeline, Pipeline):
             msg = f"start() needs a pk.Pipeline (got {type(pipeline).__name__})"
             raise ExecutionError(msg)
-        values = resolve_run_variables(pipeline, variables or {})
+        reused: Reuse | None = None
+        if (from_stage is None) != (reuse is None):
+            msg = (
+                "from_stage and reuse go together: start at a stage, reusing the stages "
+                "before it from an execution (got only "
+                f"{'from_stage' if reuse is None else 'reuse'})"
+            )
+            raise ExecutionError(msg)
+        if from_stage is not None and reuse is not None:
+            reused, first = await plan_reuse(self.store, pipeline, reuse, from_stage)
+            values = reuse_variables(first, pipeline, reused, variables or {})
+        else:
+            values = resolve_run_variables(pipeline, variables or {})
         execution_id = str(uuid.uuid4())
         trigger_detail: dict[str, Any] = {"trigger": trigger, "triggered_by": triggered_by}
+        if reused is not None:
+            trigger_detail["reused_from"] = reused.execution_id
+            trigger_detail["from_stage"] = reused.from_stage
         given = sorted(
             v.name for v in pipeline.variables if v.secret and v.name in (variables or {})
         )
@@ -265,7 +291,7 @@ class Engine:
             # Where the pipeline is defined (FILE:NAME), so a resume can load it again.
             trigger_detail["source"] = source
         execution, feed = self._execution(execution_id, pipeline)
-        await tasks.start(self._run, execution, feed, values, trigger_detail)
+        await tasks.start(partial(self._run, execution, feed, values, trigger_detail, reuse=reused))
         return execution
 
     def _running(self) -> anyio.abc.TaskGroup:
@@ -443,6 +469,7 @@ class Engine:
         recovered: list[Event] | None,
         retry: tuple[str, bool] | None,
         processes: ProcessLedger,
+        reuse: Reuse | None = None,
     ) -> Scheduler:
         """A scheduler for ``execution``, wired to this engine's parts."""
         run = Run(
@@ -471,7 +498,7 @@ class Engine:
             max_concurrency=self.max_concurrency,
             used=self._used,
         )
-        return Scheduler(run, recovered=recovered, retry=retry)
+        return Scheduler(run, recovered=recovered, retry=retry, reuse=reuse)
 
     async def _let_go(self, execution_id: str, ledger: ProcessLedger) -> None:
         """Release the lease of an execution that ended here, and its process ledger."""
@@ -512,6 +539,7 @@ class Engine:
         *,
         recovered: list[Event] | None = None,
         retry: tuple[str, bool] | None = None,
+        reuse: Reuse | None = None,
         task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         pipeline = execution.pipeline
@@ -552,6 +580,7 @@ class Engine:
                         recovered=recovered,
                         retry=retry,
                         processes=ledger,
+                        reuse=reuse,
                     )
                     self._schedulers[execution.id] = scheduler
 
@@ -611,12 +640,14 @@ async def arun(
     max_concurrency: int | None = None,
     workdir: str | Path | None = None,
     triggered_by: str | None = None,
-    use_cache: bool = True,
+    from_stage: str | None = None,
+    reuse: str | None = None,
 ) -> RunResult:
     """Run ``pipeline`` to its end inside a running event loop; return the result.
 
-    ``max_concurrency`` bounds how many actions run at once; ``use_cache=False`` restores
-    nothing from caches (``--no-cache``).
+    ``max_concurrency`` bounds how many actions run at once. ``from_stage`` with ``reuse``
+    starts at that stage, reusing the stages before it from execution ``reuse`` (see
+    ``Engine.start``).
     """
     async with Engine(
         store=store,
@@ -624,9 +655,14 @@ async def arun(
         executor=executor,
         max_concurrency=max_concurrency,
         workdir=workdir,
-        use_cache=use_cache,
     ) as engine:
-        execution = await engine.start(pipeline, variables=variables, triggered_by=triggered_by)
+        execution = await engine.start(
+            pipeline,
+            variables=variables,
+            triggered_by=triggered_by,
+            from_stage=from_stage,
+            reuse=reuse,
+        )
         return await execution.wait()
 
 
@@ -640,9 +676,14 @@ def run(
     max_concurrency: int | None = None,
     workdir: str | Path | None = None,
     triggered_by: str | None = None,
-    use_cache: bool = True,
+    from_stage: str | None = None,
+    reuse: str | None = None,
 ) -> RunResult:
-    """Run ``pipeline`` to its end and return the result (blocking; starts its own event loop)."""
+    """Run ``pipeline`` to its end and return the result (blocking; starts its own event loop).
+
+    ``from_stage`` with ``reuse`` (an execution id) starts at that stage, reusing the stages
+    before it from that execution (see ``Engine.start``).
+    """
     with collector_tuned_for_a_run():
         return anyio.run(
             partial(
@@ -655,6 +696,7 @@ def run(
                 max_concurrency=max_concurrency,
                 workdir=workdir,
                 triggered_by=triggered_by,
-                use_cache=use_cache,
+                from_stage=from_stage,
+                reuse=reuse,
             )
         )

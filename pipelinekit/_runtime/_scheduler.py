@@ -36,8 +36,11 @@ from pipelinekit._model._events import Event
 from pipelinekit._runtime._attempts import Attempts
 from pipelinekit._runtime._replay import replay
 from pipelinekit._runtime._results import RunResult, StageResult
+from pipelinekit._runtime._reuse import Reuse, stage_fingerprints
 from pipelinekit._runtime._run import ActionRecord, Run
+from pipelinekit.exceptions import ExecutionError
 from pipelinekit.providers._capabilities import is_idempotent
+from pipelinekit.stores import CacheEntry
 
 __all__ = ["Scheduler", "default_workdir"]
 
@@ -51,15 +54,18 @@ class Scheduler:
         *,
         recovered: list[Event] | None = None,
         retry: tuple[str, bool] | None = None,
+        reuse: Reuse | None = None,
     ) -> None:
         """Prepare to walk ``run``'s plan; ``run()`` does it.
 
         With ``recovered`` (the events of an interrupted execution) the run takes it up where
         it stopped. With ``retry`` (a stage, and whether only its failed actions run again) too
-        it is a new attempt of an ended execution that runs that stage again.
+        it is a new attempt of an ended execution that runs that stage again. With ``reuse``
+        a new execution takes the stages it names from an earlier one instead of running them.
         """
         self.recovered = recovered
         self.retry = retry
+        self.reuse = reuse
         plan = self.plan = run.plan
         self.workspace = run.workspace
         self.run_ = run
@@ -93,6 +99,8 @@ class Scheduler:
         if self.recovered is not None:
             await self._resume(self.recovered)
         else:
+            if self.reuse is not None:
+                await self._take_reused(self.reuse)  # before anything is recorded: it may refuse
             await self._begin()
         if recorded is not None:
             await recorded()
@@ -150,9 +158,80 @@ class Scheduler:
                     stage.name: [action.name for action in stage.actions]
                     for stage in self.plan.pipeline.stages
                 },
+                # So that a later run can reuse its stages only while they are unchanged.
+                "stage_fingerprints": stage_fingerprints(self.plan),
             },
         )
+        if self.reuse is not None:
+            self._record_reused(self.reuse)
         await run.recorder.flush()
+
+    async def _take_reused(self, reuse: Reuse) -> None:
+        """Take the reused actions' artifacts and variables from the execution they ran in.
+
+        Each artifact is copied into this execution's folder and checked against the hash the
+        earlier execution recorded; one that is gone or changed is an ``ExecutionError``.
+        """
+        run = self.run_
+        workspace = self.workspace
+        for node, earlier in reuse.actions.items():
+            record = run.actions[node]
+            outputs = {name: workspace.artifact(name) for name in record.action.outputs}
+            if outputs:
+                for name, (path, _) in reuse.artifacts.items():
+                    if name in outputs and not await anyio.Path(path).is_dir():
+                        msg = (
+                            f"artifact {name!r} of {node} in execution {reuse.execution_id} is "
+                            f"gone ({path}; pipelinekit gc may have removed it), so it cannot "
+                            "be reused; run the whole pipeline"
+                        )
+                        raise ExecutionError(msg)
+                await workspace.prepare(node, outputs, again=False)
+                entry = CacheEntry(
+                    reuse.execution_id,
+                    node,
+                    {},
+                    {
+                        name: (str(reuse.artifacts[name][0]), reuse.artifacts[name][1])
+                        for name in outputs
+                    },
+                )
+                if not await workspace.restore(entry, outputs):
+                    msg = (
+                        f"the artifacts of {node} in execution {reuse.execution_id} changed "
+                        "since it recorded them, so they cannot be reused; run the whole "
+                        "pipeline"
+                    )
+                    raise ExecutionError(msg)
+                hashes = await workspace.seal(outputs)
+                record.artifacts = {name: digest for name, (_, digest) in hashes.items()}
+                run.artifact_paths.update(outputs)
+            record.status = Status.SUCCEEDED
+            record.variables = dict(earlier.variables)
+            record.log_path = earlier.log_path
+            namespace = record.action.namespace
+            if namespace:
+                for name, value in earlier.variables.items():
+                    run.values[f"{namespace}.{name}"] = value
+
+    def _record_reused(self, reuse: Reuse) -> None:
+        """Put the reused stages on record: ``Succeeded``, with where they come from."""
+        run = self.run_
+        note = {"reused_from": reuse.execution_id}
+        for stage_name in reuse.stages:
+            for action in self.plan.pipeline.stage(stage_name).actions:
+                record = run.actions[f"{stage_name}.{action.name}"]
+                detail: dict[str, object] = {**note, "variables": record.variables}
+                if record.artifacts:
+                    detail["artifacts"] = dict(record.artifacts)
+                if record.log_path:
+                    detail["log_path"] = record.log_path
+                run.emit(
+                    "action", Status.SUCCEEDED, stage=stage_name, action=action.name, detail=detail
+                )
+            stage = run.stages[stage_name]
+            stage.status = Status.SUCCEEDED
+            run.emit("stage", Status.SUCCEEDED, stage=stage_name, detail=note)
 
     async def _resume(self, events: list[Event]) -> None:
         """Take up a recorded execution where it stopped.

@@ -22,6 +22,7 @@ from pipelinekit._model._loader import LoadError, load_pipeline, source_of
 from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._runtime._errors import plain
 from pipelinekit._version import __version__
+from pipelinekit.cli import _maintenance
 from pipelinekit.cli._ids import UnknownExecutionError, resolve_execution
 from pipelinekit.cli._store import NoStoreError, StoreLocation, find_store, store_option
 from pipelinekit.exceptions import ExecutionError, PipelineDefinitionError, PipelineKitError
@@ -86,6 +87,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--store", default=None, metavar="PATH", help=STORE_HELP)
     # The old name of --store for run, kept working (with a warning) for scripts that use it.
     run.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
+    run.add_argument(
+        "--from",
+        dest="from_stage",
+        default=None,
+        metavar="STAGE",
+        help="start at STAGE, reusing the stages it depends on from --reuse ID",
+    )
+    run.add_argument(
+        "--reuse",
+        default=None,
+        metavar="ID",
+        help="the execution whose earlier stages --from reuses (an id, a prefix, latest)",
+    )
     run.add_argument("--plain", action="store_true", help="one line per event, even in a terminal")
     run.add_argument(
         "--verbose", action="store_true", help="show pipelinekit's structured log on stderr"
@@ -143,6 +157,7 @@ def _execution_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "--follow", "-f", action="store_true", help="go on printing until the action ends"
     )
     logs.add_argument("--store", default=None, metavar="PATH", help=store_help)
+    _maintenance.add_commands(commands, store_help)
 
 
 def _run_again_options(command: argparse.ArgumentParser, store_help: str) -> None:
@@ -389,7 +404,9 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split())
 
 
-def _main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:  # noqa: PLR0911 - one per command family
+    if args.command in {"cache", "gc"}:
+        return _maintenance.main(args, out, err)
     if args.command in {"history", "status", "logs", "stop", "approve", "reject"}:
         return _store_command(args, out, err)
     if args.command in {"resume", "retry"}:
@@ -433,8 +450,17 @@ def _run_command(
     try:
         location = locate_store(args, err, create=True)
         variables = parse_variables(args.var)
-        resolve_run_variables(pipeline, variables)
-    except (BadVariableError, ExecutionError, BadArgumentsError) as error:
+        reuse = _reused_execution(args, location)
+        if reuse is None:
+            resolve_run_variables(pipeline, variables)
+        # else the engine checks them against what the reused execution ran with
+    except (
+        BadVariableError,
+        ExecutionError,
+        BadArgumentsError,
+        NoStoreError,
+        UnknownExecutionError,
+    ) as error:
         print(f"pipelinekit: error: {error}", file=err)
         return EXIT_BAD_INPUT
     return run_pipeline(
@@ -443,8 +469,29 @@ def _run_command(
         variables=variables,
         max_concurrency=args.max_concurrency,
         location=location,
+        from_stage=args.from_stage,
+        reuse=reuse,
         plain=args.plain,
         verbose=args.verbose,
         out=out,
         err=err,
     )
+
+
+def _reused_execution(args: argparse.Namespace, location: StoreLocation) -> str | None:
+    """The full id ``--reuse`` names in the run's store (``None`` without ``--from``)."""
+    from pipelinekit.stores import SQLiteStore  # noqa: PLC0415 - only --reuse needs it
+
+    if (args.from_stage is None) != (args.reuse is None):
+        msg = "--from and --reuse go together: --from STAGE --reuse ID"
+        raise BadArgumentsError(msg)
+    if args.reuse is None:
+        return None
+    if not location.exists:
+        msg = f"no store at {str(location.database)!r} to reuse execution {args.reuse!r} from"
+        raise NoStoreError(msg)
+    store = SQLiteStore(location.database)
+    try:
+        return resolve_execution(store, args.reuse)
+    finally:
+        store.close()

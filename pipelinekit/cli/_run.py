@@ -231,6 +231,8 @@ async def _run(
     holder: list[Execution],
     source: str | None,
     interruption: Interruption,
+    from_stage: str | None,
+    reuse: str | None,
 ) -> RunResult | None:
     # A database named on its own (--store x/other.db) is opened here; the usual one, the
     # engine makes (and makes its folder).
@@ -241,7 +243,12 @@ async def _run(
     try:
         async with engine, anyio.create_task_group() as tasks:
             execution = await engine.start(
-                pipeline, variables=variables, triggered_by=current_user(), source=source
+                pipeline,
+                variables=variables,
+                triggered_by=current_user(),
+                source=source,
+                from_stage=from_stage,
+                reuse=reuse,
             )
             holder.append(execution)
             interruption.tag = f"{execution.id}/{engine.owner}"
@@ -287,10 +294,13 @@ def run_pipeline(
     verbose: bool,
     out: TextIO,
     err: TextIO,
+    from_stage: str | None = None,
+    reuse: str | None = None,
 ) -> int:
     """Run ``pipeline`` with progress on ``out``, recorded in the store at ``location``.
 
-    Returns the exit status.
+    With ``from_stage`` and ``reuse`` it starts at that stage, reusing the stages before it
+    from execution ``reuse``. Returns the exit status.
     """
     view = make_view(pipeline, out, plain=plain, option=store_option(location))
     interruption = Interruption()
@@ -306,6 +316,8 @@ def run_pipeline(
             holder=holder,
             source=source,
             interruption=interruption,
+            from_stage=from_stage,
+            reuse=reuse,
         )
 
     with show_log(err, verbose=verbose), collector_tuned_for_a_run(), children_marked():

@@ -375,11 +375,23 @@ class FakeExecutor:
         *,
         variables: Mapping[str, str] | None = None,
         triggered_by: str | None = None,
+        from_stage: str | None = None,
+        reuse: str | None = None,
     ) -> RunResult:
-        """Run ``pipeline`` to its end (blocking; its own event loop); return the result."""
+        """Run ``pipeline`` to its end (blocking; its own event loop); return the result.
+
+        ``from_stage`` and ``reuse`` are refused (see ``arun``).
+        """
         with collector_tuned_for_a_run():
             return anyio.run(
-                partial(self.arun, pipeline, variables=variables, triggered_by=triggered_by),
+                partial(
+                    self.arun,
+                    pipeline,
+                    variables=variables,
+                    triggered_by=triggered_by,
+                    from_stage=from_stage,
+                    reuse=reuse,
+                ),
                 backend="asyncio",
             )
 
@@ -389,8 +401,22 @@ class FakeExecutor:
         *,
         variables: Mapping[str, str] | None = None,
         triggered_by: str | None = None,
+        from_stage: str | None = None,
+        reuse: str | None = None,
     ) -> RunResult:
-        """Run ``pipeline`` to its end inside a running (asyncio) event loop."""
+        """Run ``pipeline`` to its end inside a running (asyncio) event loop.
+
+        ``from_stage`` with ``reuse`` (``run(..., from_stage=, reuse=)``) is refused: each fake
+        run has a store and files of its own, so there is no earlier execution to reuse;
+        script the reused actions' outcomes instead.
+        """
+        if from_stage is not None or reuse is not None:
+            msg = (
+                "the fake keeps no executions between runs, so from_stage/reuse has nothing "
+                "to reuse; script the earlier stages' outcomes (succeed(outputs=..., "
+                "variables=...)) and run the whole pipeline"
+            )
+            raise ExecutionError(msg)
         self.check(pipeline)
         scripted = self._scripted = ScriptedExecutor(self.outcomes, self.default)
         # The harness's lists are the executor's: a test reading them mid-run sees them grow.
