@@ -65,6 +65,9 @@ from pipelinekit.providers import action as action
 from pipelinekit.providers import provider as provider
 from pipelinekit.providers import python as python
 from pipelinekit.providers import shell as shell
+from pipelinekit.providers._failure import CommandFailed as CommandFailed
+from pipelinekit.providers._failure import CommandFailure as CommandFailure
+from pipelinekit.providers._junit import TestReport as TestReport
 
 if _typing.TYPE_CHECKING:  # imported when first used: see _LAZY
     from pipelinekit import stores as stores
@@ -92,6 +95,8 @@ __all__ = [
     "BeforeEntry",
     "Cache",
     "Category",
+    "CommandFailed",
+    "CommandFailure",
     "Commands",
     "Condition",
     "Engine",
@@ -130,6 +135,7 @@ __all__ = [
     "Status",
     "Store",
     "StoreError",
+    "TestReport",
     "Variable",
     "Wait",
     "__version__",
