@@ -171,3 +171,30 @@ def test_http_request_conforms():
         server.shutdown()
         server.server_close()
     assert report.passed == ("succeeds", "succeeds in an engine", "reports failure as ActionFailed")
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_both_stores_keep_the_rules_of_caches_and_deletion(tmp_path, kind):
+    from pipelinekit.testing._conformance import check_store  # noqa: PLC0415
+
+    make = pk.MemoryStore if kind == "memory" else lambda: pk.SQLiteStore(tmp_path / "s.db")
+    report = check_store(make)
+    assert report.passed == (
+        "saved caches never change",
+        "prefixes find the newest first",
+        "last use is kept",
+        "deleting caches",
+        "deleting executions",
+    )
+
+
+def test_the_store_kit_catches_a_store_whose_saved_caches_change():
+    from pipelinekit.testing._conformance import check_store  # noqa: PLC0415
+
+    class Overwriting(pk.MemoryStore):
+        async def save_cache(self, entry):
+            self._saved[entry.key, entry.paths] = entry
+            return True
+
+    with pytest.raises(AssertionError, match="saved caches never change"):
+        check_store(Overwriting)

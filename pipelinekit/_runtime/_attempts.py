@@ -96,6 +96,8 @@ class Attempts:
         self.carried: dict[str, int] = {}
         #: The token of each request asked again, mapped to the one it replaces.
         self.aliases: dict[int, int] = {}
+        #: What the keyed caches (``pk.Cache``) of an action's last attempt did, by node.
+        self.keyed: dict[str, list[dict[str, Any]]] = {}
 
     async def run(self, record: ActionRecord, opened: datetime | None) -> bool | None:
         """Run ``record``'s action to its end; ``True`` if it succeeded.
@@ -109,8 +111,6 @@ class Attempts:
         action = record.action
         retry = action.retry
         attempts = retry.attempts if retry else 1
-        #: What the keyed caches (``pk.Cache``) of an action's last attempt did, by node.
-        self.keyed: dict[str, list[dict[str, Any]]] = {}
         previous: str | None = None
         # A resumed action goes on counting from the attempts it made before the crash.
         first = len(record.attempts) + 1
@@ -154,6 +154,9 @@ class Attempts:
                     "error": previous,
                     "log_path": record.log_path,
                     **(
+                        {"caches": self.keyed.pop(record.node)} if record.node in self.keyed else {}
+                    ),
+                    **(
                         {"artifact_changed": error.changes}
                         if isinstance(error, ArtifactChanged)
                         else {}
@@ -167,7 +170,6 @@ class Attempts:
         """Mark attempt ``number`` of an action started (an event); return when it started."""
         run = self.run_
         started = run.now()
-                    **({"caches": self.keyed.pop(record.node)} if record.node in self.keyed else {}),  # noqa: E501 - one entry of the detail
         record.status = Status.IN_PROGRESS
         if record.started_at is None:
             record.started_at = started
@@ -397,6 +399,8 @@ class Attempts:
                 last_used=run.now(),
             )
             await run.recorder.store.cache_put(ctx.cache_key, entry)
+        if record.node in self.keyed:
+            ended["caches"] = self.keyed.pop(record.node)
         if cached:
             ended["cached"] = True
             record.cached = True
@@ -432,8 +436,40 @@ class Attempts:
         ctx.log.info("cached", reused=f"{entry.node} of execution {entry.execution_id}")
         return True
 
-        if record.node in self.keyed:
-            ended["caches"] = self.keyed.pop(record.node)
+    async def _restore_caches(self, record: ActionRecord, ctx: ActionContext) -> KeyedCaches:
+        """Restore the action's ``pk.Cache`` folders into its working folder (see _cache)."""
+        run = self.run_
+        keyed = KeyedCaches(
+            run.workspace,
+            run.recorder.store,
+            run.lookup,
+            run.now,
+            node=record.node,
+            execution_id=run.execution_id,
+        )
+        for detail in await keyed.restore(record.action.caches, ctx.inputs, ctx.workdir_path):
+            ctx.log.info("cache restored" if detail.get("restored_key") else "cache", **detail)
+        return keyed
+
+    async def _save_caches(
+        self, record: ActionRecord, ctx: ActionContext, keyed: KeyedCaches, *, succeeded: bool
+    ) -> None:
+        """Save the folders of a succeeded attempt; a cache that cannot be saved only warns."""
+        try:
+            details = await keyed.after(ctx.workdir_path, succeeded=succeeded)
+        except OSError as error:
+            ctx.log.warning("cache not saved", error=f"{type(error).__name__}: {error}")
+            details = [done.detail() for done in keyed.done]
+        for detail in details:
+            if "evicted" in detail:
+                ctx.log.warning(
+                    "cache files written in place were evicted; give the pk.Cache writable=True",
+                    **detail,
+                )
+            elif "saved" in detail:
+                ctx.log.info("cache saved" if detail["saved"] else "cache not saved", **detail)
+        self.keyed[record.node] = details
+
     @staticmethod
     async def _close_log(record: ActionRecord, log_file: LogFile) -> None:
         if log_file.pending:
@@ -470,40 +506,6 @@ class Attempts:
             outputs=outputs,
             work_root=workspace.work,
             configuration=configuration,
-    async def _restore_caches(self, record: ActionRecord, ctx: ActionContext) -> KeyedCaches:
-        """Restore the action's ``pk.Cache`` folders into its working folder (see _cache)."""
-        run = self.run_
-        keyed = KeyedCaches(
-            run.workspace,
-            run.recorder.store,
-            run.lookup,
-            run.now,
-            node=record.node,
-            execution_id=run.execution_id,
-        )
-        for detail in await keyed.restore(record.action.caches, ctx.inputs, ctx.workdir_path):
-            ctx.log.info("cache restored" if detail.get("restored_key") else "cache", **detail)
-        return keyed
-
-    async def _save_caches(
-        self, record: ActionRecord, ctx: ActionContext, keyed: KeyedCaches, *, succeeded: bool
-    ) -> None:
-        """Save the folders of a succeeded attempt; a cache that cannot be saved only warns."""
-        try:
-            details = await keyed.after(ctx.workdir_path, succeeded=succeeded)
-        except OSError as error:
-            ctx.log.warning("cache not saved", error=f"{type(error).__name__}: {error}")
-            details = [done.detail() for done in keyed.done]
-        for detail in details:
-            if "evicted" in detail:
-                ctx.log.warning(
-                    "cache files written in place were evicted; give the pk.Cache writable=True",
-                    **detail,
-                )
-            elif "saved" in detail:
-                ctx.log.info("cache saved" if detail["saved"] else "cache not saved", **detail)
-        self.keyed[record.node] = details
-
             variables=run.values,
             log_file=log_file,
             masker=run.masker,

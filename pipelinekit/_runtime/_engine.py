@@ -642,12 +642,13 @@ async def arun(
     triggered_by: str | None = None,
     from_stage: str | None = None,
     reuse: str | None = None,
+    use_cache: bool = True,
 ) -> RunResult:
     """Run ``pipeline`` to its end inside a running event loop; return the result.
 
     ``max_concurrency`` bounds how many actions run at once. ``from_stage`` with ``reuse``
     starts at that stage, reusing the stages before it from execution ``reuse`` (see
-    ``Engine.start``).
+    ``Engine.start``). ``use_cache=False`` restores nothing from caches (``--no-cache``).
     """
     async with Engine(
         store=store,
@@ -655,6 +656,7 @@ async def arun(
         executor=executor,
         max_concurrency=max_concurrency,
         workdir=workdir,
+        use_cache=use_cache,
     ) as engine:
         execution = await engine.start(
             pipeline,
@@ -678,6 +680,7 @@ def run(
     triggered_by: str | None = None,
     from_stage: str | None = None,
     reuse: str | None = None,
+    use_cache: bool = True,
 ) -> RunResult:
     """Run ``pipeline`` to its end and return the result (blocking; starts its own event loop).
 
@@ -698,5 +701,6 @@ def run(
                 triggered_by=triggered_by,
                 from_stage=from_stage,
                 reuse=reuse,
+                use_cache=use_cache,
             )
         )

@@ -29,7 +29,7 @@ from pipelinekit.exceptions import ActionFailed
 from pipelinekit.providers._clock import SystemClock
 from pipelinekit.providers._context import ActionContext, LogFile
 
-__all__ = ["ConformanceReport", "check_provider"]
+__all__ = ["ConformanceReport", "check_provider", "check_store"]
 
 #: How long a "hang" scenario runs before it is cancelled, and how long it may take to stop.
 _HANG_FOR = 0.3
@@ -225,4 +225,105 @@ async def _check(  # noqa: C901, PLR0912, PLR0915 - one scenario after the other
                 raise _fail(name, "masks secrets", "the secret reached the structured log")
             passed.append("masks secrets")
             await no_leftovers("the secret scenario")
+    return ConformanceReport(name, tuple(passed))
+
+
+# -- stores ---------------------------------------------------------------------------------------
+
+
+def check_store(make: Callable[[], Any]) -> ConformanceReport:
+    """Check a ``Store`` keeps the rules of caches and deletion that ``gc`` and caches rely on.
+
+    ``make`` returns a new, empty store. Checked: a saved cache never changes (the first save
+    stands), prefixes find the newest first, last use is kept, deleting caches, and deleting
+    executions takes their events, leases and decisions with them and leaves the others whole.
+    """
+    return anyio.run(_check_store, make)
+
+
+async def _check_store(make: Callable[[], Any]) -> ConformanceReport:  # noqa: PLR0915 - in order
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    from pipelinekit._model._events import Event  # noqa: PLC0415
+    from pipelinekit.stores import CacheEntry, Decision, SavedCache  # noqa: PLC0415
+
+    store = make()
+    name = type(store).__name__
+    passed: list[str] = []
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def saved(key: str, minute: int, tree: str = "t") -> SavedCache:
+        when = start + timedelta(minutes=minute)
+        return SavedCache(
+            key=key,
+            paths=(".venv",),
+            trees={".venv": tree},
+            size=10,
+            files=1,
+            created_at=when,
+            last_used=when,
+            execution_id="e",
+            node="S.A",
+            root="/w",
+        )
+
+    def check(condition: bool, check_name: str, problem: str) -> None:  # noqa: FBT001
+        if not condition:
+            raise _fail(name, check_name, problem)
+
+    first = await store.save_cache(saved("venv-a", 1, "one"))
+    again = await store.save_cache(saved("venv-a", 2, "two"))
+    kept = await store.saved_cache("venv-a", (".venv",))
+    check(first and not again, "saved caches never change", "a second save was accepted")
+    check(kept is not None and kept.trees == {".venv": "one"}, "saved caches never change", "")
+    passed.append("saved caches never change")
+    await store.save_cache(saved("venv-b", 3))
+    await store.save_cache(saved("other", 4))
+    found = [entry.key for entry in await store.saved_caches("venv-")]
+    check(found == ["venv-b", "venv-a"], "prefixes find the newest first", f"got {found}")
+    check(
+        await store.saved_cache("venv-a", ("other",)) is None,
+        "prefixes find the newest first",
+        "an entry of other paths was returned",
+    )
+    passed.append("prefixes find the newest first")
+    used = start + timedelta(days=1)
+    await store.cache_used("venv-a", used)
+    kept = await store.saved_cache("venv-a", (".venv",))
+    check(kept is not None and kept.last_used == used, "last use is kept", f"got {kept}")
+    await store.cache_put("r", CacheEntry("e", "S.A", {}, {}, trees={"out": "x"}))
+    await store.cache_used("r", used)
+    results = dict(await store.cache_entries())
+    check(results["r"].last_used == used, "last use is kept", f"got {results}")
+    passed.append("last use is kept")
+    gone = await store.delete_caches(["venv-a", "r", "missing"])
+    left = [entry.key for entry in await store.saved_caches()]
+    check(gone == len(["venv-a", "r"]), "deleting caches", f"{gone} went, not 2")
+    check(sorted(left) == ["other", "venv-b"], "deleting caches", f"left {left}")
+    check(await store.cache_get("r") is None, "deleting caches", "the result stayed")
+    passed.append("deleting caches")
+
+    def started(execution_id: str) -> Event:
+        return Event("pipeline", Status.IN_PROGRESS, "p", execution_id, start, None, None, {}, 1)
+
+    for execution_id in ("x1", "x2"):
+        await store.record([started(execution_id)])
+        await store.acquire(execution_id, "me", until=10.0, now=0.0)
+        await store.put_decision(
+            execution_id, 1, Decision(approved=True, by="me", summary="", time=start)
+        )
+    deleted = await store.delete_executions(["x1", "unknown"])
+    history = [summary.id for summary in await store.executions()]
+    check(deleted == 1 and history == ["x2"], "deleting executions", f"{deleted} {history}")
+    check(await store.events("x1") == [], "deleting executions", "its events stayed")
+    check(await store.lease("x1") is None, "deleting executions", "its lease stayed")
+    check(await store.decision("x1", 1) is None, "deleting executions", "its decision stayed")
+    check(len(await store.events("x2")) == 1, "deleting executions", "another one lost events")
+    check(await store.lease("x2") is not None, "deleting executions", "another lost its lease")
+    # The id can be used again, from its first event: nothing of the old one is left behind.
+    await store.record([started("x1")])
+    passed.append("deleting executions")
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()
     return ConformanceReport(name, tuple(passed))

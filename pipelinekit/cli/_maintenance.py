@@ -1,0 +1,374 @@
+"""``pipelinekit cache list|prune`` and ``pipelinekit gc``: what a store keeps, and for how long.
+
+``gc`` is the retention of executions: it keeps the newest ``--keep`` executions of each
+pipeline (default 50) and any younger than ``--older-than`` (default 30 days), and deletes the
+others with their events, decisions and leases (one store transaction), then their folders
+(artifacts, work folders, logs). It never deletes an execution that has not finished, nor one
+whose lease is live. The store is changed first: a crash between the two leaves folders that
+the next ``gc`` removes (it also removes folders no execution on record owns, once a day old).
+
+``cache prune`` forgets cache entries (by last use, key prefix, or all), then sweeps the cache
+folder of the files no entry uses. ``--dry-run`` says what would go and changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+import attrs
+
+from pipelinekit._model._declarations import TERMINAL
+from pipelinekit._runtime._blobs import CacheFolder
+from pipelinekit.exceptions import PipelineKitError
+from pipelinekit.stores import SQLiteStore, Store
+
+__all__ = [
+    "DEFAULT_KEEP",
+    "DEFAULT_OLDER_THAN",
+    "GcReport",
+    "add_commands",
+    "collect",
+    "main",
+    "parse_age",
+    "prune_caches",
+]
+
+#: Executions of each pipeline ``gc`` keeps whatever their age.
+DEFAULT_KEEP = 50
+#: Executions younger than this are kept whatever their number.
+DEFAULT_OLDER_THAN = "30d"
+#: A folder under ``executions/`` that no execution on record owns goes once this old.
+_ORPHAN_SECONDS = 86400.0
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_AGE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+
+class UsageError(PipelineKitError):
+    """A bad option value (one line, exit 2)."""
+
+
+def parse_age(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``2w``, ``45s`` (or a sum: ``1d12h``) as a ``timedelta``."""
+    cleaned = text.strip().lower()
+    matches = list(_AGE.finditer(cleaned))
+    if not matches or "".join(match[0] for match in matches) != cleaned:
+        msg = f"{text!r} is not an age; write a number and a unit, e.g. 30d, 12h, 90m, 2w"
+        raise UsageError(msg)
+    return timedelta(seconds=sum(float(m[1]) * _UNITS[m[2]] for m in matches))
+
+
+def _age(text: str) -> timedelta:
+    try:
+        return parse_age(text)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_commands(subparsers: Any, store_help: str) -> None:  # noqa: ANN401 - argparse's private type
+    """Add ``cache`` and ``gc`` to the command line's subcommands."""
+    cache = subparsers.add_parser(
+        "cache", help="list or prune cached folders (pk.Cache) and results (cache=True)"
+    )
+    verbs = cache.add_subparsers(dest="cache_command", metavar="{list,prune}", required=True)
+    listing = verbs.add_parser("list", help="show each cache entry: key, size, last used")
+    listing.add_argument("--key", default="", metavar="PREFIX", help="only keys with this prefix")
+    listing.add_argument("--json", action="store_true", help="one JSON document")
+    listing.add_argument("--store", default=None, metavar="PATH", help=store_help)
+    prune = verbs.add_parser("prune", help="forget cache entries and free their files")
+    prune.add_argument(
+        "--older-than", type=_age, default=None, metavar="AGE", help="not used for AGE (30d, 12h)"
+    )
+    prune.add_argument("--key", default=None, metavar="PREFIX", help="keys with this prefix")
+    prune.add_argument("--all", action="store_true", help="every entry")
+    prune.add_argument("--dry-run", action="store_true", help="say what would go; change nothing")
+    prune.add_argument("--store", default=None, metavar="PATH", help=store_help)
+    gc = subparsers.add_parser(
+        "gc",
+        help=f"delete old executions (keeps the last {DEFAULT_KEEP} per pipeline and any "
+        f"younger than {DEFAULT_OLDER_THAN})",
+    )
+    gc.add_argument(
+        "--keep",
+        type=int,
+        default=DEFAULT_KEEP,
+        metavar="N",
+        help=f"executions kept per pipeline whatever their age (default {DEFAULT_KEEP})",
+    )
+    gc.add_argument(
+        "--older-than",
+        type=_age,
+        default=parse_age(DEFAULT_OLDER_THAN),
+        metavar="AGE",
+        help=f"delete only executions older than AGE (default {DEFAULT_OLDER_THAN})",
+    )
+    gc.add_argument("--pipeline", default=None, help="only this pipeline's executions")
+    gc.add_argument("--dry-run", action="store_true", help="say what would go; change nothing")
+    gc.add_argument("--store", default=None, metavar="PATH", help=store_help)
+
+
+@attrs.frozen
+class GcReport:
+    """What ``collect`` deleted (or, dry, would delete)."""
+
+    executions: tuple[str, ...]
+    kept: int
+    skipped_running: tuple[str, ...]
+    folders: int
+    bytes: int
+
+
+def _folder_size(path: Path) -> int:
+    seen: set[int] = set()
+    total = 0
+    for item in path.rglob("*"):
+        status = item.lstat()
+        if item.is_file() and not item.is_symlink() and status.st_ino not in seen:
+            seen.add(status.st_ino)
+            # A file linked from the cache frees nothing while the cache keeps it.
+            total += status.st_size if status.st_nlink == 1 else 0
+    return total
+
+
+def _remove(path: Path) -> None:
+    def writable(function: Any, name: str, _info: object) -> None:  # noqa: ANN401
+        Path(name).parent.chmod(0o700)
+        if Path(name).is_dir() and not Path(name).is_symlink():
+            Path(name).chmod(0o700)
+        function(name)
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=writable)
+    else:  # pragma: no cover - Python 3.11 only knows onerror
+        shutil.rmtree(path, onerror=writable)
+
+
+async def collect(
+    store: Store,
+    home: Path,
+    *,
+    keep: int = DEFAULT_KEEP,
+    older_than: timedelta = timedelta(days=30),
+    pipeline: str | None = None,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> GcReport:
+    """Delete executions past retention, with their records and folders (see the module)."""
+    now = now or datetime.now(UTC)
+    summaries = await store.executions(pipeline, limit=1 << 62)
+    seen: dict[str, int] = {}
+    doomed: list[str] = []
+    running: list[str] = []
+    for summary in summaries:  # newest first
+        rank = seen[summary.pipeline] = seen.get(summary.pipeline, 0) + 1
+        started = summary.started_at
+        if started.tzinfo is None:
+            started = started.replace(tzinfo=UTC)
+        if rank <= keep or now - started < older_than:
+            continue
+        if summary.status not in TERMINAL:
+            running.append(summary.id)
+            continue
+        lease = await store.lease(summary.id)
+        if lease is not None and lease[1] > now.timestamp():
+            running.append(summary.id)
+            continue
+        doomed.append(summary.id)
+    folders = size = 0
+    executions = home / "executions"
+    targets = [executions / execution_id for execution_id in doomed]
+    if pipeline is None and executions.is_dir():
+        known = {summary.id for summary in summaries}
+        targets += [
+            path
+            for path in executions.iterdir()
+            if path.name not in known and time.time() - path.lstat().st_mtime > _ORPHAN_SECONDS
+        ]
+    if not dry_run:
+        await store.delete_executions(doomed)  # first: a crash leaves only folders behind
+    for path in targets:
+        if path.is_dir():
+            folders += 1
+            size += await anyio.to_thread.run_sync(_folder_size, path)
+            if not dry_run:
+                await anyio.to_thread.run_sync(_remove, path)
+    return GcReport(tuple(doomed), len(summaries) - len(doomed), tuple(running), folders, size)
+
+
+@attrs.frozen
+class _Line:
+    kind: str
+    key: str
+    size: int
+    created: datetime | None
+    used: datetime | None
+    node: str
+
+
+async def _entries(store: Store, prefix: str) -> list[_Line]:
+    lines = [
+        _Line("folder", e.key, e.size, e.created_at, e.last_used, e.node)
+        for e in await store.saved_caches(prefix)
+    ]
+    lines += [
+        _Line("result", key, entry.size, entry.created_at, entry.last_used, entry.node)
+        for key, entry in await store.cache_entries()
+        if key.startswith(prefix)
+    ]
+    return lines
+
+
+async def prune_caches(
+    store: Store,
+    folder: CacheFolder,
+    *,
+    older_than: timedelta | None = None,
+    key: str | None = None,
+    every: bool = False,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> tuple[list[str], int]:
+    """Forget matching entries and sweep the files no entry uses; (keys, bytes freed)."""
+    now = now or datetime.now(UTC)
+    lines = await _entries(store, key or "")
+    doomed = []
+    for line in lines:
+        used = line.used or line.created
+        if used is not None and used.tzinfo is None:
+            used = used.replace(tzinfo=UTC)
+        if every or key is not None or (older_than and (used is None or now - used > older_than)):
+            doomed.append(line.key)
+    if not dry_run:
+        await store.delete_caches(doomed)
+    keep: set[str] = set()
+    for entry in await store.saved_caches():
+        if dry_run and entry.key in doomed:
+            continue
+        keep.update(entry.trees.values())
+    for entry_key, result in await store.cache_entries():
+        if dry_run and entry_key in doomed:
+            continue
+        keep.update(result.trees.values())
+    _, freed = await anyio.to_thread.run_sync(lambda: folder.sweep(keep, dry_run=dry_run))
+    return doomed, freed
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":  # noqa: PLR2004
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TB"  # pragma: no cover
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+async def _main(args: argparse.Namespace, home: Path, store: Store, out: TextIO) -> int:
+    folder = CacheFolder(home / "cache")
+    if args.command == "gc":
+        if args.keep < 0:
+            msg = f"--keep must be 0 or more (got {args.keep})"
+            raise UsageError(msg)
+        report = await collect(
+            store,
+            home,
+            keep=args.keep,
+            older_than=args.older_than,
+            pipeline=args.pipeline,
+            dry_run=args.dry_run,
+        )
+        verb = "would delete" if args.dry_run else "deleted"
+        out.write(
+            f"{verb} {len(report.executions)} execution(s) and {report.folders} folder(s), "
+            f"{_size(report.bytes)}; kept {report.kept}"
+            + (
+                f"; {len(report.skipped_running)} not finished or leased, left alone"
+                if report.skipped_running
+                else ""
+            )
+            + "\n"
+        )
+        return 0
+    if args.cache_command == "list":
+        lines = await _entries(store, args.key)
+        if args.json:
+            out.write(
+                json.dumps(
+                    [
+                        {
+                            "kind": line.kind,
+                            "key": line.key,
+                            "size": line.size,
+                            "created_at": _iso(line.created),
+                            "last_used": _iso(line.used),
+                            "node": line.node,
+                        }
+                        for line in lines
+                    ],
+                    indent=2,
+                )
+                + "\n"
+            )
+            return 0
+        if not lines:
+            out.write("no cache entries\n")
+            return 0
+        width = min(max(len(line.key) for line in lines), 72)
+        out.write(f"{'KEY':<{width}}  {'KIND':<6}  {'SIZE':>9}  {'LAST USED':<16}  ACTION\n")
+        out.writelines(
+            f"{line.key:<{width}}  {line.kind:<6}  {_size(line.size):>9}  "
+            f"{_when(line.used or line.created):<16}  {line.node}\n"
+            for line in lines
+        )
+        return 0
+    if not (args.all or args.key is not None or args.older_than is not None):
+        msg = "cache prune needs --older-than AGE, --key PREFIX or --all"
+        raise UsageError(msg)
+    keys, freed = await prune_caches(
+        store,
+        folder,
+        older_than=args.older_than,
+        key=args.key,
+        every=args.all,
+        dry_run=args.dry_run,
+    )
+    verb = "would forget" if args.dry_run else "forgot"
+    out.write(f"{verb} {len(keys)} cache entr{'y' if len(keys) == 1 else 'ies'}, ")
+    out.write(f"{'would free' if args.dry_run else 'freed'} {_size(freed)}\n")
+    return 0
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def main(
+    args: argparse.Namespace,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Run ``cache`` or ``gc``; bad input is one line on ``err`` and exit 2."""
+    from pipelinekit.cli._store import find_store  # noqa: PLC0415 - CLI only
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        location = find_store(args.store)
+        store = SQLiteStore(location.database)
+        try:
+            return anyio.run(_main, args, location.home, store, out)
+        finally:
+            store.close()
+    except PipelineKitError as error:
+        err.write(f"error: {error}\n")
+        return 2

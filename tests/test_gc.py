@@ -1,0 +1,206 @@
+"""gc: retention of executions (the newest N per pipeline, anything younger than an age), never
+an unfinished or leased one; cache list and prune; cache=True outputs kept once on disk."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+import pipelinekit as pk
+from pipelinekit._runtime._blobs import CacheFolder
+from pipelinekit.cli import main
+from pipelinekit.cli._maintenance import collect, parse_age, prune_caches
+
+
+def started(execution_id, when, pipeline="p"):
+    return pk.Event(
+        "pipeline", pk.Status.IN_PROGRESS, pipeline, execution_id, when, None, None, {}, 1
+    )
+
+
+def ended(execution_id, when, pipeline="p"):
+    return pk.Event(
+        "pipeline", pk.Status.SUCCEEDED, pipeline, execution_id, when, None, None, {}, 2
+    )
+
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+pytestmark = pytest.mark.anyio
+
+
+async def fill(store, home, count, *, pipeline="p", running=(), leased=()):
+    for index in range(count):
+        execution_id = f"{pipeline}-{index:04d}"
+        when = NOW - timedelta(days=count - index)
+        events = [started(execution_id, when, pipeline)]
+        if index not in running:
+            events.append(ended(execution_id, when + timedelta(minutes=1), pipeline))
+        await store.record(events)
+        if index in leased:
+            await store.acquire(execution_id, "other", until=NOW.timestamp() + 60, now=0)
+        (home / "executions" / execution_id / "logs").mkdir(parents=True)
+        (home / "executions" / execution_id / "logs" / "a.log").write_text("x" * 100)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_gc_keeps_the_newest_and_the_young_and_deletes_the_rest_with_folders(tmp_path, kind):
+    store = pk.MemoryStore() if kind == "memory" else pk.SQLiteStore(tmp_path / "state.db")
+    await fill(store, tmp_path, 10)
+    report = await collect(store, tmp_path, keep=3, older_than=timedelta(days=5), now=NOW)
+    left = sorted(summary.id for summary in await store.executions(limit=100))
+    # Newest 3 kept, and everything younger than 5 days (the last 4): p-0006..p-0009.
+    assert left == [f"p-{i:04d}" for i in range(6, 10)]
+    assert sorted(report.executions) == [f"p-{i:04d}" for i in range(6)]
+    assert sorted(path.name for path in (tmp_path / "executions").iterdir()) == left
+    assert await store.events("p-0000") == []
+
+
+async def test_gc_never_deletes_an_unfinished_or_leased_execution(tmp_path):
+    store = pk.MemoryStore()
+    await fill(store, tmp_path, 6, running={0}, leased={1})
+    report = await collect(store, tmp_path, keep=0, older_than=timedelta(0), now=NOW)
+    assert sorted(report.skipped_running) == ["p-0000", "p-0001"]
+    left = sorted(summary.id for summary in await store.executions(limit=100))
+    assert left == ["p-0000", "p-0001"]
+
+
+async def test_keep_counts_per_pipeline(tmp_path):
+    store = pk.MemoryStore()
+    await fill(store, tmp_path, 4, pipeline="a")
+    await fill(store, tmp_path, 4, pipeline="b")
+    await collect(store, tmp_path, keep=2, older_than=timedelta(0), now=NOW)
+    left = sorted(summary.id for summary in await store.executions(limit=100))
+    assert left == ["a-0002", "a-0003", "b-0002", "b-0003"]
+
+
+async def test_dry_run_changes_nothing(tmp_path):
+    store = pk.MemoryStore()
+    await fill(store, tmp_path, 5)
+    report = await collect(store, tmp_path, keep=1, older_than=timedelta(0), dry_run=True, now=NOW)
+    assert len(report.executions) == 4
+    assert len(await store.executions(limit=100)) == 5
+    assert len(list((tmp_path / "executions").iterdir())) == 5
+
+
+async def test_a_failing_delete_leaves_every_execution_whole(tmp_path):
+    """One transaction: an error in the middle deletes nothing (as a crash would)."""
+    store = pk.SQLiteStore(tmp_path / "state.db")
+    await fill(store, tmp_path, 3)
+    store.close()
+    with closing(sqlite3.connect(tmp_path / "state.db")) as connection:
+        connection.execute(
+            "CREATE TRIGGER refuse BEFORE DELETE ON executions WHEN old.id = 'p-0002' "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+        connection.commit()
+    store = pk.SQLiteStore(tmp_path / "state.db")
+    with pytest.raises(pk.StoreError):
+        await store.delete_executions(["p-0000", "p-0001", "p-0002"])
+    assert len(await store.executions(limit=100)) == 3
+    assert len(await store.events("p-0000")) == 2
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30d", 2592000), ("12h", 43200), ("90m", 5400), ("1d12h", 129600)]
+)
+def test_ages(text, seconds):
+    assert parse_age(text).total_seconds() == seconds
+
+
+def test_the_cli_gc_and_cache_commands(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.py").write_text(
+        "import pipelinekit as pk\n"
+        "pipeline = pk.Pipeline('p', [pk.Stage('S', [pk.Action('A', pk.shell(\n"
+        "    'test -d .venv || { mkdir .venv && echo hi > .venv/x; }'),\n"
+        "    caches=[pk.Cache(key='k-{os}', paths=['.venv'])])])])\n"
+    )
+    for _ in range(3):
+        assert main(["run", "p.py", "--plain"]) == 0
+    capsys.readouterr()
+    assert main(["cache", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "k-linux" in listing
+    assert "folder" in listing
+    assert "S.A" in listing
+    assert main(["gc", "--keep", "1", "--older-than", "0s"]) == 0
+    assert "deleted 2 execution(s)" in capsys.readouterr().out
+    assert main(["cache", "prune"]) == 2
+    assert "needs --older-than" in capsys.readouterr().err
+    assert main(["cache", "prune", "--all"]) == 0
+    assert "forgot 1 cache entry" in capsys.readouterr().out
+    assert main(["cache", "list"]) == 0
+    assert "no cache entries" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exited:
+        main(["gc", "--older-than", "soon"])
+    assert exited.value.code == 2
+    assert "'soon' is not an age" in capsys.readouterr().err
+
+
+async def test_prune_by_last_use_frees_the_files_of_forgotten_entries(tmp_path, monkeypatch):
+    store = pk.MemoryStore()
+    folder = CacheFolder(tmp_path / "cache")
+    (tmp_path / "w" / ".venv").mkdir(parents=True)
+    (tmp_path / "w" / ".venv" / "x").write_text("x" * 1000)
+    kept = folder.keep(tmp_path / "w" / ".venv")
+    old = NOW - timedelta(days=40)
+    await store.save_cache(
+        pk.stores.SavedCache(
+            "k", (".venv",), {".venv": kept.tree}, 1000, 1, old, old, "e", "S.A", "/w"
+        )
+    )
+    monkeypatch.setattr("pipelinekit._runtime._blobs._GRACE_SECONDS", 0.0)
+    keys, freed = await prune_caches(
+        store, folder, older_than=timedelta(days=30), dry_run=True, now=NOW
+    )
+    assert keys == ["k"]
+    assert await store.saved_caches() != []
+    (tmp_path / "w" / ".venv" / "x").unlink()  # only the cache holds it now
+    keys, freed = await prune_caches(store, folder, older_than=timedelta(days=30), now=NOW)
+    assert keys == ["k"]
+    assert freed >= 1000  # the file, and its tree
+    assert folder.size() == 0
+
+
+def test_cache_true_outputs_are_stored_once_however_many_runs(tmp_path):
+    """The cut: cache=True copied its outputs into each execution (3.2 GB after 19 runs)."""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "in.txt").write_text("x")
+    pipeline = pk.Pipeline(
+        "p",
+        [
+            pk.Stage("Source", [pk.Action("Get", pk.LocalSource(source), outputs=["src"])]),
+            pk.Stage(
+                "Build",
+                [
+                    pk.Action(
+                        "Make",
+                        pk.shell('head -c 1000000 /dev/urandom > "$PK_OUTPUT_out/big"'),
+                        inputs=["src"],
+                        outputs=["out"],
+                        cache=True,
+                    )
+                ],
+            ),
+        ],
+    )
+    results = [pk.run(pipeline, workdir=tmp_path / "wd") for _ in range(5)]
+    assert [r.actions["Build.Make"].cached for r in results] == [False] + [True] * 4
+    inodes = {(r.actions["Build.Make"].outputs["out"] / "big").stat().st_ino for r in results}
+    assert len(inodes) == 1  # one file on disk, linked from every execution and the cache
+    total = 0
+    seen = set()
+    for path in (tmp_path / "wd").rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            status = path.lstat()
+            if status.st_ino not in seen:
+                seen.add(status.st_ino)
+                total += status.st_size
+    assert total < 1_500_000  # 5 runs, one megabyte kept once
+    contents = {(r.actions["Build.Make"].outputs["out"] / "big").read_bytes() for r in results}
+    assert len(contents) == 1
