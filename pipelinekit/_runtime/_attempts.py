@@ -253,7 +253,10 @@ class Attempts:
                 if action.cache:
                     cached = await self._from_cache(record, ctx, provider)
                 if not cached:  # else: the outputs and variables of an identical earlier attempt
+                    keyed = await self._restore_caches(record, ctx) if action.caches else None
                     error = await self._provider_ran(record, provider, ctx, held)
+                    if keyed is not None:
+                        await self._save_caches(record, ctx, keyed, succeeded=error is None)
             if slot is not None:
                 slot.release()
         except anyio.get_cancelled_exc_class():
@@ -268,13 +271,10 @@ class Attempts:
         if slot is not None:
             slot.release()
         finished = run.now()
+        told = await self._told(ctx, error)
         if error is not None:
             message = run.masker.mask(describe(error))
-                    keyed = await self._restore_caches(record, ctx) if action.caches else None
-        told = await self._told(ctx, error)
             log_file.queue(f"--- attempt {number} failed: {message} ---")
-                    if keyed is not None:
-                        await self._save_caches(record, ctx, keyed, succeeded=error is None)
             await self._close_log(record, log_file)
             record.attempts.append(
                 Attempt(number, Status.FAILED, started, finished, message, **told)
@@ -331,6 +331,8 @@ class Attempts:
         error: BaseException | None
         try:
             error = await self._execute(record, provider, ctx)
+            if error is None:  # succeeded: held to the output variables it declares
+                error = unkept_declaration(provider, ctx)
         except StoreError:
             raise  # the run cannot go on without its record; never an action's failure
         except Exception as raised:  # noqa: BLE001 - any provider error fails the attempt
@@ -368,8 +370,6 @@ class Attempts:
             for name, value in ctx.output_variables.items():
                 run.values[f"{action.namespace}.{name}"] = value
         ended: dict[str, Any] = {
-            if error is None:  # succeeded: held to the output variables it declares
-                error = unkept_declaration(provider, ctx)
             "attempt": number,
             "variables": record.variables,
             "log_path": record.log_path,
@@ -431,6 +431,7 @@ class Attempts:
             return False
         if not run.workspace.use_cache or not await run.workspace.restore(entry, ctx.outputs):
             return False
+        await run.recorder.store.cache_used(key, run.now())
         for name, value in entry.variables.items():
             ctx.set_variable(name, value)
         ctx.log.info("cached", reused=f"{entry.node} of execution {entry.execution_id}")
