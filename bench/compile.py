@@ -39,7 +39,7 @@ def declare(stages: int, width: int) -> pk.Pipeline:
             actions.append(
                 pk.Action(
                     f"Part{w}",
-                    pk.shell(command),
+                    pk.shell(command, output_variables=["Version"]),
                     inputs=inputs,
                     outputs=[f"a{s}_{w}"],
                     namespace=f"N{s}_{w}",

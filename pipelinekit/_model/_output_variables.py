@@ -14,9 +14,10 @@ declarations through this module, so there is one reading of them.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import attrs
 
@@ -53,10 +54,12 @@ class DeclaredOutputs:
     #: person writing the pipeline cannot add one.
     fixed: bool = False
 
-    @property
-    def names(self) -> frozenset[str]:
-        """Every declared name, required or optional."""
-        return frozenset(self.required) | frozenset(self.optional)
+    #: Every declared name, required or optional.
+    names: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Kept: validation asks it of every reference.
+        object.__setattr__(self, "names", frozenset(self.required) | frozenset(self.optional))
 
     def describe(self) -> str:
         """``'A', 'B' (optional: 'C')``, or ``no output variables``."""
@@ -72,6 +75,8 @@ class DeclaredOutputs:
 def _names(value: object) -> tuple[str, ...] | None:
     if value is None:
         return None
+    if type(value) is tuple and all(type(name) is str for name in value):
+        return value  # the common shape, as it is
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):
         return tuple(name for name in value if isinstance(name, str))
     return None  # not a declaration the model can read; the provider's own checks report it
@@ -93,7 +98,40 @@ class DeclaresOptionalOutputVariables(Protocol):
 
 def runs_itself(provider: object) -> bool:
     """Whether ``provider`` is run as it is (it has ``run``), rather than built by a registry."""
-    return callable(getattr(type(provider), "run", None))
+    kind: type = type(provider)
+    return _shape(kind)[0]
+
+
+@functools.lru_cache(maxsize=1024)
+def _shape(cls: type) -> tuple[bool, bool, bool, object]:
+    """What the class tells: (runs itself, declares required, declares optional, fixed list).
+
+    Asked once per class: a protocol check costs microseconds, and validation asks it of every
+    action with a namespace. An attrs field or a ``ClassVar`` is on the class; an attribute set
+    only by ``__init__`` is not, and is looked for in the instance's ``__dict__`` instead. The
+    fixed list is a ``ClassVar``'s value (an attrs field's class attribute is a descriptor).
+    """
+    fixed = next(
+        (vars(k)["output_variables"] for k in cls.__mro__ if "output_variables" in vars(k)), None
+    )
+    return (
+        callable(getattr(cls, "run", None)),
+        isinstance(cls, DeclaresOutputVariables),
+        isinstance(cls, DeclaresOptionalOutputVariables),
+        fixed if isinstance(fixed, tuple | list) else None,
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _declared(
+    required: tuple[str, ...] | None,
+    optional: tuple[str, ...] | None,
+    fixed: bool,  # noqa: FBT001 - positional: the cache key of the fast path
+) -> DeclaredOutputs | None:
+    # Most providers of a pipeline declare the same few lists: each is built once.
+    if required is None and optional is None:
+        return None
+    return DeclaredOutputs(required or (), optional or (), fixed=fixed and required is not None)
 
 
 def declared_outputs(provider: object) -> DeclaredOutputs | None:
@@ -102,23 +140,24 @@ def declared_outputs(provider: object) -> DeclaredOutputs | None:
     Only a provider that runs itself is asked: a declaration run by a provider that a registry
     builds at run time says nothing of what that provider will set.
     """
-    if not runs_itself(provider):
+    kind: type = type(provider)
+    runs, has_required, has_optional, fixed_list = _shape(kind)
+    if not runs:
         return None
-    value = provider.output_variables if isinstance(provider, DeclaresOutputVariables) else None
-    required = _names(value)
-    optional = _names(
-        provider.optional_output_variables
-        if isinstance(provider, DeclaresOptionalOutputVariables)
-        else None
-    )
-    if required is None and optional is None:
+    # An attribute only ``__init__`` sets is in the instance's own ``__dict__``.
+    own = None if has_required and has_optional else getattr(provider, "__dict__", None)
+    value: object = None
+    if has_required or (own and "output_variables" in own):
+        value = cast("DeclaresOutputVariables", provider).output_variables
+    optional: object = None
+    if has_optional or (own and "optional_output_variables" in own):
+        optional = cast("DeclaresOptionalOutputVariables", provider).optional_output_variables
+    if value is None and optional is None:
         return None
-    # A ClassVar is the very object the class holds; a field of an attrs class is a value of
-    # the instance (the class holds a slot descriptor).
-    fixed = required is not None and any(
-        vars(cls).get("output_variables") is value for cls in type(provider).__mro__
-    )
-    return DeclaredOutputs(required or (), optional or (), fixed=fixed)
+    try:
+        return _declared(_names(value), _names(optional), value is fixed_list)
+    except TypeError:  # a list that holds something unhashable: the provider's checks say so
+        return None
 
 
 def declaration_problems(required: object, optional: object) -> Iterator[tuple[str, str]]:

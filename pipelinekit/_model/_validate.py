@@ -515,5 +515,5 @@ def _undeclared(ref: Reference, producer: Producer, outputs: DeclaredOutputs) ->
         return message + "use one of the names it declares"
     return message + (
         f"fix the name, or declare {ref.name!r} in the output_variables (or "
-        f"optional_output_variables) of {producer.node!r}'s provider"
+        f"optional_output_variables) of the provider of {producer.node!r}"
     )
