@@ -127,6 +127,21 @@ def test_the_expected_sha256_is_checked_before_unpacking(tmp_path, workdir):
     )
 
 
+def test_the_expected_sha256_may_be_a_variable(tmp_path, workdir):
+    archive = tar_gz(tmp_path / "tiny-1.0.tar.gz", SDIST)
+    good = hashlib.sha256(archive.read_bytes()).hexdigest()
+    source = pk.ArchiveSource(archive, sha256="#{variables.sum}")
+    declared = pk.Pipeline(
+        "release",
+        [pk.Stage("Source", [pk.Action("Fetch", source, outputs=["src"])])],
+        variables=[pk.Variable("sum")],
+    )
+    result = pk.run(declared, workdir=workdir, variables={"sum": good})
+    assert result.status is pk.Status.SUCCEEDED
+    wrong = refusal(pk.run(declared, workdir=workdir, variables={"sum": "nonsense"}))
+    assert "not the expected nonsense given as sha256=" in wrong
+
+
 def test_its_output_variables_are_declared_so_the_fake_and_references_know_them():
     fake = FakeExecutor()
     source = pk.ArchiveSource("dist/tiny-1.0.tar.gz")

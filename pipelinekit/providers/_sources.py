@@ -554,6 +554,7 @@ class ArchiveSource:
                 yield field, f"must be a whole number of at least {low} (got {value!r})"
         digest: object = self.sha256
         if digest is not None and (
-            not isinstance(digest, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", digest)
+            not isinstance(digest, str)
+            or ("#{" not in digest and not re.fullmatch(r"[0-9a-fA-F]{64}", digest))
         ):
             yield "sha256", f"must be 64 hex digits (got {digest!r})"
