@@ -172,8 +172,17 @@ class PlainView:
         hint = approval_hint(event, self.store)
         if hint is not None:
             self.out.write(f"  {hint}\n")
+            for label, key in (("custom data", "custom_data"), ("link", "external_entity_link")):
+                value = event.detail.get(key)
+                if isinstance(value, str) and value.strip():
+                    self.out.write(f"  {label}: {_one_line(value, 200)}\n")
         self.out.flush()
         self.printed = event.sequence
+
+    def catch_up(self, events: Sequence[Event]) -> None:
+        """Take note of events recorded before this view followed; they are not printed again."""
+        if events:
+            self.printed = max(self.printed, events[-1].sequence)
 
     @staticmethod
     def line(event: Event) -> str:
