@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
@@ -377,11 +378,7 @@ def entry() -> NoReturn:
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stopped)
     status = main()
-    left = [
-        thread
-        for thread in threading.enumerate()
-        if thread is not threading.main_thread() and thread.is_alive() and not thread.daemon
-    ]
+    left = _threads_left()
     if left:
         sys.stderr.write(
             f"pipelinekit: {len(left)} Python action thread(s) still running after their "
@@ -391,6 +388,27 @@ def entry() -> NoReturn:
         sys.stderr.flush()
         os._exit(status)
     sys.exit(status)
+
+
+#: How long threads that are ending anyway get to end before the program leaves without them.
+_THREADS_GRACE = 1.0
+
+
+def _threads_left() -> list[threading.Thread]:
+    """Threads still running once those already on their way out have had a moment to end.
+
+    anyio's idle worker threads are told to stop when the event loop closes, but they may still
+    be alive a moment later: they are waited for briefly, so only a stuck action is reported.
+    """
+    deadline = time.monotonic() + _THREADS_GRACE
+    left = []
+    for thread in threading.enumerate():
+        if thread is threading.main_thread() or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            left.append(thread)
+    return left
 
 
 def _stopped(signum: int, _frame: object) -> NoReturn:
