@@ -236,3 +236,103 @@ async def test_a_retry_is_given_the_secrets_the_store_never_kept(tmp_path):
         result = await again.wait()
     assert result.succeeded
     assert SEEN == ["s3cr3t blue", "s3cr3t blue"]  # never "****"
+
+
+def _shifted_clock():
+    """The real clock, moved on by ``shift`` (an idle hour between a failure and its retry)."""
+    from datetime import timedelta  # noqa: PLC0415
+
+    from pipelinekit.providers._clock import SystemClock  # noqa: PLC0415
+
+    class Shifted(SystemClock):
+        shift = timedelta(0)
+
+        def now(self):
+            return super().now() + self.shift
+
+    return Shifted()
+
+
+async def test_history_and_status_agree_with_a_retry_and_leave_idle_time_out(tmp_path, cli, capsys):
+    """Today's cut: history counted the idle hour before the retry as running time, and
+    status did not say what ran when."""
+    import json  # noqa: PLC0415
+    from datetime import timedelta  # noqa: PLC0415
+
+    import anyio  # noqa: PLC0415
+
+    clock = _shifted_clock()
+    BROKEN.add("Test.Unit")
+    async with pk.Engine(workdir=tmp_path, clock=clock) as engine:
+        first = await (await engine.start(PIPELINE)).wait()
+    assert first.status is pk.Status.FAILED
+    clock.shift = timedelta(hours=1)
+    BROKEN.clear()
+    async with pk.Engine(workdir=tmp_path, clock=clock) as engine:
+        again = await (
+            await engine.retry_stage(first.execution_id, "Test", pipeline=PIPELINE)
+        ).wait()
+    assert again.succeeded
+    store = str(tmp_path)
+
+    def command(*args):
+        return anyio.to_thread.run_sync(cli, *args)
+
+    status, out, _ = await command("history", "--store", store)
+    assert status == 0
+    row = out.splitlines()[1]
+    assert "Succeeded" in row
+    assert row.endswith("(2 runs)")
+    assert "60m" not in row
+    document = json.loads((await command("history", "--json", "--store", store))[1])
+    (summary,) = document["pipelineExecutionSummaries"]
+    assert summary["runs"] == 2
+    assert summary["durationSeconds"] < 60
+    status, out, _ = await command("status", first.execution_id, "--store", store)
+    lines = out.splitlines()
+    assert lines[1].startswith("  ran ")
+    assert "in 2 runs, idle time between them left out: first run" in lines[1]
+    assert "retry of stage Test" in lines[1]
+    compile_line = next(line for line in lines if "Compile" in line)
+    assert "kept from execution attempt 1" in compile_line
+    unit_line = next(line for line in lines if "Unit" in line)
+    assert "kept" not in unit_line  # it ran again in the retry
+    lint_line = next(line for line in lines if "Lint" in line)
+    assert "kept from execution attempt 1" in lint_line  # failed_only: it did not run again
+
+
+async def test_status_shows_a_waiting_approval_its_data_link_and_wait(tmp_path, cli):
+    """Today's cut: custom_data showed only in status --json, and no waiting time."""
+    import anyio  # noqa: PLC0415
+
+    pipeline = pk.Pipeline(
+        "gated",
+        [
+            pk.Stage(
+                "Approve",
+                [
+                    pk.Action(
+                        "Prod",
+                        pk.ManualApproval(
+                            custom_data="check the changelog",
+                            external_entity_link="https://example.invalid/pr/1",
+                        ),
+                    )
+                ],
+            )
+        ],
+    )
+    async with pk.Engine(workdir=tmp_path) as engine:
+        execution = await engine.start(pipeline)
+        async for event in execution.events():
+            if event.state is pk.Status.WAITING_FOR_APPROVAL:
+                break
+        status, out, err = await anyio.to_thread.run_sync(
+            cli, "status", execution.id, "--store", str(tmp_path)
+        )
+        await engine.reject(execution.id, "Approve.Prod", by="bob")
+        await execution.wait()
+    assert status == 0, err
+    assert "          review: check the changelog\n" in out
+    assert "          link: https://example.invalid/pr/1\n" in out
+    assert "          waiting for 0." in out

@@ -200,5 +200,5 @@ def test_the_fake_keeps_no_executions_to_reuse(tmp_path):
     pipeline = load(tmp_path)
     fake = FakeExecutor()
     assert fake.run(pipeline).succeeded
-    with pytest.raises(pk.ExecutionError, match="the fake keeps no executions between runs"):
+    with pytest.raises(pk.ExecutionError, match="the fake keeps no artifacts between runs"):
         fake.run(pipeline, from_stage="Test", reuse=fake.result.execution_id)

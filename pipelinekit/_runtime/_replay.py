@@ -74,6 +74,10 @@ class ActionState:
     first_start: int | None = None
     last_end: int | None = None
     first_success: int | None = None
+    #: The attempt of the execution (1, then one more per stage retry) it last changed in.
+    execution_attempt: int = 1
+    #: Whether its success was taken from another execution (``run --from --reuse``).
+    reused_from: str | None = None
 
     @node.default
     def _node(self) -> str:
@@ -90,6 +94,7 @@ class ActionState:
         detail = event.detail
         self.status = state
         self.changed_at = event.time
+        self.execution_attempt = int(detail.get("execution_attempt", 1))
         if state is Status.IN_PROGRESS:
             number = int(detail.get("attempt", len(self.attempts) + 1))
             if self.attempts and self.attempts[-1].status in RUNNING:
@@ -127,6 +132,7 @@ class ActionState:
             self.log_path = detail.get("log_path") or self.log_path
             self.artifacts = dict(detail.get("artifacts") or {})
             self.cached = bool(detail.get("cached"))
+            self.reused_from = detail.get("reused_from")
         elif detail.get("log_path"):
             self.log_path = detail["log_path"]
 
@@ -188,6 +194,28 @@ class ExecutionState:
     last_sequence: int = 0
     stages: dict[str, StageState] = attrs.Factory(dict)
     actions: dict[str, ActionState] = attrs.Factory(dict)
+    #: When each run of it began and ended: the first, each stage retry, each resume. A run
+    #: whose process died ends with its last event; the idle time between runs is in none.
+    runs: list[list[datetime]] = attrs.Factory(list)
+    #: What began each run: ``"start"``, ``"retry STAGE"`` or ``"resume"``.
+    run_kinds: list[str] = attrs.Factory(list)
+    #: When its last event was recorded, and the one before it.
+    last_time: datetime | None = None
+    previous_time: datetime | None = None
+
+    def active_seconds(self, now: datetime | None = None) -> float:
+        """How long it ran, in all its runs, without the idle time between them.
+
+        A run still going counts up to ``now`` (default: its last event).
+        """
+        total = 0.0
+        for index, span in enumerate(self.runs):
+            end = span[1] if len(span) > 1 else None
+            if end is None:
+                last = index == len(self.runs) - 1
+                end = (now if last and now is not None else None) or self.last_time or span[0]
+            total += max(0.0, (end - span[0]).total_seconds())
+        return total
 
     @classmethod
     def of(cls, first: Event) -> ExecutionState:
@@ -232,6 +260,7 @@ class ExecutionState:
     def apply(self, event: Event) -> None:
         """Fold one event of this execution into the state."""
         self.last_sequence = max(self.last_sequence, event.sequence)
+        self.previous_time, self.last_time = self.last_time, event.time
         kind = event.type
         if kind == "pipeline":
             self._pipeline_event(event)
@@ -273,6 +302,19 @@ class ExecutionState:
         if self.started_at is None:
             self.started_at = event.time
             self.start = detail
+            self.runs.append([event.time])
+            self.run_kinds.append("start")
+        elif event.state is Status.IN_PROGRESS and (
+            detail.get("retry") is not None or detail.get("resumed")
+        ):
+            if self.runs and len(self.runs[-1]) == 1:
+                # Its process died: that run ended with the last event it recorded.
+                self.runs[-1].append(self.previous_time or self.runs[-1][0])
+            self.runs.append([event.time])
+            retried = detail.get("retry")
+            self.run_kinds.append(f"retry {retried}" if retried is not None else "resume")
+        if event.state in TERMINAL and self.runs and len(self.runs[-1]) == 1:
+            self.runs[-1].append(event.time)
         self.status = event.state
         if event.state in TERMINAL:
             self.finished_at = event.time

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -16,7 +16,7 @@ import anyio
 from pipelinekit._model._declarations import TERMINAL, Status
 from pipelinekit._model._events import Event
 from pipelinekit._runtime._lease import lease_length
-from pipelinekit._runtime._replay import ActionState, replay
+from pipelinekit._runtime._replay import ActionState, ExecutionState, replay
 from pipelinekit._runtime._takeover import Owner
 from pipelinekit.cli._user import current_user
 from pipelinekit.cli._view import SYMBOLS, render_duration
@@ -94,8 +94,9 @@ def history(
     rows = anyio.run(load)
     more = len(rows) > limit
     rows = rows[:limit]
+    states = _states(store, rows)
     if as_json:
-        out.write(json.dumps(history_json(rows, page, more=more), indent=2) + "\n")
+        out.write(json.dumps(history_json(rows, page, more=more, states=states), indent=2) + "\n")
         return
     if not rows:
         where = f" of pipeline {pipeline!r}" if pipeline else ""
@@ -114,7 +115,7 @@ def history(
                 f"{SYMBOLS.get(row.status, ('?', ''))[0]} {row.status}",
                 trigger,
                 row.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-                render_duration(row.duration),
+                _ran(states.get(row.id), row.duration),
             )
         )
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
@@ -178,15 +179,47 @@ def execution_state(events: Sequence[Event]) -> dict[str, Any]:
     }
 
 
+def _states(store: SQLiteStore, rows: Sequence[ExecutionSummary]) -> dict[str, ExecutionState]:
+    """The replayed state of each execution of a page (one read of its events each)."""
+
+    async def load() -> dict[str, ExecutionState]:
+        found: dict[str, ExecutionState] = {}
+        for row in rows:
+            events = await store.events(row.id)
+            if events:
+                found[row.id] = replay(events)
+        return found
+
+    return anyio.run(load)
+
+
+def _ran(state: ExecutionState | None, duration: float | None) -> str:
+    """How long an execution ran, without the idle time between its runs (``0.8s (2 runs)``)."""
+    if state is None:
+        return render_duration(duration)
+    now = None if state.ended else datetime.now(UTC)
+    shown = render_duration(state.active_seconds(now))
+    return f"{shown} ({len(state.runs)} runs)" if len(state.runs) > 1 else shown
+
+
 def history_json(
-    rows: Sequence[ExecutionSummary], page: int, *, more: bool = False
+    rows: Sequence[ExecutionSummary],
+    page: int,
+    *,
+    more: bool = False,
+    states: Mapping[str, ExecutionState] | None = None,
 ) -> dict[str, Any]:
     """A page of history in the shape of CodePipeline's ``ListPipelineExecutions`` answer.
 
     ``nextPage`` (CodePipeline's ``nextToken``) is there only when there are older ones.
+    ``durationSeconds`` is the time it ran, without the idle time between a failure and its
+    retry (or a crash and its resume); ``runs`` says how many runs that took.
     """
-    summaries = [
-        {
+    states = states or {}
+    summaries = []
+    for row in rows:
+        state = states.get(row.id)
+        summary: dict[str, Any] = {
             "pipelineExecutionId": row.id,
             "pipelineName": row.pipeline,
             "status": str(row.status),
@@ -195,8 +228,11 @@ def history_json(
             "durationSeconds": row.duration,
             "trigger": {"triggerType": row.trigger, "triggerDetail": row.triggered_by},
         }
-        for row in rows
-    ]
+        if state is not None:
+            now = None if state.ended else datetime.now(UTC)
+            summary["durationSeconds"] = round(state.active_seconds(now), 6)
+            summary["runs"] = len(state.runs)
+        summaries.append(summary)
     answer: dict[str, Any] = {"pipelineExecutionSummaries": summaries, "page": page}
     if more:
         answer["nextPage"] = page + 1
@@ -226,6 +262,9 @@ def status(
         f"{symbol(state['status'])} pipeline {state['pipelineName']} {state['status']} "
         f"(execution {state['pipelineExecutionId']})\n"
     )
+    replayed = replay(events)
+    now = datetime.now(UTC)
+    out.write(f"  {_runs_line(replayed, now)}\n")
     note = orphaned(store, events, option)
     if note is not None:
         out.write(f"  ! {note}\n")
@@ -236,14 +275,74 @@ def status(
             latest = action["latestExecution"]
             action_status = latest.get("status", "NotStarted")
             line = f"      {symbol(action_status)} {action['actionName']} {action_status}"
-            if latest.get("attempt", 1) > 1:
+            node = f"{stage['stageName']}.{action['actionName']}"
+            recorded = replayed.actions.get(node)
+            if recorded is not None:
+                line += _action_notes(recorded, replayed, now)
+            elif latest.get("attempt", 1) > 1:
                 line += f" (attempt {latest['attempt']})"
             if "errorDetails" in latest:
                 line += f": {latest['errorDetails']['message'].splitlines()[0]}"
             if action_status == Status.WAITING_FOR_APPROVAL:
-                node = f"{stage['stageName']}.{action['actionName']}"
-                line += f" (pipelinekit approve {execution_id} {node}, or reject)"
+                line += f" (pipelinekit approve {execution_id} {node}{option or ''}, or reject)"
             out.write(line + "\n")
+            if recorded is not None and action_status == Status.WAITING_FOR_APPROVAL:
+                out.writelines(f"          {text}\n" for text in _waiting(recorded, now))
+
+
+def _runs_line(state: ExecutionState, now: datetime) -> str:
+    """How long it ran: in all, and each run (the first, each retry or resume) on its own."""
+    total = render_duration(state.active_seconds(None if state.ended else now))
+    if len(state.runs) == 1:
+        return f"ran {total}" + ("" if state.ended else " so far")
+    parts = []
+    for index, (span, kind) in enumerate(zip(state.runs, state.run_kinds, strict=True)):
+        end = span[1] if len(span) > 1 else (now if index == len(state.runs) - 1 else span[0])
+        seconds = render_duration((end - span[0]).total_seconds())
+        what = {"start": "first run", "resume": "resumed"}.get(
+            kind, kind.replace("retry ", "retry of stage ")
+        )
+        parts.append(f"{what} {seconds}")
+    return f"ran {total} in {len(state.runs)} runs, idle time between them left out: " + ", ".join(
+        parts
+    )
+
+
+def _action_notes(action: ActionState, state: ExecutionState, now: datetime) -> str:
+    """Its attempts, how long they ran (idle time between them left out), where it comes from."""
+    notes = []
+    if action.reused_from is not None:
+        return f" (reused from execution {action.reused_from}, not run)"
+    if len(action.attempts) > 1:
+        notes.append(f"attempt {action.attempts[-1].number}")
+    ran = sum(
+        (
+            ((attempt.finished_at or now) - attempt.started_at).total_seconds()
+            for attempt in action.attempts
+        ),
+        0.0,
+    )
+    if action.attempts and action.status is not Status.WAITING_FOR_APPROVAL:
+        notes.append(render_duration(ran))
+    if state.attempt > 1 and action.attempts and action.execution_attempt < state.attempt:
+        notes.append(f"kept from execution attempt {action.execution_attempt}")
+    return f" ({', '.join(notes)})" if notes else ""
+
+
+def _waiting(action: ActionState, now: datetime) -> list[str]:
+    """What a waiting approval shows its reviewer: its custom data, link, and how long it waits."""
+    request = action.approval
+    if request is None:
+        return []
+    lines = []
+    if request.detail.get("custom_data"):
+        lines.append(f"review: {request.detail['custom_data']}")
+    if request.detail.get("external_entity_link"):
+        lines.append(f"link: {request.detail['external_entity_link']}")
+    waited = render_duration(max(0.0, (now - request.time).total_seconds()))
+    expires = request.detail.get("expires")
+    lines.append(f"waiting for {waited}" + (f" (until {expires})" if expires else ""))
+    return lines
 
 
 #: How long ``logs --follow`` waits between two looks.

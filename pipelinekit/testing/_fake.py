@@ -412,7 +412,7 @@ class FakeExecutor:
         """
         if from_stage is not None or reuse is not None:
             msg = (
-                "the fake keeps no executions between runs, so from_stage/reuse has nothing "
+                "the fake keeps no artifacts between runs, so from_stage/reuse has nothing "
                 "to reuse; script the earlier stages' outcomes (succeed(outputs=..., "
                 "variables=...)) and run the whole pipeline"
             )
