@@ -196,3 +196,17 @@ def test_python_dash_m_and_the_console_script(tmp_path):
     )
     assert broken.returncode == 2
     assert "Traceback" not in broken.stderr
+
+
+def test_run_no_cache_runs_a_cached_action_again(tmp_path, cli):
+    """``--no-cache`` (Engine(use_cache=False)): an unchanged cache=True action runs anyway."""
+    ledger = tmp_path / "ledger.txt"
+    (tmp_path / "p.py").write_text(
+        "import pipelinekit as pk\n"
+        "pipeline = pk.Pipeline('p', [pk.Stage('S', [pk.Action('A', "
+        f"pk.shell('echo ran >> {ledger}'), cache=True)])])\n"
+    )
+    store = str(tmp_path / "wd")
+    for options in ((), (), ("--no-cache",)):
+        assert cli("run", str(tmp_path / "p.py"), "--store", store, "--plain", *options)[0] == 0
+    assert ledger.read_text().split() == ["ran", "ran"]  # the second run was a cache hit

@@ -101,6 +101,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="the execution whose earlier stages --from reuses (an id, a prefix, latest)",
     )
+    run.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="restore nothing from caches (cache=True actions run; pk.Cache folders start empty)",
+    )
     run.add_argument("--plain", action="store_true", help="one line per event, even in a terminal")
     run.add_argument(
         "--verbose", action="store_true", help="show pipelinekit's structured log on stderr"
@@ -489,6 +494,7 @@ def _run_command(
         location=location,
         from_stage=args.from_stage,
         reuse=reuse,
+        use_cache=not args.no_cache,
         plain=args.plain,
         verbose=args.verbose,
         out=out,

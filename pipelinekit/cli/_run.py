@@ -233,13 +233,16 @@ async def _run(
     interruption: Interruption,
     from_stage: str | None,
     reuse: str | None,
+    use_cache: bool,
 ) -> RunResult | None:
     # A database named on its own (--store x/other.db) is opened here; the usual one, the
     # engine makes (and makes its folder).
     store = (
         None if location.database == location.home / "state.db" else SQLiteStore(location.database)
     )
-    engine = Engine(max_concurrency=max_concurrency, workdir=location.home, store=store)
+    engine = Engine(
+        max_concurrency=max_concurrency, workdir=location.home, store=store, use_cache=use_cache
+    )
     try:
         async with engine, anyio.create_task_group() as tasks:
             execution = await engine.start(
@@ -296,11 +299,12 @@ def run_pipeline(
     err: TextIO,
     from_stage: str | None = None,
     reuse: str | None = None,
+    use_cache: bool = True,
 ) -> int:
     """Run ``pipeline`` with progress on ``out``, recorded in the store at ``location``.
 
     With ``from_stage`` and ``reuse`` it starts at that stage, reusing the stages before it
-    from execution ``reuse``. Returns the exit status.
+    from execution ``reuse``; ``use_cache=False`` is ``--no-cache``. Returns the exit status.
     """
     view = make_view(pipeline, out, plain=plain, option=store_option(location))
     interruption = Interruption()
@@ -318,6 +322,7 @@ def run_pipeline(
             interruption=interruption,
             from_stage=from_stage,
             reuse=reuse,
+            use_cache=use_cache,
         )
 
     with show_log(err, verbose=verbose), collector_tuned_for_a_run(), children_marked():
