@@ -14,7 +14,6 @@ failed.
 
 from __future__ import annotations
 
-import xml.parsers.expat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -159,6 +158,9 @@ def read_reports(workdir: Path, patterns: Sequence[str]) -> list[TestReport]:
 
 
 def _read(path: Path, name: str) -> TestReport:
+    # Loaded when a report is read: most programs that import pipelinekit never read one.
+    from xml.parsers import expat  # noqa: PLC0415
+
     try:
         if not path.is_file():
             return TestReport(name, problem="not a regular file")
@@ -170,7 +172,7 @@ def _read(path: Path, name: str) -> TestReport:
             counts.parse(handle.read(_CHUNK) for _ in iter(int, 1))
     except _Refused as refused:
         return TestReport(name, problem=str(refused))
-    except xml.parsers.expat.ExpatError as error:
+    except expat.ExpatError as error:
         return TestReport(name, problem=f"not JUnit XML: {error}")
     except OSError as error:
         return TestReport(name, problem=f"cannot be read: {error.strerror or error}")
@@ -196,8 +198,10 @@ class _Counts:
     def parse(self, chunks: Iterable[bytes]) -> None:
         # Plain expat with its declarations refused: no DTD, so no entity (internal or
         # external) is ever defined, expanded or fetched.
-        parser = xml.parsers.expat.ParserCreate()
-        parser.SetParamEntityParsing(xml.parsers.expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        from xml.parsers import expat  # noqa: PLC0415 - see _read
+
+        parser = expat.ParserCreate()
+        parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
         parser.StartDoctypeDeclHandler = self._refuse_doctype
         parser.EntityDeclHandler = self._refuse_entity
         parser.ExternalEntityRefHandler = self._refuse_external
