@@ -442,3 +442,13 @@ async def test_optional_output_variables_left_unset_are_empty_with_a_warning(wor
 def test_a_variable_both_required_and_optional_is_refused():
     with pytest.raises(pk.PipelineDefinitionError, match="either required"):
         pk.Action("A", pk.shell("true", output_variables=["V"], optional_output_variables=["V"]))
+
+
+def test_a_list_of_commands_is_refused_saying_to_pass_them_separately():
+    # Today's cut: "commands[0]: must be a non-empty string", which does not say what to do.
+    with pytest.raises(pk.PipelineDefinitionError) as caught:
+        pk.Action("Build", pk.shell(["make", "make test"]))
+    assert str(caught.value) == (
+        "action 'Build', field 'provider.commands[0]': is a list; pass commands as separate "
+        "arguments: pk.shell('make', 'make test') (or pk.shell(*commands))"
+    )
