@@ -47,6 +47,9 @@ STRUCTURAL_DETAIL = frozenset(
         "definition_hash",
         "logs",
         "stages",
+        "stage_fingerprints",  # compared by run --from --reuse: a masked one would never match
+        "reused_from",
+        "from_stage",
         # a new attempt of the execution, a resume, a stop
         "execution_attempt",
         "retry",
