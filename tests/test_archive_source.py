@@ -383,3 +383,11 @@ def test_a_bad_declaration_is_refused_naming_the_field(options, field, message):
         pk.Action("Fetch", pk.ArchiveSource(location, **options), outputs=["src"])
     assert f"field 'provider.{field}'" in str(caught.value)
     assert message in str(caught.value)
+
+
+def test_the_default_registry_builds_an_archive_source_from_its_configuration(tmp_path):
+    from pipelinekit.providers._protocol import ProviderRegistry  # noqa: PLC0415
+
+    registry = ProviderRegistry.default()
+    built = registry.build(pk.ArchiveSource.action_type, {"location": str(tmp_path / "a.zip")})
+    assert built == pk.ArchiveSource(str(tmp_path / "a.zip"))

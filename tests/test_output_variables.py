@@ -419,3 +419,14 @@ def test_a_file_that_only_imports_a_pipeline_still_names_it(tmp_path, forget_mod
     (tmp_path / "again.py").write_text("from h3_base_reexported import pipeline\n")
     pipeline, _ = load_pipeline(str(tmp_path / "again.py"))
     assert pipeline.name == "base"
+
+
+def test_a_reference_to_a_wait_namespace_is_refused_since_it_sets_none():
+    with pytest.raises(pk.PipelineDefinitionError, match=r"#\{Pause\.Until\}"):
+        pk.Pipeline(
+            "p",
+            [
+                pk.Stage("A", [pk.Action("W", pk.Wait(0), namespace="Pause")]),
+                pk.Stage("B", [pk.Action("U", pk.shell('echo "#{Pause.Until}"'))]),
+            ],
+        )

@@ -4,7 +4,7 @@ from pipelinekit.providers._approval import ManualApproval
 from pipelinekit.providers._commands import Commands
 from pipelinekit.providers._http import HttpRequest, Wait
 from pipelinekit.providers._python import PythonFunction
-from pipelinekit.providers._sources import GitSource, LocalSource
+from pipelinekit.providers._sources import ArchiveSource, GitSource, LocalSource
 
 __all__ = ["BUILTIN"]
 
@@ -13,6 +13,7 @@ BUILTIN: tuple[type, ...] = (
     PythonFunction,
     LocalSource,
     GitSource,
+    ArchiveSource,
     HttpRequest,
     Wait,
     ManualApproval,

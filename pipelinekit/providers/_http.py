@@ -148,6 +148,8 @@ class Wait:
 
     action_type: ClassVar[ActionTypeId] = ActionTypeId(Category.INVOKE, Owner.CUSTOM, "Wait", "1")
     idempotent: ClassVar[bool] = True
+    #: It sets none: a reference to its namespace is refused when the pipeline is built.
+    output_variables: ClassVar[tuple[str, ...]] = ()
     input_artifacts: ClassVar[tuple[int, int]] = (0, 0)
     output_artifacts: ClassVar[tuple[int, int]] = (0, 0)
 
