@@ -255,3 +255,17 @@ def test_the_script_of_a_restored_venv_runs_directly(tmp_path, source):
     venv = second.workdir / "work" / "Build.Tools" / ".venv"
     out = subprocess.run([venv / "bin" / "tool"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(venv)
+
+
+def test_a_key_holding_a_secret_fails_the_action_and_reaches_no_store(tmp_path):
+    store = pk.SQLiteStore(tmp_path / "state.db")
+    cache = pk.Cache(key="t-#{variables.token}", paths=[".venv"])
+    p = pk.Pipeline(
+        "p",
+        [pk.Stage("S", [pk.Action("A", pk.shell("mkdir -p .venv"), caches=[cache])])],
+        variables=[pk.Variable("token", secret=True)],
+    )
+    result = pk.run(p, workdir=tmp_path / "wd", store=store, variables={"token": "hunter22"})
+    assert "holds the value of a secret variable" in result.actions["S.A"].error
+    assert anyio.run(store.saved_caches) == []
+    assert "hunter22" not in (tmp_path / "state.db").read_bytes().decode("latin-1")

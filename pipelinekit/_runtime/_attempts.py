@@ -447,6 +447,7 @@ class Attempts:
             run.now,
             node=record.node,
             execution_id=run.execution_id,
+            mask=run.masker.mask,
         )
         for detail in await keyed.restore(record.action.caches, ctx.inputs, ctx.workdir_path):
             ctx.log.info("cache restored" if detail.get("restored_key") else "cache", **detail)

@@ -205,14 +205,16 @@ class KeyedCaches:
         *,
         node: str,
         execution_id: str,
+        mask: Callable[[str], str] = str,
     ) -> None:
-        """Work through ``files`` (the workspace) and ``store``."""
+        """Work through ``files`` (the workspace) and ``store``; ``mask`` is the run's masker."""
         self.files = files
         self.store = store
         self.lookup = lookup
         self.now = now
         self.node = node
         self.execution_id = execution_id
+        self.mask = mask
         self.done: list[_Restore] = []
 
     async def render(self, template: str, inputs: Mapping[str, Path], where: str) -> str:
@@ -226,6 +228,13 @@ class KeyedCaches:
             else:
                 pieces.append(await self.files.hash_files(inputs, part.globs(), where))
         key = "".join(pieces)
+        if self.mask(key) != key:
+            msg = (
+                f"cache key of {where} holds the value of a secret variable; keys are kept in "
+                "the store and shown by `pipelinekit cache list`: build it from a non-secret "
+                "variable or a {hash:...} of files instead"
+            )
+            raise ActionFailed(msg)
         if len(key) > MAX_KEY or any(ord(char) < 32 for char in key) or "," in key:  # noqa: PLR2004 - control characters
             msg = (
                 f"cache key {key[:80]!r} of {where} must be at most {MAX_KEY} characters, "
