@@ -175,7 +175,7 @@ def test_http_request_conforms():
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 def test_both_stores_keep_the_rules_of_caches_and_deletion(tmp_path, kind):
-    from pipelinekit.testing._conformance import check_store  # noqa: PLC0415
+    from pipelinekit.testing import check_store  # noqa: PLC0415
 
     make = pk.MemoryStore if kind == "memory" else lambda: pk.SQLiteStore(tmp_path / "s.db")
     report = check_store(make)
@@ -189,7 +189,7 @@ def test_both_stores_keep_the_rules_of_caches_and_deletion(tmp_path, kind):
 
 
 def test_the_store_kit_catches_a_store_whose_saved_caches_change():
-    from pipelinekit.testing._conformance import check_store  # noqa: PLC0415
+    from pipelinekit.testing import check_store  # noqa: PLC0415
 
     class Overwriting(pk.MemoryStore):
         async def save_cache(self, entry):

@@ -1,7 +1,7 @@
 """Testing pipelines: scripted outcomes in virtual time, and checks for providers.
 
 A fake executor with scripted outcomes, virtual time, questions about what ran, a recording hook,
-and a conformance check for providers.
+and conformance checks for providers and stores.
 
 ::
 
@@ -14,7 +14,7 @@ and a conformance check for providers.
         assert fake.never_ran("Deploy.Ship")
 """
 
-from pipelinekit.testing._conformance import check_provider
+from pipelinekit.testing._conformance import check_provider, check_store
 from pipelinekit.testing._fake import (
     Approve,
     Call,
@@ -56,6 +56,7 @@ __all__ = [
     "VirtualClock",
     "approve",
     "check_provider",
+    "check_store",
     "fail",
     "hang",
     "never_ran",
