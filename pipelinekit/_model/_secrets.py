@@ -64,6 +64,8 @@ STRUCTURAL_DETAIL = frozenset(
         "artifacts",
         "cached",
         "interrupted",
+        "previous_finished_at",  # when the failed attempt before a retry ended: its duration
+        "caches",  # keys, paths and outcomes of pk.Cache folders (a key holding a secret fails)
         # an approval: who may decide and who did are compared against identities
         "approvers",
         "self_approval",
@@ -87,6 +89,9 @@ TEXT_DETAIL = frozenset(
         "external_entity_link",
         # what changed in an artifact: files and how, shown to the person, never read back
         "artifact_changed",
+        # why a command failed (its text and last lines of output) and what its test reports say
+        "failure",
+        "reports",
     }
 )
 
