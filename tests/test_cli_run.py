@@ -50,7 +50,7 @@ def write(tmp_path, text=PIPELINE):
 
 def test_a_successful_run_prints_one_line_per_event_and_exits_0(tmp_path, cli):
     path = write(tmp_path)
-    status, out, _ = cli("run", str(path), "--workdir", str(tmp_path / "wd"))
+    status, out, _ = cli("run", str(path), "--store", str(tmp_path / "wd"))
     assert status == 0
     lines = out.splitlines()
     assert lines[0].endswith("pipeline demo InProgress")
@@ -61,7 +61,7 @@ def test_a_successful_run_prints_one_line_per_event_and_exits_0(tmp_path, cli):
 def test_a_failed_run_shows_the_failing_log_lines_and_exits_1(tmp_path, cli):
     path = write(tmp_path)
     status, out, _ = cli(
-        "run", str(path), "--var", "outcome=fail", "--workdir", str(tmp_path / "wd")
+        "run", str(path), "--var", "outcome=fail", "--store", str(tmp_path / "wd")
     )
     assert status == 1
     assert "Test.Unit failed: command exited with status 1" in out
@@ -101,7 +101,7 @@ def test_ctrl_c_cancels_cleanly(tmp_path):
         """,
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipelinekit", "run", str(path), "--workdir", str(tmp_path / "wd")],
+        [sys.executable, "-m", "pipelinekit", "run", str(path), "--store", str(tmp_path / "wd")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -129,7 +129,7 @@ def test_the_example_pipeline_runs_end_to_end(tmp_path, cli):
         str(EXAMPLE),
         "--var",
         f"staging_dir={staging}",
-        "--workdir",
+        "--store",
         str(tmp_path / "wd"),
     )
     assert status == 0, out

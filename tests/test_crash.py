@@ -149,7 +149,7 @@ def start_run(tmp_path: Path) -> subprocess.Popen[bytes]:
     (tmp_path / "pipeline.py").write_text(PIPELINE.format(script=LEAVE_BEHIND))
     return subprocess.Popen(
         [sys.executable, "-m", "pipelinekit", "run", str(tmp_path / "pipeline.py"),
-         "--workdir", str(tmp_path / "wd"), "--plain"],
+         "--store", str(tmp_path / "wd"), "--plain"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -268,7 +268,7 @@ def test_a_decision_made_while_the_owner_was_dead_stands_after_resume(tmp_path, 
         "])\n"
     )
     run = subprocess.Popen(
-        [sys.executable, "-m", "pipelinekit", "run", "p.py", "--workdir", "wd", "--plain"],
+        [sys.executable, "-m", "pipelinekit", "run", "p.py", "--store", "wd", "--plain"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path,
     )  # fmt: skip
     try:
@@ -323,7 +323,7 @@ pipeline = pk.Pipeline("own", [pk.Stage("S", [pk.Action("Sync", SYNC)])])
 def test_a_python_action_s_own_subprocess_ends_before_the_resumed_attempt(tmp_path):
     (tmp_path / "pipeline.py").write_text(OWN_SUBPROCESS)
     run = subprocess.Popen(
-        [sys.executable, "-m", "pipelinekit", "run", "pipeline.py", "--workdir", "wd", "--plain"],
+        [sys.executable, "-m", "pipelinekit", "run", "pipeline.py", "--store", "wd", "--plain"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
     )  # fmt: skip
     try:
@@ -391,7 +391,7 @@ def test_a_stopped_run_ends_what_its_python_actions_started_themselves(tmp_path)
     # holding a pipe would hang the test rather than fail it.)
     with (tmp_path / "out.txt").open("w") as out:
         run = subprocess.Popen(
-            [sys.executable, "-m", "pipelinekit", "run", "pipeline.py", "--workdir", "wd",
+            [sys.executable, "-m", "pipelinekit", "run", "pipeline.py", "--store", "wd",
              "--plain"],
             stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True,
         )  # fmt: skip
@@ -415,7 +415,7 @@ def test_a_takeover_ends_what_a_dead_command_left_in_its_own_process_group(tmp_p
     # its Python action started with a cleared environment stays in that group.
     (tmp_path / "pipeline.py").write_text(SPAWNS.replace("async def spawn", "async def spawn"))
     run = subprocess.Popen(
-        [sys.executable, "-m", "pipelinekit", "run", "pipeline.py", "--workdir", "wd", "--plain"],
+        [sys.executable, "-m", "pipelinekit", "run", "pipeline.py", "--store", "wd", "--plain"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
         start_new_session=True,
     )  # fmt: skip

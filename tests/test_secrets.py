@@ -678,7 +678,7 @@ pipeline = pk.Pipeline("p", [
 def test_a_one_character_secret_on_the_command_line_is_one_line_and_status_2(tmp_path, cli):
     path = tmp_path / "p.py"
     path.write_text(PIPELINE.format(flag=str(tmp_path / "flag"), code=PRINTS))
-    status, out, err = cli("run", str(path), "--workdir", str(tmp_path / "wd"), "--var", "token=a")
+    status, out, err = cli("run", str(path), "--store", str(tmp_path / "wd"), "--var", "token=a")
     assert status == 2
     assert len(err.strip().splitlines()) == 1, err
     assert "secret variable 'token'" in err
@@ -696,7 +696,7 @@ def test_logs_and_retry_of_a_run_with_a_secret_work_and_show_no_secret(tmp_path,
     wd = tmp_path / "wd"
     store = str(wd / "state.db")
     shown = []  # what the person sees (names are shown: a secret that is a name is not hidden)
-    status, out, err = cli("run", str(path), "--workdir", str(wd), "--var", f"token={secret}")
+    status, out, err = cli("run", str(path), "--store", str(wd), "--var", f"token={secret}")
     assert status == 1, err
     shown.append(out + err)
     execution_id = cli("history", "--store", store)[1].splitlines()[1].split()[0]

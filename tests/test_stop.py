@@ -101,7 +101,7 @@ def test_pipelinekit_stop_from_the_shell(tmp_path, cli):
     )
     runner = subprocess.Popen(
         [sys.executable, "-m", "pipelinekit", "run", str(tmp_path / "p.py"),
-         "--workdir", str(tmp_path / "wd"), "--plain"],
+         "--store", str(tmp_path / "wd"), "--plain"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

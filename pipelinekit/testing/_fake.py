@@ -406,9 +406,10 @@ class FakeExecutor:
     ) -> RunResult:
         """Run ``pipeline`` to its end inside a running (asyncio) event loop.
 
-        ``from_stage`` with ``reuse`` (``run(..., from_stage=, reuse=)``) is refused: each fake
-        run has a store and files of its own, so there is no earlier execution to reuse;
-        script the reused actions' outcomes instead.
+        ``from_stage`` with ``reuse`` (``run(..., from_stage=, reuse=)``) is refused: the
+        fake's artifacts live in memory for one run only (even with a ``store`` kept across
+        runs), so an earlier execution's cannot be reused; script the reused actions'
+        outcomes instead.
         """
         if from_stage is not None or reuse is not None:
             msg = (
@@ -426,7 +427,7 @@ class FakeExecutor:
         self.result = None
         clock = VirtualClock(self.start, stuck_after=self.stuck_after)
         engine = Engine(
-            store=MemoryStore(),
+            store=self.store if self.store is not None else MemoryStore(),
             executor=scripted,
             use_cache=self.use_cache,
             max_concurrency=self.max_concurrency,
