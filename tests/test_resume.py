@@ -237,7 +237,6 @@ def test_a_resumed_run_is_given_its_secrets_again(tmp_path):
     assert seen == ["s3cr3t"]
 
 
-
 STOPPABLE = """
 from pathlib import Path
 

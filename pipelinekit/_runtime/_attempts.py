@@ -153,9 +153,7 @@ class Attempts:
                     "attempt": number,
                     "error": previous,
                     "log_path": record.log_path,
-                    **(
-                        {"caches": self.keyed.pop(record.node)} if record.node in self.keyed else {}
-                    ),
+                    **self._caches_told(record),
                     **(
                         {"artifact_changed": error.changes}
                         if isinstance(error, ArtifactChanged)
@@ -179,6 +177,9 @@ class Attempts:
             if record.attempts and record.attempts[-1].finished_at is not None:
                 # When the failed attempt ended: the backoff before this one is nobody's time.
                 detail["previous_finished_at"] = record.attempts[-1].finished_at.isoformat()
+            # What the failed attempt told (no event of its own ends it): kept for replay.
+            told_before = _told_detail(record.attempts[-1])
+            detail.update({f"previous_{key}": value for key, value in told_before.items()})
         run.emit(
             "action", Status.IN_PROGRESS, stage=record.stage, action=record.name, detail=detail
         )
@@ -399,12 +400,17 @@ class Attempts:
                 last_used=run.now(),
             )
             await run.recorder.store.cache_put(ctx.cache_key, entry)
-        if record.node in self.keyed:
-            ended["caches"] = self.keyed.pop(record.node)
+        ended.update(self._caches_told(record))
         if cached:
             ended["cached"] = True
             record.cached = True
         run.emit("action", Status.SUCCEEDED, stage=record.stage, action=action.name, detail=ended)
+
+    def _caches_told(self, record: ActionRecord) -> dict[str, Any]:
+        """What the keyed caches of its last attempt did, for its end event and its result."""
+        told = self.keyed.pop(record.node, [])
+        record.caches = list(told)
+        return {"caches": told} if told else {}
 
     def _resolved(self, record: ActionRecord, ctx: ActionContext) -> dict[str, Any]:
         """What the attempt ran with, references resolved (masked when the event is built)."""

@@ -24,6 +24,8 @@ import attrs
 from pipelinekit._model._declarations import TERMINAL, Status
 from pipelinekit._model._events import Event
 from pipelinekit._runtime._results import Attempt
+from pipelinekit.providers._failure import CommandFailure
+from pipelinekit.providers._junit import TestReport
 
 __all__ = [
     "ActionState",
@@ -78,6 +80,8 @@ class ActionState:
     execution_attempt: int = 1
     #: Whether its success was taken from another execution (``run --from --reuse``).
     reused_from: str | None = None
+    #: What its keyed caches (``pk.Cache``) did in its last attempt: key, outcome, paths.
+    caches: list[Mapping[str, Any]] = attrs.Factory(list)
 
     @node.default
     def _node(self) -> str:
@@ -87,6 +91,32 @@ class ActionState:
     def running(self) -> bool:
         """Whether it is on record as started and not ended (running or awaiting approval)."""
         return self.status in RUNNING
+
+    @staticmethod
+    def _ended(
+        attempt: Attempt,
+        state: Status,
+        when: datetime,
+        told: Mapping[str, Any],
+        *,
+        prefix: str = "",
+    ) -> Attempt:
+        """``attempt`` ended ``state`` at ``when``, with what its end event told."""
+        reports = told.get(f"{prefix}reports")
+        summary = told.get(f"{prefix}summary")
+        return attrs.evolve(
+            attempt,
+            status=state,
+            finished_at=when,
+            error=told.get(f"{prefix}error"),
+            failure=CommandFailure.from_detail(told.get(f"{prefix}failure")),
+            reports=tuple(
+                report for report in map(TestReport.from_detail, reports) if report is not None
+            )
+            if isinstance(reports, list | tuple)
+            else (),
+            summary=summary if isinstance(summary, str) else None,
+        )
 
     def apply(self, event: Event) -> None:
         """Fold one action event of this action."""
@@ -98,13 +128,14 @@ class ActionState:
         if state is Status.IN_PROGRESS:
             number = int(detail.get("attempt", len(self.attempts) + 1))
             if self.attempts and self.attempts[-1].status in RUNNING:
-                # A retry: the attempt before it failed (the events record its error with the
-                # retry's start, not on an event of its own).
-                self.attempts[-1] = attrs.evolve(
+                # A retry: the attempt before it failed (the events record its end with the
+                # retry's start, not on an event of its own). It ended before the backoff.
+                self.attempts[-1] = self._ended(
                     self.attempts[-1],
-                    status=Status.FAILED,
-                    finished_at=event.time,
-                    error=detail.get("previous_error"),
+                    Status.FAILED,
+                    _time(detail.get("previous_finished_at")) or event.time,
+                    detail,
+                    prefix="previous_",
                 )
             if self.started_at is None:
                 self.started_at = event.time
@@ -121,9 +152,9 @@ class ActionState:
         if state in TERMINAL:
             self.last_end = event.sequence
         if self.attempts and self.attempts[-1].status in RUNNING:
-            self.attempts[-1] = attrs.evolve(
-                self.attempts[-1], status=state, finished_at=event.time, error=self.error
-            )
+            self.attempts[-1] = self._ended(self.attempts[-1], state, event.time, detail)
+        if state in {Status.SUCCEEDED, Status.FAILED}:
+            self.caches = list(detail.get("caches") or [])
         if state is Status.SUCCEEDED:
             if self.first_success is None:
                 self.first_success = event.sequence
@@ -332,6 +363,16 @@ class ExecutionState:
                 action = self.actions.get(node)
                 if action is not None:
                     action.reopen()
+
+
+def _time(value: object) -> datetime | None:
+    """An ISO time of an event's detail, or ``None`` for anything else."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 def replay(events: Iterable[Event], *, into: ExecutionState | None = None) -> ExecutionState:

@@ -6,9 +6,10 @@ hold secrets (messages are masked before they get here).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -24,6 +25,10 @@ def _duration(started: datetime | None, finished: datetime | None) -> timedelta 
     if started is None or finished is None:
         return None
     return finished - started
+
+
+def _caches(value: Iterable[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
+    return tuple(value)
 
 
 def _reports(value: object) -> tuple[TestReport, ...]:
@@ -56,7 +61,12 @@ class Attempt:
 
 @attrs.frozen
 class ActionResult:
-    """The outcome of one action: status, attempts, times, error, variables and log."""
+    """The outcome of one action: status, attempts, times, error, variables and log.
+
+    ``caches`` tells what its keyed caches (``pk.Cache``) did in its last attempt, one mapping
+    per cache: ``key``, ``outcome`` (``"hit"``, ``"partial"``, ``"miss"``, ``"off"``), the key
+    restored from and whether it was saved.
+    """
 
     stage: str
     action: str
@@ -69,6 +79,7 @@ class ActionResult:
     outputs: Mapping[str, Path] = attrs.field(factory=dict)
     log_path: Path | None = None
     cached: bool = False
+    caches: tuple[Mapping[str, Any], ...] = attrs.field(default=(), converter=_caches)
 
     @property
     def name(self) -> str:

@@ -61,6 +61,7 @@ class ActionRecord(ActionState):
             outputs={name: outputs[name] for name in self.action.outputs if name in outputs},
             log_path=Path(self.log_path) if self.log_path else None,
             cached=self.cached,
+            caches=tuple(self.caches),
         )
 
 

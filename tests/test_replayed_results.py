@@ -1,0 +1,145 @@
+"""Results rebuilt from the record tell what the live run told.
+
+Today's cut (issue 11, item 5): an execution taken up again (a stage retry, a resume, ``status``
+and ``history``) is folded from its events, and the fold dropped what an ended attempt told:
+which command failed, its test reports and summary, the keyed caches' outcomes; and a retried
+attempt's end was the next attempt's start, so the backoff counted as the failed attempt's time.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+import pipelinekit as pk
+from pipelinekit._runtime._replay import replay
+from pipelinekit.testing import FakeExecutor, fail, succeed
+
+pytestmark = pytest.mark.anyio
+
+JUNIT = (
+    '<testsuite name="t" tests="2" failures="1" errors="0" skipped="0">'
+    '<testcase classname="t" name="ok"/>'
+    '<testcase classname="t" name="bad"><failure message="no"/></testcase>'
+    "</testsuite>"
+)
+
+
+def unit_pipeline(flag):
+    """Build.Make succeeds; Test.Unit writes a report and a summary, and fails until ``flag``."""
+    unit = pk.shell(
+        f"printf '%s' '{JUNIT}' > junit.xml",
+        'echo "## Unit tests" > "$PK_SUMMARY"',
+        f"test -f {flag} || exit 3",
+        reports=["junit.xml"],
+    )
+    return pk.Pipeline(
+        "p",
+        [
+            pk.Stage("Build", [pk.Action("Make", pk.shell("true"))]),
+            pk.Stage("Test", [pk.Action("Unit", unit)]),
+        ],
+    )
+
+
+async def test_a_retried_stage_s_result_keeps_the_failed_attempt_s_failure_reports_and_summary(
+    tmp_path,
+):
+    flag = tmp_path / "fixed"
+    pipeline = unit_pipeline(flag)
+    async with pk.Engine(workdir=tmp_path / "w") as engine:
+        first = await (await engine.start(pipeline)).wait()
+        assert first.status is pk.Status.FAILED
+        flag.touch()
+        result = await (
+            await engine.retry_stage(first.execution_id, "Test", pipeline=pipeline)
+        ).wait()
+    assert result.status is pk.Status.SUCCEEDED
+    live = first.actions["Test.Unit"].attempts[0]
+    failed, succeeded = result.actions["Test.Unit"].attempts
+    assert live.failure is not None
+    assert live.failure.exit_status == 3
+    assert failed.failure == live.failure
+    assert failed.reports == live.reports
+    assert failed.reports[0].failed == ("t.bad",)
+    assert failed.summary == live.summary == "## Unit tests"
+    assert succeeded.failure is None
+    assert succeeded.summary == "## Unit tests"
+    assert result.actions["Test.Unit"].reports == live.reports
+
+
+async def test_the_fold_of_the_events_has_the_attempts_the_live_run_had(tmp_path):
+    flag = tmp_path / "never"
+    events = []
+    result = await pk.arun(unit_pipeline(flag), workdir=tmp_path / "w", hooks=[events.append])
+    live = result.actions["Test.Unit"].attempts
+    folded = replay(events).actions["Test.Unit"].attempts
+
+    def told(attempts):
+        return [(a.number, a.status, a.error, a.failure, a.reports, a.summary) for a in attempts]
+
+    assert told(folded) == told(live)
+    assert folded[0].failure is not None
+
+
+def test_a_retry_s_backoff_is_no_attempt_s_time_in_the_fold():
+    pipeline = pk.Pipeline(
+        "p",
+        [
+            pk.Stage(
+                "S",
+                [
+                    pk.Action(
+                        "A",
+                        pk.shell("true"),
+                        retry=pk.Retry(2, delay=timedelta(minutes=5), jitter=0),
+                    )
+                ],
+            )
+        ],
+    )
+    fake = FakeExecutor({"S.A": [fail("flaky", after=10), succeed(after=20)]})
+    result = fake.run(pipeline)
+    live = result.actions["S.A"]
+    assert [a.duration for a in live.attempts] == [timedelta(seconds=10), timedelta(seconds=20)]
+    folded = replay(fake.events).actions["S.A"].attempts
+    assert [a.duration for a in folded] == [timedelta(seconds=10), timedelta(seconds=20)]
+    assert folded[0].error == "flaky"
+
+
+def cache_pipeline():
+    cache = pk.Cache(key="t-{hash:src/req.txt}", paths=[".venv"], restore_keys=["t-"])
+    return pk.Pipeline(
+        "p",
+        [
+            pk.Stage("Source", [pk.Action("Get", pk.shell("true"), outputs=["src"])]),
+            pk.Stage("B", [pk.Action("A", pk.shell("true"), inputs=["src"], caches=[cache])]),
+        ],
+    )
+
+
+def test_a_result_carries_its_keyed_caches_outcomes_live_and_folded():
+    store = pk.MemoryStore()
+    outcomes = {"Source.Get": succeed(outputs={"src": {"req.txt": b"a"}})}
+    FakeExecutor(outcomes, store=store).run(cache_pipeline())
+    fake = FakeExecutor(outcomes, store=store)
+    result = fake.run(cache_pipeline())
+    (ended,) = [e for e in fake.events if e.action == "A" and e.state is pk.Status.SUCCEEDED]
+    caches = result.actions["B.A"].caches
+    assert [c["outcome"] for c in caches] == ["hit"]
+    assert list(caches) == ended.detail["caches"]
+    assert replay(fake.events).actions["B.A"].caches == ended.detail["caches"]
+    assert result.actions["Source.Get"].caches == ()
+
+
+def test_a_failed_action_s_caches_outcomes_are_in_its_result():
+    fake = FakeExecutor(
+        {
+            "Source.Get": succeed(outputs={"src": {"req.txt": b"a"}}),
+            "B.A": fail("broken"),
+        }
+    )
+    result = fake.run(cache_pipeline())
+    assert [c["outcome"] for c in result.actions["B.A"].caches] == ["miss"]
+    assert [c["outcome"] for c in replay(fake.events).actions["B.A"].caches] == ["miss"]
