@@ -7,7 +7,15 @@ succeeded before as not started; times counted the waits between attempts; a wai
 
 from __future__ import annotations
 
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -147,3 +155,121 @@ def test_the_plain_view_prints_an_approval_s_custom_data_and_link():
         )
     )
     assert "  custom data: Release 2.1\n  link: https://example.test/21\n" in out.getvalue()
+
+
+# -- through the command line: a stage retried, a run from a stage reusing an execution ----------
+
+CLI_PIPELINE = """
+import pipelinekit as pk
+
+pipeline = pk.Pipeline("demo", [
+    pk.Stage("Build", [pk.Action("Compile", pk.shell("echo compiled"))]),
+    pk.Stage("Test", [
+        pk.Action("Unit", pk.shell("test -f {flag}")),
+        pk.Action("Lint", pk.shell("true")),
+    ]),
+])
+"""
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
+
+
+def in_a_terminal(*args: str, cwd: Path) -> tuple[int, str]:
+    """Run the pipelinekit program with its output on a terminal (a pty); its status and text.
+
+    The text is what the terminal was sent, its control sequences left out: every frame the
+    live view drew, one after the other.
+    """
+    master, slave = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "160", "LINES": "60"}
+    env.pop("NO_COLOR", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelinekit", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
+        env=env,
+    )
+    os.close(slave)
+    chunks = []
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1)
+            if not ready:
+                continue
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the program ended: its side of the terminal is closed
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+        status = process.wait(timeout=30)
+    return status, ANSI.sub("", b"".join(chunks).decode("utf-8", "replace"))
+
+
+@pytest.fixture
+def failed_run(tmp_path, cli):
+    """A demo pipeline file whose Test.Unit failed (Build.Compile and Test.Lint succeeded)."""
+    flag = tmp_path / "fixed"
+    path = tmp_path / "pipeline.py"
+    path.write_text(CLI_PIPELINE.format(flag=flag))
+    status, out, _ = cli("run", str(path), "--store", str(tmp_path / "wd"), "--plain")
+    assert status == 1
+    execution_id = out.splitlines()[1].split()[-1]
+    flag.touch()
+    return path, execution_id
+
+
+def test_a_plain_retry_tells_what_succeeded_before_and_the_time_of_all_runs(
+    tmp_path, cli, failed_run
+):
+    _, execution_id = failed_run
+    status, out, _ = cli(
+        "retry", execution_id[:8], "Test", "--store", str(tmp_path / "wd"), "--plain"
+    )
+    assert status == 0, out
+    assert f"earlier in execution {execution_id[:8]}: Build.Compile Succeeded, " in out
+    assert "Test.Lint Succeeded" in out
+    last = out.splitlines()[-1]
+    assert last.startswith("pipeline 'demo' Succeeded in ")
+    assert "in 2 runs" in last  # the summary says how long all of it ran, as history does
+
+
+def test_the_live_tree_of_a_retry_shows_earlier_successes_as_succeeded(tmp_path, failed_run):
+    _, execution_id = failed_run
+    status, text = in_a_terminal("retry", execution_id, "Test", "--store", "wd", cwd=tmp_path)
+    assert status == 0, text
+    assert re.search(r"✔\s+Compile", text), text
+    assert re.search(r"✔\s+Lint", text), text
+    # In no frame is an action that succeeded before drawn as never started.
+    assert not re.search(r"·\s+(Compile|Lint)", text), text
+    assert "in 2 runs" in text
+
+
+def test_reused_actions_show_where_they_come_from_plain_and_live(tmp_path, cli, failed_run):
+    path, execution_id = failed_run
+    short = execution_id[:8]
+    status, out, _ = cli(
+        "run", str(path), "--from", "Test", "--reuse", execution_id, "--store",
+        str(tmp_path / "wd"), "--plain",
+    )  # fmt: skip
+    assert status == 0, out
+    assert f"action Build.Compile Succeeded (reused from {short})" in out
+    assert f"from stage Test, reusing execution {short}" in out
+    status, text = in_a_terminal(
+        "run", str(path), "--from", "Test", "--reuse", execution_id, "--store", "wd",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert status == 0, text
+    # Once the run started (its first frame is drawn before), the tree says whence it came.
+    drawn = re.findall(r"^(.)\s+Compile(.*)$", text, re.MULTILINE)
+    assert drawn[-1][0] == "✔", text
+    assert drawn[-1][1].strip() == f"reused from {short}"
+    # The summary table says so too, instead of an empty or 0.0s duration.
+    (row,) = [line for line in text.splitlines() if "│ Compile" in line and "Succeeded" in line]
+    assert f"reused from {short}" in row

@@ -396,6 +396,9 @@ def resume_execution(
     async def body(interruption: Interruption) -> RunResult | None:
         # The executions' folders sit beside the store, as the engine that ran them left them.
         engine = Engine(store=store, workdir=location.home)
+        # What it did before, read while nobody runs it: the view starts from there (earlier
+        # successes show as succeeded, the summary counts all its runs).
+        earlier = await store.events(execution_id)
         async with engine:
             if retry is None:
                 execution = await engine.resume(
@@ -412,6 +415,7 @@ def resume_execution(
                 )
             interruption.tag = f"{execution.id}/{engine.owner}"
             view = make_view(execution.pipeline, out, plain=plain, option=store_option(location))
+            view.catch_up(earlier)
             holder.append((view, execution))
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(view.follow, execution)

@@ -18,6 +18,7 @@ from pipelinekit._model._declarations import Status
 from pipelinekit._model._events import Event
 from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._runtime._engine import Execution
+from pipelinekit._runtime._replay import replay
 from pipelinekit._runtime._results import ActionResult, RunResult
 from pipelinekit.providers._failure import CommandFailure
 from pipelinekit.providers._junit import TestReport
@@ -132,11 +133,64 @@ def _summaries(result: RunResult) -> list[tuple[str, str]]:
     ]
 
 
-def _summary_line(result: RunResult) -> str:
-    return (
-        f"pipeline {result.pipeline!r} {result.status} in {render_duration(result.duration)} "
-        f"(execution {result.execution_id})"
-    )
+#: How many characters of an execution id the views show (any unique prefix names it).
+SHORT_ID = 8
+
+
+def short_id(execution_id: str) -> str:
+    """The first characters of an execution id, as the views show it."""
+    return execution_id[:SHORT_ID]
+
+
+def _summary_line(
+    result: RunResult, earlier: Sequence[Event] = (), now: Sequence[Event] = ()
+) -> str:
+    """The last line: how it ended and how long this run took.
+
+    An execution taken up again (a retry, a resume) ran before: ``earlier`` holds its events
+    from then, ``now`` this run's, and the line adds how long all its runs took together (the
+    idle time between them left out, as ``history`` counts it).
+    """
+    line = f"pipeline {result.pipeline!r} {result.status} in {render_duration(result.duration)}"
+    if earlier:
+        last = earlier[-1].sequence
+        state = replay([*earlier, *(event for event in now if event.sequence > last)])
+        if len(state.runs) > 1:
+            line += (
+                f" this run, {render_duration(state.active_seconds())} in {len(state.runs)} runs"
+            )
+    return f"{line} (execution {result.execution_id})"
+
+
+def reused_note(event: Event) -> str | None:
+    """For an action or stage taken from another execution (``run --from --reuse``): whence."""
+    reused = event.detail.get("reused_from")
+    if event.type == "pipeline" or not isinstance(reused, str):
+        return None
+    return f"reused from {short_id(reused)}"
+
+
+def _start_note(event: Event) -> str | None:
+    """For a run from a stage reusing an execution: which stage and which execution."""
+    reused, stage = event.detail.get("reused_from"), event.detail.get("from_stage")
+    if event.type != "pipeline" or not isinstance(reused, str) or not isinstance(stage, str):
+        return None
+    return f"from stage {stage}, reusing execution {short_id(reused)}"
+
+
+def earlier_line(events: Sequence[Event]) -> str | None:
+    """What the actions of an execution taken up again did before (``None`` if nothing ran)."""
+    if not events:
+        return None
+    state = replay(events)
+    done = [
+        f"{node} {action.status}"
+        for node, action in state.actions.items()
+        if action.status is not Status.NOT_STARTED
+    ]
+    if not done:
+        return None
+    return f"earlier in execution {short_id(state.execution_id)}: {', '.join(done)}"
 
 
 def approval_hint(event: Event, store: str = "") -> str | None:
@@ -158,11 +212,14 @@ class PlainView:
         self.out = out
         self.store = store
         self.printed = 0
+        #: The events of an execution taken up again recorded before this view followed.
+        self.earlier: list[Event] = []
 
     async def follow(self, execution: Execution) -> None:
-        """Print each event as it comes."""
+        """Print each event as it comes (not those ``catch_up`` had)."""
         async for event in execution.events():
-            self._print(event)
+            if event.sequence > self.printed:
+                self._print(event)
 
     def _print(self, event: Event) -> None:
         self.out.write(self.line(event) + "\n")
@@ -180,14 +237,25 @@ class PlainView:
         self.printed = event.sequence
 
     def catch_up(self, events: Sequence[Event]) -> None:
-        """Take note of events recorded before this view followed; they are not printed again."""
-        if events:
-            self.printed = max(self.printed, events[-1].sequence)
+        """Take note of events recorded before this view followed (a retry, a resume).
+
+        They are not printed again: one line says what each action did before.
+        """
+        if not events:
+            return
+        self.earlier = list(events)
+        self.printed = max(self.printed, events[-1].sequence)
+        line = earlier_line(events)
+        if line is not None:
+            self.out.write(line + "\n")
+            self.out.flush()
 
     @staticmethod
     def line(event: Event) -> str:
         """``12:00:01 action Build.Compile InProgress (attempt 1)``."""
-        return f"{event.time.strftime('%H:%M:%S')} {event}"
+        note = reused_note(event) or _start_note(event)
+        extra = f" ({note})" if note else ""
+        return f"{event.time.strftime('%H:%M:%S')} {event}{extra}"
 
     def finish(
         self, result: RunResult | None, *, interrupted: str | None, events: Sequence[Event] = ()
@@ -207,7 +275,7 @@ class PlainView:
             self.out.write(f"--- summary of {name} ---\n{summary}\n")
         if interrupted:
             self.out.write(f"{interrupted}: running actions were stopped\n")
-        self.out.write(_summary_line(result) + "\n")
+        self.out.write(_summary_line(result, self.earlier, events) + "\n")
         self.out.flush()
 
 
@@ -246,8 +314,13 @@ class LiveView:
         self.approvals: dict[str, list[str]] = {}
         #: What an ended action told: its failing command, its tests.
         self.notes: dict[str, str] = {}
+        #: Where actions taken from another execution come from (``reused from 1a2b3c4d``).
+        self.reused: dict[str, str] = {}
         self.spinner = Spinner("dots", style="yellow")
         self.title = f"pipeline {pipeline.name}"
+        #: The last event applied, and the events recorded before this view followed.
+        self.seen = 0
+        self.earlier: list[Event] = []
 
     def catch_up(self, events: Sequence[Event]) -> None:
         """Apply what was recorded before this view followed (a retried or resumed execution).
@@ -255,12 +328,22 @@ class LiveView:
         Actions that succeeded in an earlier attempt of the execution then show as succeeded,
         with the time they took, instead of as never started.
         """
+        self.earlier = list(events)
         for event in events:
             self._apply(event)
 
     def _apply(self, event: Event) -> None:
+        if event.sequence and event.sequence <= self.seen:
+            return  # had already (caught up, then followed)
+        self.seen = max(self.seen, event.sequence)
         if event.type == "pipeline" and event.state is Status.IN_PROGRESS:
+            started = _start_note(event)
             self.title = f"pipeline {self.pipeline.name} (execution {event.execution_id})"
+            if started is not None:
+                self.title += f" [dim]{started}[/]"
+        reused = reused_note(event)
+        if reused is not None and event.node is not None:
+            self.reused[event.node] = reused
         key = event.node or event.stage or "pipeline"
         if event.type == "pipeline":
             key = "pipeline"
@@ -365,6 +448,8 @@ class LiveView:
                 label = f"    {action.name}"
                 if self.attempts.get(node, 1) > 1:
                     label += f" [dim](attempt {self.attempts[node]})[/]"
+                if node in self.reused:
+                    label += f" [dim]{self.reused[node]}[/]"
                 if self.notes.get(node):
                     label += f" {self.notes[node]}"
                 if node in self.hints:
@@ -386,7 +471,8 @@ class LiveView:
         self, result: RunResult | None, *, interrupted: str | None, events: Sequence[Event] = ()
     ) -> None:
         """Print the failing commands and their output, tests, summaries and a summary table."""
-        del events  # the summary table shows the final state
+        for event in events:  # a cancelled run's last, which the tree may not have had
+            self._apply(event)
         from rich.markdown import Markdown  # noqa: PLC0415
         from rich.rule import Rule  # noqa: PLC0415
         from rich.table import Table  # noqa: PLC0415
@@ -409,12 +495,13 @@ class LiveView:
             table.add_column(column)
         for action in result.actions.values():
             symbol, style = SYMBOLS.get(action.status, ("?", "white"))
+            reused = self.reused.get(action.name) if not action.attempts else None
             cells = [
                 action.stage,
                 action.action,
                 f"[{style}]{symbol} {action.status}[/]",
-                str(len(action.attempts)),
-                render_duration(action.duration),
+                "-" if reused else str(len(action.attempts)),
+                f"[dim]{reused}[/]" if reused else render_duration(action.duration),
             ]
             if with_tests:
                 cells.append(_counts(action.reports))
@@ -423,4 +510,5 @@ class LiveView:
         if interrupted:
             self.console.print(f"[magenta]{interrupted}: running actions were stopped[/]")
         symbol, style = SYMBOLS.get(result.status, ("?", "white"))
-        self.console.print(f"[{style}]{symbol}[/] {_summary_line(result)}", highlight=False)
+        line = _summary_line(result, self.earlier, events)
+        self.console.print(f"[{style}]{symbol}[/] {line}", highlight=False)
