@@ -204,3 +204,33 @@ def test_cache_true_outputs_are_stored_once_however_many_runs(tmp_path):
     assert total < 1_500_000  # 5 runs, one megabyte kept once
     contents = {(r.actions["Build.Make"].outputs["out"] / "big").read_bytes() for r in results}
     assert len(contents) == 1
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+async def test_gc_sweeps_read_only_trees_and_never_follows_links(tmp_path, dry_run):
+    """Folders are swept on descriptors in batches: read-only (sealed) folders go, a link to a
+    folder outside is removed without touching what it points at, a hard-linked file (kept by
+    the cache) frees nothing, and a dry run counts the same bytes and removes nothing."""
+    store = pk.MemoryStore()
+    await fill(store, tmp_path, 2)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep")
+    sealed = tmp_path / "executions" / "p-0000" / "artifacts" / "S.A" / "deep"
+    sealed.mkdir(parents=True)
+    (sealed / "out.bin").write_bytes(b"y" * 1000)
+    (sealed.parent / "linked").hardlink_to(outside / "keep.txt")
+    (sealed.parent / "escape").symlink_to(outside)
+    for folder in (sealed, sealed.parent, sealed.parent.parent):
+        folder.chmod(0o555)
+    (tmp_path / "executions" / "p-0001" / "stray").symlink_to(outside)
+    report = await collect(
+        store, tmp_path, keep=0, older_than=timedelta(0), dry_run=dry_run, now=NOW
+    )
+    assert report.folders == 2
+    assert report.bytes == 2 * 100 + 1000
+    assert (outside / "keep.txt").read_text() == "keep"
+    left = sorted(path.name for path in (tmp_path / "executions").iterdir())
+    assert left == ([] if not dry_run else ["p-0000", "p-0001"])
+    if dry_run:
+        assert (sealed / "out.bin").stat().st_size == 1000
