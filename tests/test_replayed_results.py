@@ -143,3 +143,38 @@ def test_a_failed_action_s_caches_outcomes_are_in_its_result():
     result = fake.run(cache_pipeline())
     assert [c["outcome"] for c in result.actions["B.A"].caches] == ["miss"]
     assert [c["outcome"] for c in replay(fake.events).actions["B.A"].caches] == ["miss"]
+
+
+CACHED = """
+import pipelinekit as pk
+
+pipeline = pk.Pipeline("tools", [
+    pk.Stage("Build", [
+        pk.Action("Venv", pk.shell("test -d .venv || { mkdir .venv && echo x > .venv/tool; }"), caches=[
+            pk.Cache(key="tools-#{variables.v}", paths=[".venv"], restore_keys=["tools-"]),
+        ]),
+        pk.Action("Plain", pk.shell("true")),
+    ]),
+], variables=[pk.Variable("v", default="1")])
+"""
+
+
+def test_status_shows_each_action_s_cache_outcomes_on_one_line(tmp_path, cli):
+    path = tmp_path / "pipeline.py"
+    path.write_text(CACHED)
+    store = str(tmp_path / "wd")
+    outcomes = []
+    for version in ("1", "1", "2"):
+        status, _, err = cli("run", str(path), "--store", store, "--var", f"v={version}", "--plain")
+        assert status == 0, err
+        status, out, err = cli("status", "latest", "--store", store)
+        assert status == 0, err
+        lines = out.splitlines()
+        (venv,) = [i for i, line in enumerate(lines) if line.strip().startswith("✔ Venv")]
+        outcomes.append(lines[venv + 1].strip())
+        assert not any(line.strip().startswith("cache") for line in lines[venv + 2 :])  # Plain
+    assert outcomes == [
+        "cache: miss tools-1",
+        "cache: hit tools-1",
+        "cache: partial tools-2 (restored tools-1)",
+    ]

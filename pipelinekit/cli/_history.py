@@ -288,6 +288,8 @@ def status(
             out.write(line + "\n")
             if recorded is not None and action_status == Status.WAITING_FOR_APPROVAL:
                 out.writelines(f"          {text}\n" for text in _waiting(recorded, now))
+            if recorded is not None and recorded.caches:
+                out.write(f"          {_caches_line(recorded.caches)}\n")
 
 
 def _runs_line(state: ExecutionState, now: datetime) -> str:
@@ -306,6 +308,18 @@ def _runs_line(state: ExecutionState, now: datetime) -> str:
     return f"ran {total} in {len(state.runs)} runs, idle time between them left out: " + ", ".join(
         parts
     )
+
+
+def _caches_line(caches: Sequence[Mapping[str, Any]]) -> str:
+    """What an action's keyed caches did: ``cache: partial tools-2 (restored tools-1)``."""
+    told = []
+    for cache in caches:
+        text = f"{cache.get('outcome', '?')} {cache.get('key', '?')}"
+        restored = cache.get("restored_key")
+        if restored and restored != cache.get("key"):
+            text += f" (restored {restored})"
+        told.append(text)
+    return "cache: " + "; ".join(told)
 
 
 def _action_notes(action: ActionState, state: ExecutionState, now: datetime) -> str:
