@@ -8,6 +8,8 @@ attempt's end was the next attempt's start, so the backoff counted as the failed
 
 from __future__ import annotations
 
+import inspect
+import json
 from datetime import timedelta
 
 import pytest
@@ -83,6 +85,10 @@ async def test_the_fold_of_the_events_has_the_attempts_the_live_run_had(tmp_path
     assert folded[0].failure is not None
 
 
+#: The source of ``unit_pipeline`` (and its report), for a pipeline file run by the command line.
+UNIT_PIPELINE_SOURCE = f"JUNIT = {JUNIT!r}\n" + inspect.getsource(unit_pipeline)
+
+
 def test_a_retry_s_backoff_is_no_attempt_s_time_in_the_fold():
     pipeline = pk.Pipeline(
         "p",
@@ -150,7 +156,8 @@ import pipelinekit as pk
 
 pipeline = pk.Pipeline("tools", [
     pk.Stage("Build", [
-        pk.Action("Venv", pk.shell("test -d .venv || { mkdir .venv && echo x > .venv/tool; }"), caches=[
+        pk.Action("Venv", pk.shell("test -d .venv || { mkdir .venv; echo x > .venv/tool; }"),
+                  caches=[
             pk.Cache(key="tools-#{variables.v}", paths=[".venv"], restore_keys=["tools-"]),
         ]),
         pk.Action("Plain", pk.shell("true")),
@@ -178,3 +185,38 @@ def test_status_shows_each_action_s_cache_outcomes_on_one_line(tmp_path, cli):
         "cache: hit tools-1",
         "cache: partial tools-2 (restored tools-1)",
     ]
+    status, out, _ = cli("status", "latest", "--store", store, "--json")
+    (venv,) = [
+        action["latestExecution"]
+        for stage in json.loads(out)["stageStates"]
+        for action in stage["actionStates"]
+        if action["actionName"] == "Venv"
+    ]
+    (cache,) = venv["caches"]
+    assert (cache["outcome"], cache["key"], cache["restored_key"]) == (
+        "partial",
+        "tools-2",
+        "tools-1",
+    )
+
+
+def test_status_json_tells_the_failing_command_and_the_reports(tmp_path, cli):
+    pipeline = tmp_path / "pipeline.py"
+    pipeline.write_text(
+        "import pipelinekit as pk\n"
+        f"{UNIT_PIPELINE_SOURCE}\n"
+        f"pipeline = unit_pipeline({str(tmp_path / 'never')!r})\n"
+    )
+    store = str(tmp_path / "wd")
+    status, _, _ = cli("run", str(pipeline), "--store", store, "--plain")
+    assert status == 1
+    status, out, _ = cli("status", "latest", "--store", store, "--json")
+    (unit,) = [
+        action["latestExecution"]
+        for stage in json.loads(out)["stageStates"]
+        for action in stage["actionStates"]
+        if action["actionName"] == "Unit"
+    ]
+    assert unit["failure"]["exit_status"] == 3
+    assert unit["failure"]["index"] == 2
+    assert unit["reports"][0]["failed"] == ["t.bad"]

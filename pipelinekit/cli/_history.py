@@ -150,6 +150,13 @@ def execution_state(events: Sequence[Event]) -> dict[str, Any]:
             latest["outputVariables"] = action.variables
         if action.approval is not None:
             latest["approval"] = {"status": str(action.approval.status), **action.approval.detail}
+        if action.caches:
+            latest["caches"] = [dict(cache) for cache in action.caches]
+        last = action.attempts[-1] if action.attempts else None
+        if last is not None and last.failure is not None:
+            latest["failure"] = last.failure.to_detail()
+        if last is not None and last.reports:
+            latest["reports"] = [report.to_detail() for report in last.reports]
         return {"actionName": action.name, "latestExecution": latest}
 
     return {
