@@ -315,3 +315,16 @@ def test_resume_after_a_stop_between_stages_names_run_from_reuse(tmp_path, cli):
         f"pipelinekit run {tmp_path / 'stoppable.py'}:pipeline --from Deploy "
         f"--reuse {execution_id} --store {store}"
     ) in line
+
+
+def test_the_command_line_resume_shows_what_ran_before_the_crash(tmp_path, cli):
+    execution_id = start_and_kill(tmp_path)
+    (tmp_path / "release").touch()
+    status, out, _ = cli("resume", execution_id, "--store", str(tmp_path / "wd"), "--plain")
+    assert status == 1, out  # Branch.Once was interrupted
+    first = out.splitlines()[0]
+    assert first.startswith(f"earlier in execution {execution_id[:8]}: One.A Succeeded, ")
+    assert "Two.Idem InProgress" in first
+    # What succeeded before the crash is not printed again as if it ran now.
+    assert "action One.A" not in out
+    assert "in 2 runs" in out.splitlines()[-1]
