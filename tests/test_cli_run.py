@@ -60,9 +60,7 @@ def test_a_successful_run_prints_one_line_per_event_and_exits_0(tmp_path, cli):
 
 def test_a_failed_run_shows_the_failing_log_lines_and_exits_1(tmp_path, cli):
     path = write(tmp_path)
-    status, out, _ = cli(
-        "run", str(path), "--var", "outcome=fail", "--store", str(tmp_path / "wd")
-    )
+    status, out, _ = cli("run", str(path), "--var", "outcome=fail", "--store", str(tmp_path / "wd"))
     assert status == 1
     assert "Test.Unit failed: command exited with status 1" in out
     assert "  | fail" in out

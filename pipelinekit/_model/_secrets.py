@@ -92,6 +92,9 @@ TEXT_DETAIL = frozenset(
         # why a command failed (its text and last lines of output) and what its test reports say
         "failure",
         "reports",
+        "previous_failure",
+        "previous_reports",
+        "previous_summary",
     }
 )
 
