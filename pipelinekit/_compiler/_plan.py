@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from pipelinekit._compiler._fingerprints import stage_fingerprints
 from pipelinekit._model._declarations import Action
 from pipelinekit._model._secrets import MASK
 from pipelinekit._model._stage_graph import StageGraph
@@ -159,6 +160,11 @@ class Plan:
                     f"ns={action.namespace}{writable}\n".encode()
                 )
         return digest.hexdigest()
+
+    @functools.cached_property
+    def stage_fingerprints(self) -> Mapping[str, str]:
+        """A hash of each stage's definition (see ``_fingerprints``), computed once per plan."""
+        return stage_fingerprints(self.pipeline, self.stage_needs)
 
     def dependencies(self, node: str) -> list[str]:
         """The action ids that must succeed before ``node`` may start (through gates)."""

@@ -17,8 +17,6 @@ the fingerprint of a Python function is its qualified name, not its code.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -30,7 +28,6 @@ from pipelinekit._model._events import Event
 from pipelinekit._model._names import did_you_mean
 from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._model._variables import iter_strings, well_formed_references
-from pipelinekit._runtime._cache import canonical
 from pipelinekit._runtime._replay import ActionState, replay
 from pipelinekit._runtime._run_variables import resolve_run_variables, variables_again
 from pipelinekit.exceptions import ExecutionError
@@ -58,27 +55,10 @@ class Reuse:
 def stage_fingerprints(plan: Plan) -> dict[str, str]:
     """A hash of each stage's definition: its needs, actions, wiring and providers.
 
-    Providers are hashed by their declared fields (a function by its qualified name).
+    Providers are hashed by their declared fields (a function by its qualified name). Computed
+    once per plan (``Plan.stage_fingerprints``); the copy is the caller's.
     """
-    found: dict[str, str] = {}
-    for stage in plan.pipeline.stages:
-        digest = hashlib.sha256()
-        needs = ",".join(sorted(plan.stage_needs[stage.name]))
-        digest.update(f"stage {stage.name} needs {needs}\n".encode())
-        for action in stage.actions:
-            document = [
-                action.name,
-                str(action.action_type),
-                action.run_order,
-                list(action.inputs),
-                list(action.outputs),
-                action.namespace,
-                canonical(dict(action.configuration)),
-                canonical(action.provider),
-            ]
-            digest.update(json.dumps(document, sort_keys=True, default=str).encode() + b"\n")
-        found[stage.name] = digest.hexdigest()[:32]
-    return found
+    return dict(plan.stage_fingerprints)
 
 
 def _ancestors(plan: Plan, stage: str) -> list[str]:
