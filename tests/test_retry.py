@@ -314,7 +314,7 @@ async def test_status_shows_a_waiting_approval_its_data_link_and_wait(tmp_path, 
                     pk.Action(
                         "Prod",
                         pk.ManualApproval(
-                            custom_data="check the changelog",
+                            custom_data="check the changelog\nand the migration notes",
                             external_entity_link="https://example.invalid/pr/1",
                         ),
                     )
@@ -333,6 +333,7 @@ async def test_status_shows_a_waiting_approval_its_data_link_and_wait(tmp_path, 
         await engine.reject(execution.id, "Approve.Prod", by="bob")
         await execution.wait()
     assert status == 0, err
-    assert "          review: check the changelog\n" in out
+    # A second line of custom data stands under the first, not at the left margin.
+    assert "          review: check the changelog\n                  and the migration notes\n" in out
     assert "          link: https://example.invalid/pr/1\n" in out
     assert "          waiting for 0." in out

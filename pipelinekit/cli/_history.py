@@ -357,7 +357,9 @@ def _waiting(action: ActionState, now: datetime) -> list[str]:
         return []
     lines = []
     if request.detail.get("custom_data"):
-        lines.append(f"review: {request.detail['custom_data']}")
+        first, *more = str(request.detail["custom_data"]).splitlines() or [""]
+        lines.append(f"review: {first}")
+        lines.extend(f"        {line}" for line in more)  # under the first line, not the margin
     if request.detail.get("external_entity_link"):
         lines.append(f"link: {request.detail['external_entity_link']}")
     waited = render_duration(max(0.0, (now - request.time).total_seconds()))
