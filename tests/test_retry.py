@@ -334,6 +334,7 @@ async def test_status_shows_a_waiting_approval_its_data_link_and_wait(tmp_path, 
         await execution.wait()
     assert status == 0, err
     # A second line of custom data stands under the first, not at the left margin.
-    assert "          review: check the changelog\n                  and the migration notes\n" in out
+    review = "          review: check the changelog\n                  and the migration notes\n"
+    assert review in out
     assert "          link: https://example.invalid/pr/1\n" in out
     assert "          waiting for 0." in out
