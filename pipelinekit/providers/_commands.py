@@ -303,10 +303,11 @@ class Commands:
     def _check_options(self) -> Generator[tuple[str, str], None, bool]:
         """Problems of the output variables, reports and idempotent; whether the names are valid."""
         names_valid = yield from _check_names("output_variables", self.output_variables)
-        names_valid = (
-            yield from _check_names("optional_output_variables", self.optional_output_variables)
-        ) and names_valid
-        if names_valid:
+        if self.optional_output_variables != ():  # most declare none: nothing to check
+            names_valid = (
+                yield from _check_names("optional_output_variables", self.optional_output_variables)
+            ) and names_valid
+        if names_valid and self.optional_output_variables:
             both = sorted(set(self.output_variables) & set(self.optional_output_variables))
             if both:
                 message = (
@@ -328,8 +329,9 @@ class Commands:
         """References the shell cannot get as data, and the sizes the system allows."""
         commands = self.commands
         oversized = False
-        for index, command in enumerate(commands):
-            if (size := _bytes(command)) > MAX_VALUE_BYTES:
+        sizes = [_bytes(command) for command in commands]
+        for index, size in enumerate(sizes):
+            if size > MAX_VALUE_BYTES:
                 oversized = True
                 message = (
                     f"is {size:,} bytes; the limit is {MAX_VALUE_BYTES:,} bytes "
@@ -343,7 +345,16 @@ class Commands:
             for index, message in safe.problems:
                 yield f"commands[{index}]", message
             commands = safe.commands
-        script = _bytes(_instrumented(commands, self._exported())[0])
+            sizes = [_bytes(command) for command in commands]
+        exported = self._exported()
+        # Building the script costs more than all the other checks of a plain declaration:
+        # a bound on its size settles the common case; the script is built only near a limit.
+        bound = _script_bound(sizes, exported)
+        if bound < MAX_ARGUMENT_BYTES and not (
+            check_space and self._space_needed(bound) > _ARGUMENT_SPACE
+        ):
+            return
+        script = _bytes(_instrumented(commands, exported)[0])
         if script >= MAX_ARGUMENT_BYTES:  # the terminating NUL counts too
             message = (
                 f"the script is {script:,} bytes; one argument of a command may be at most "
@@ -352,16 +363,19 @@ class Commands:
                 "run that"
             )
             yield "commands", message
-        elif check_space:
-            entries = [*self.shell, "x" * script]
-            entries.extend(f"{key}={value}" for key, value in self.env.items())
-            if (size := _entries_size(entries)) > _ARGUMENT_SPACE:
-                message = (
-                    f"the commands and env take {size:,} bytes; a command's arguments and "
-                    f"environment may take {_ARGUMENT_SPACE:,} bytes together on this system "
-                    "(SC_ARG_MAX): pass large values in files or artifacts"
-                )
-                yield "env", message
+        elif check_space and (size := self._space_needed(script)) > _ARGUMENT_SPACE:
+            message = (
+                f"the commands and env take {size:,} bytes; a command's arguments and "
+                f"environment may take {_ARGUMENT_SPACE:,} bytes together on this system "
+                "(SC_ARG_MAX): pass large values in files or artifacts"
+            )
+            yield "env", message
+
+    def _space_needed(self, script: int) -> int:
+        """What the arguments and environment take with a script of ``script`` bytes."""
+        entries = [*self.shell, "x" * script]
+        entries.extend(f"{key}={value}" for key, value in self.env.items())
+        return _entries_size(entries)
 
     def _plainly_valid(self) -> bool:
         # The common shape, checked quickly; anything else gets the full, explaining checks.
@@ -465,6 +479,47 @@ _CASE = re.compile(r"(?<![\w$-])case(?![\w-])")
 _ESAC = re.compile(r"(?<![\w$-])esac(?![\w-])")
 
 
+def _note(group: int) -> str:
+    """The line that notes group ``group`` before its commands."""
+    return f"{{ __pk_at {group} && :; }} 2>/dev/null"
+
+
+#: After the last command's note: its status is the script's.
+_LAST = "; __pk_end=$?"
+_EXIT = 'exit "$__pk_end"'
+
+
+def _export(name: str) -> str:
+    """The line that hands output variable ``name`` over, when the commands set it."""
+    # Names are checked to be environment variable names, so they are safe here.
+    return (
+        f'if [ "${{{name}+set}}" = set ]; then '
+        f'printf "%s\\0" "{name}=${{{name}}}" >> "$PK_VARIABLES_FILE"; fi'
+    )
+
+
+_PRELUDE_BYTES = sum(len(line) + 1 for line in _PRELUDE)
+
+
+def _script_bound(sizes: Sequence[int], output_variables: Iterable[str]) -> int:
+    """At least the UTF-8 size of the script of commands of ``sizes`` bytes (never less).
+
+    As if a note came before every command, each as long as the last one's: the script
+    notes at most one group per command, numbered from 0.
+    """
+    note = len(_note(len(sizes))) + 1
+    return (
+        _PRELUDE_BYTES
+        + sum(sizes)
+        + len(sizes) * (1 + note)
+        + note
+        + len(_LAST)
+        + sum(len(_export(name)) + 1 for name in output_variables)
+        + len(_EXIT)
+        + 1
+    )
+
+
 def _instrumented(
     commands: Sequence[str], output_variables: Iterable[str]
 ) -> tuple[str, list[tuple[int, int]]]:
@@ -489,7 +544,7 @@ def _instrumented(
         if joined:
             groups[-1] = (groups[-1][0], index)
         else:
-            lines.append(f"{{ __pk_at {len(groups)} && :; }} 2>/dev/null")
+            lines.append(_note(len(groups)))
             groups.append((index, index))
         lines.append(command)
         cases += len(_CASE.findall(command)) - len(_ESAC.findall(command))
@@ -499,14 +554,9 @@ def _instrumented(
             # Its body comes in the next commands; one it cannot name ends the notes.
             open_delimiter = found[-1][1] if found else "\0"
     # After the last command: its status is the script's, whatever the exports below return.
-    lines.append(f"{{ __pk_at {len(groups)} && :; }} 2>/dev/null; __pk_end=$?")
-    # Names are checked to be environment variable names, so they are safe here.
-    lines.extend(
-        f'if [ "${{{name}+set}}" = set ]; then '
-        f'printf "%s\\0" "{name}=${{{name}}}" >> "$PK_VARIABLES_FILE"; fi'
-        for name in output_variables
-    )
-    lines.append('exit "$__pk_end"')
+    lines.append(_note(len(groups)) + _LAST)
+    lines.extend(_export(name) for name in output_variables)
+    lines.append(_EXIT)
     # A status noted after the last command (a failure under `set +e`) is the last group's.
     groups.append(groups[-1] if groups else (0, 0))
     return "\n".join(lines) + "\n", groups
