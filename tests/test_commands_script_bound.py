@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -60,3 +61,14 @@ def test_a_declaration_far_from_the_limits_never_builds_the_script(monkeypatch):
     with contextlib.suppress(pk.PipelineDefinitionError):
         pk.Action("A", pk.shell("x" * 60_000, "y" * 71_000))
     assert built
+
+
+@pytest.mark.anyio
+async def test_a_note_written_over_a_longer_one_still_names_the_failing_command(tmp_path):
+    """Notes are written over the one before without truncating the file (a truncation costs
+    an ext4 flush per note): what is left after the first line is not read."""
+    commands = ['printf "123\\n" >"$PK_COMMAND_FILE"', "exit 4"]
+    action = pk.Action("A", pk.shell(*commands))
+    result = await pk.arun(pk.Pipeline("p", [pk.Stage("S", [action])]), workdir=tmp_path / "wd")
+    failure = result.actions["S.A"].failure
+    assert (failure.index, failure.exit_status, failure.command) == (1, 4, "exit 4")
