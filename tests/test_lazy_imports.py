@@ -37,3 +37,14 @@ def test_running_a_shell_action_loads_none_of_them(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_command_line_loads_the_cache_folder_only_for_cache_and_gc(tmp_path):
+    code = (
+        "import sys, pipelinekit.cli\n"
+        "assert 'pipelinekit._runtime._blobs' not in sys.modules, 'imported'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr

@@ -25,15 +25,17 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 import attrs
 
 from pipelinekit._model._declarations import TERMINAL
-from pipelinekit._runtime._blobs import CacheFolder
 from pipelinekit.exceptions import PipelineKitError
 from pipelinekit.stores import SQLiteStore, Store
+
+if TYPE_CHECKING:
+    from pipelinekit._runtime._blobs import CacheFolder
 
 __all__ = [
     "DEFAULT_KEEP",
@@ -320,6 +322,9 @@ def _when(value: datetime | None) -> str:
 
 
 async def _main(args: argparse.Namespace, home: Path, store: Store, out: TextIO) -> int:
+    # Loaded by cache and gc only: the other commands import this module to list them.
+    from pipelinekit._runtime._blobs import CacheFolder  # noqa: PLC0415
+
     folder = CacheFolder(home / "cache")
     if args.command == "gc":
         if args.keep < 0:
