@@ -32,7 +32,7 @@ def _field_names(cls: type) -> tuple[str, ...] | None:
     return tuple(field.name for field in attrs.fields(cls)) if attrs.has(cls) else None
 
 
-def canonical(value: Any) -> Any:  # noqa: ANN401 - any declaration
+def canonical(value: Any) -> Any:  # noqa: ANN401, PLR0911 - any declaration; one return per kind
     """A JSON-ready rendering of a declaration (attrs objects become dicts with their type).
 
     The same rendering as the cache's (``pipelinekit._runtime._cache.canonical``), which the
