@@ -41,7 +41,7 @@ STRUCTURAL_DETAIL = frozenset(
         "trigger",
         "triggered_by",
         "secrets_given",
-        "masked_variables",
+        "masked_variables",  # also on an action's success: which output variables held one
         "source",
         "execution_mode",
         "definition_hash",

@@ -377,6 +377,14 @@ class Attempts:
             **self._resolved(record, ctx),
             **_told_detail(record.attempts[-1]),
         }
+        masked_outputs = [
+            name for name, value in ctx.output_variables.items() if record.variables[name] != value
+        ]
+        record.masked_variables = frozenset(masked_outputs)
+        if masked_outputs:
+            # The record keeps "****" for them: a reuse, resume or retry that would hand them to
+            # a later action refuses instead (_reuse.refuse_masked_references).
+            ended["masked_variables"] = masked_outputs
         hashes: dict[str, tuple[str, str]] = {}
         if action.outputs:
             hashes = await run.workspace.seal(ctx.outputs)

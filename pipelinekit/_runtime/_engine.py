@@ -24,7 +24,7 @@ from typing import Any, Self
 import anyio
 import anyio.abc
 
-from pipelinekit._model._declarations import TERMINAL
+from pipelinekit._model._declarations import TERMINAL, Status
 from pipelinekit._model._events import Event
 from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._model._secrets import Masker
@@ -45,7 +45,12 @@ from pipelinekit._runtime._recorded import (
 from pipelinekit._runtime._recorder import Recorder
 from pipelinekit._runtime._replay import ExecutionState, replay
 from pipelinekit._runtime._results import HookError, RunResult
-from pipelinekit._runtime._reuse import Reuse, plan_reuse, reuse_variables
+from pipelinekit._runtime._reuse import (
+    Reuse,
+    plan_reuse,
+    refuse_masked_references,
+    reuse_variables,
+)
 from pipelinekit._runtime._run import Run
 from pipelinekit._runtime._run_variables import resolve_run_variables, variables_again
 from pipelinekit._runtime._scheduler import Scheduler, default_workdir
@@ -370,6 +375,12 @@ class Engine:
         check_resumable(state)
         pipeline = pipeline_for(events[0], pipeline, "resume it")
         values = variables_again(events[0], pipeline, variables or {})
+        refuse_masked_references(
+            pipeline.shared_plan(),
+            state.actions,
+            _to_run(pipeline, state),
+            f"cannot resume execution {execution_id}",
+        )
         dead = await self.leases.take(execution_id)
         try:
             # Nothing runs again while anything the dead owner started still runs.
@@ -401,6 +412,19 @@ class Engine:
         pipeline = pipeline_for(events[0], pipeline, "retry its stages")
         check_retryable(state, stage, pipeline)
         values = variables_again(events[0], pipeline, variables or {})
+        again = {
+            f"{stage}.{action.name}"
+            for action in pipeline.stage(stage).actions
+            if not failed_only
+            or state.actions.get(f"{stage}.{action.name}") is None
+            or state.actions[f"{stage}.{action.name}"].status is not Status.SUCCEEDED
+        }
+        refuse_masked_references(
+            pipeline.shared_plan(),
+            state.actions,
+            again | _to_run(pipeline, state),
+            f"cannot retry stage {stage!r} of execution {execution_id}",
+        )
         await refuse_if_not_latest(self.store, events[0], stage)
         return await self._continue(events, pipeline, values, retry=(stage, failed_only))
 
@@ -608,6 +632,16 @@ class Engine:
             if result is not None and hook_errors:
                 result = with_hook_errors(result, hook_errors)
             feed.finish(result, error)
+
+
+def _to_run(pipeline: Pipeline, state: ExecutionState) -> set[str]:
+    """The actions a resumed execution may run: those that neither succeeded nor failed."""
+    done = {Status.SUCCEEDED, Status.FAILED}
+    return {
+        node
+        for node in pipeline.shared_plan().actions
+        if node not in state.actions or state.actions[node].status not in done
+    }
 
 
 def _warn_unevaluated(pipeline: Pipeline, execution_id: str) -> None:

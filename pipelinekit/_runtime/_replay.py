@@ -64,6 +64,8 @@ class ActionState:
     finished_at: datetime | None = None
     error: str | None = None
     variables: dict[str, str] = attrs.Factory(dict)
+    #: Its output variables that held a secret: ``variables`` has them masked, not their values.
+    masked_variables: frozenset[str] = frozenset()
     log_path: str | None = None
     cached: bool = False
     #: Content hashes of the output artifacts of its last success.
@@ -159,6 +161,7 @@ class ActionState:
             if self.first_success is None:
                 self.first_success = event.sequence
             self.variables = dict(detail.get("variables") or {})
+            self.masked_variables = frozenset(detail.get("masked_variables") or ())
             # An attempt that logged nothing leaves the log an earlier one wrote.
             self.log_path = detail.get("log_path") or self.log_path
             self.artifacts = dict(detail.get("artifacts") or {})

@@ -17,7 +17,7 @@ the fingerprint of a Python function is its qualified name, not its code.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import attrs
@@ -33,7 +33,13 @@ from pipelinekit._runtime._run_variables import resolve_run_variables, variables
 from pipelinekit.exceptions import ExecutionError
 from pipelinekit.stores import Store
 
-__all__ = ["Reuse", "plan_reuse", "reuse_variables", "stage_fingerprints"]
+__all__ = [
+    "Reuse",
+    "plan_reuse",
+    "refuse_masked_references",
+    "reuse_variables",
+    "stage_fingerprints",
+]
 
 
 @attrs.frozen
@@ -116,6 +122,12 @@ async def plan_reuse(
             raise ExecutionError(msg)
     _same_stages(plan, first, stages)
     actions = {node: action for node, action in state.actions.items() if action.stage in stages}
+    refuse_masked_references(
+        plan,
+        actions,
+        (node for node in plan.actions if node not in actions),
+        f"cannot reuse the stages before {from_stage!r} from execution {execution_id}",
+    )
     return Reuse(
         execution_id, from_stage, tuple(stages), actions, _artifacts(plan, first, actions)
     ), first
@@ -164,6 +176,54 @@ def _artifacts(
                 raise ExecutionError(msg)
             found[name] = (root / "artifacts" / name, digest)
     return found
+
+
+def _references(plan: Plan, node: str) -> Iterator[tuple[str, str]]:
+    """``(namespace, name)`` of each well-formed ``#{...}`` reference action ``node`` makes."""
+    action = plan.actions[node]
+    for declaration in (dict(action.configuration), action.caches, action.provider):
+        for _, text in iter_strings(declaration, "#{"):
+            yield from well_formed_references(text) or ()
+
+
+def refuse_masked_references(
+    plan: Plan, actions: Mapping[str, ActionState], running: Iterable[str], refused: str
+) -> None:
+    """Refuse when an action in ``running`` reads an output variable kept only masked.
+
+    ``actions`` are the recorded actions; a succeeded one that is not in ``running`` keeps the
+    output variables its events recorded, and those that held a secret were recorded as
+    ``****`` (``masked_variables``): handing that on would run the reader with ``****``.
+    ``refused`` starts the message (what cannot be done); it ends with the stage to run again.
+    """
+    will_run = set(running)
+    masked: dict[tuple[str, str], str] = {}
+    for node, state in actions.items():
+        if state.masked_variables and state.status is Status.SUCCEEDED and node not in will_run:
+            namespace = plan.actions[node].namespace
+            if namespace:
+                for name in state.masked_variables:
+                    masked[namespace, name] = node
+    if not masked:
+        return
+    for node in plan.actions:
+        if node not in will_run:
+            continue
+        for reference in _references(plan, node):
+            producer = masked.get(reference)
+            if producer is not None:
+                stage = actions[producer].stage
+                fix = (
+                    f"use --from {stage} to run {producer} again"
+                    if _ancestors(plan, stage)
+                    else f"run the whole pipeline again (no stage before {stage!r} to reuse)"
+                )
+                msg = (
+                    f"{refused}: {node} reads #{{{reference[0]}.{reference[1]}}}, an output "
+                    f"variable of {producer} that held a secret, and the store keeps it only "
+                    f"masked (****); {fix}"
+                )
+                raise ExecutionError(msg)
 
 
 def _read_by(plan: Plan, nodes: list[str]) -> dict[str, str]:

@@ -208,11 +208,23 @@ class Scheduler:
                 run.artifact_paths.update(outputs)
             record.status = Status.SUCCEEDED
             record.variables = dict(earlier.variables)
+            record.masked_variables = earlier.masked_variables
             record.log_path = earlier.log_path
-            namespace = record.action.namespace
-            if namespace:
-                for name, value in earlier.variables.items():
-                    run.values[f"{namespace}.{name}"] = value
+            self._hand_on(record)
+
+    def _hand_on(self, record: ActionRecord) -> None:
+        """Make the output variables of a success taken from the record readable by later actions.
+
+        Those that held a secret are on record as ``****``: they are left out, so that code
+        reading them fails on a missing value rather than running with ``****`` (references to
+        them were refused before the execution started: ``refuse_masked_references``).
+        """
+        namespace = record.action.namespace
+        if namespace:
+            values = self.run_.values
+            for name, value in record.variables.items():
+                if name not in record.masked_variables:
+                    values[f"{namespace}.{name}"] = value
 
     def _record_reused(self, reuse: Reuse) -> None:
         """Put the reused stages on record: ``Succeeded``, with where they come from."""
@@ -222,6 +234,8 @@ class Scheduler:
             for action in self.plan.pipeline.stage(stage_name).actions:
                 record = run.actions[f"{stage_name}.{action.name}"]
                 detail: dict[str, object] = {**note, "variables": record.variables}
+                if record.masked_variables:  # so that reusing this execution refuses them too
+                    detail["masked_variables"] = sorted(record.masked_variables)
                 if record.artifacts:
                     detail["artifacts"] = dict(record.artifacts)
                 if record.log_path:
@@ -244,10 +258,7 @@ class Scheduler:
         run.execution_attempt = run.state.attempt
         for record in run.actions.values():
             if record.status is Status.SUCCEEDED:
-                namespace = record.action.namespace
-                if namespace:
-                    for name, value in record.variables.items():
-                        run.values[f"{namespace}.{name}"] = value
+                self._hand_on(record)
                 for name in record.action.outputs:
                     run.artifact_paths[name] = self.workspace.artifact(name)
         if self.retry is not None:
