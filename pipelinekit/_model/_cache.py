@@ -176,9 +176,18 @@ class Cache:
                     yield "paths", f"{other!r} is inside {one!r}; keep only {one!r}"
 
     def artifacts(self) -> set[str]:
-        """The input artifacts its ``{hash:...}`` placeholders look in."""
+        """The input artifacts its ``{hash:...}`` placeholders look in.
+
+        Only its well-typed templates are read: ``problems()`` names the others.
+        """
         found: set[str] = set()
-        for text in (self.key, *self.restore_keys):
+        restore_keys: object = self.restore_keys
+        texts: list[object] = [self.key]
+        if isinstance(restore_keys, tuple):
+            texts.extend(restore_keys)
+        for text in texts:
+            if not isinstance(text, str):
+                continue
             for part in parse_template(text)[0]:
                 if part.kind == "hash":
                     found.update(artifact for artifact, _ in part.globs())

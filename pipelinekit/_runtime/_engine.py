@@ -26,6 +26,7 @@ import anyio.abc
 
 from pipelinekit._model._declarations import TERMINAL, Status
 from pipelinekit._model._events import Event
+from pipelinekit._model._limits import shown
 from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._model._secrets import Masker
 from pipelinekit._runtime._artifacts import DiskWorkspace, WorkspaceFactory
@@ -76,6 +77,33 @@ def _check_concurrency(value: object) -> int | None:
         msg = f"max_concurrency must be a whole number >= 1 (got {value!r})"
         raise ExecutionError(msg)
     return value
+
+
+def _check_use_cache(value: object) -> bool:
+    if type(value) is not bool:
+        msg = (
+            "use_cache must be True or False (False restores nothing from caches, as "
+            f"--no-cache) (got {shown(value)})"
+        )
+        raise ExecutionError(msg)
+    return value
+
+
+def _check_reuse_request(from_stage: object, reuse: object) -> None:
+    """``from_stage`` and ``reuse`` go together, as a stage name and an execution id."""
+    if (from_stage is None) != (reuse is None):
+        msg = (
+            "from_stage and reuse go together: start at a stage, reusing the stages "
+            "before it from an execution (got only "
+            f"{'from_stage' if reuse is None else 'reuse'})"
+        )
+        raise ExecutionError(msg)
+    if from_stage is not None and not isinstance(from_stage, str):
+        msg = f"from_stage must be a stage name, e.g. from_stage='Test' (got {shown(from_stage)})"
+        raise ExecutionError(msg)
+    if reuse is not None and not isinstance(reuse, str):
+        msg = f"reuse must be an execution id, e.g. reuse=result.execution_id (got {shown(reuse)})"
+        raise ExecutionError(msg)
 
 
 class Engine:
@@ -138,7 +166,7 @@ class Engine:
         self.workspaces = workspaces
         #: ``False`` (``pipelinekit run --no-cache``): nothing is restored from a cache
         #: (``cache=True`` results, ``pk.Cache`` folders); what succeeds is still saved.
-        self.use_cache = use_cache
+        self.use_cache = _check_use_cache(use_cache)
         # Small file work of the runs (log lines, work folders): one thread, cheap to reach.
         self._files = WorkerThread("pipelinekit files")
         self._tasks: anyio.abc.TaskGroup | None = None
@@ -268,13 +296,7 @@ class Engine:
             msg = f"start() needs a pk.Pipeline (got {type(pipeline).__name__})"
             raise ExecutionError(msg)
         reused: Reuse | None = None
-        if (from_stage is None) != (reuse is None):
-            msg = (
-                "from_stage and reuse go together: start at a stage, reusing the stages "
-                "before it from an execution (got only "
-                f"{'from_stage' if reuse is None else 'reuse'})"
-            )
-            raise ExecutionError(msg)
+        _check_reuse_request(from_stage, reuse)
         if from_stage is not None and reuse is not None:
             reused, first = await plan_reuse(self.store, pipeline, reuse, from_stage)
             values = reuse_variables(first, pipeline, reused, variables or {})
