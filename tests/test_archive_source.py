@@ -10,10 +10,12 @@ import io
 import stat
 import tarfile
 import threading
+import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 import pipelinekit as pk
@@ -48,6 +50,41 @@ def zip_file(path: Path, files: dict[str, bytes], *, links: dict[str, str] | Non
             info = zipfile.ZipInfo(name)
             info.external_attr = (stat.S_IFLNK | 0o777) << 16
             archive.writestr(info, target)
+    return path
+
+
+def tar_of(path: Path, *members: tuple[tarfile.TarInfo, bytes]) -> Path:
+    """A .tar.gz of ``members``, in this order (names may repeat, as a hostile one's do)."""
+    with tarfile.open(path, "w:gz") as archive:
+        for info, data in members:
+            archive.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return path
+
+
+def member(name: str, data: bytes = b"x") -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def folder(name: str) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    info.mode = 0o755
+    return info, b""
+
+
+def linked(name: str, target: str, *, hard: bool = False) -> tuple[tarfile.TarInfo, bytes]:
+    return link(name, target, hard=hard), b""
+
+
+def zip_of(path: Path, *members: tuple[str, bytes]) -> Path:
+    """A zip of ``members``, in this order (names may repeat)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of a duplicate name: that is the point
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, data in members:
+                archive.writestr(name, data)
     return path
 
 
@@ -222,6 +259,51 @@ HOSTILE = {
         lambda d: zip_file(d / "a.zip", {}, links={"escape": "../../../evil"}),
         "member 'escape' is a link pointing out of the folder",
     ),
+    # Malformed: each was a raw Python error, some after writing part of the tree.
+    "hardlink-missing": (
+        lambda d: tar_of(d / "a.tar.gz", member("ok.txt"), linked("h", "nothere", hard=True)),
+        "member 'h' is a hard link to 'nothere', which is no file before it in the archive",
+    ),
+    "hardlink-self": (
+        lambda d: tar_of(d / "a.tar.gz", linked("h", "h", hard=True)),
+        "member 'h' is a hard link to 'h', which is no file before it in the archive",
+    ),
+    "file-then-folder": (
+        lambda d: tar_of(d / "a.tar.gz", member("f"), folder("f"), member("f/g")),
+        "member 'f' is both a file and a folder in the archive",
+    ),
+    "folder-then-file": (
+        lambda d: tar_of(d / "a.tar.gz", folder("d"), member("d/x"), member("d")),
+        "member 'd' is both a folder and a file in the archive",
+    ),
+    "file-then-member-inside": (
+        lambda d: zip_of(d / "a.zip", ("f", b"file"), ("f/g", b"g")),
+        "member 'f/g' is inside 'f', which is a file of the archive",
+    ),
+    "duplicate-zip": (
+        lambda d: zip_of(d / "a.zip", ("a.txt", b"one"), ("a.txt", b"two")),
+        "member 'a.txt' appears twice in the archive",
+    ),
+    "duplicate-tar": (
+        lambda d: tar_of(d / "a.tar.gz", member("a.txt", b"one"), member("a.txt", b"two")),
+        "member 'a.txt' appears twice in the archive",
+    ),
+    "link-then-file": (  # a file over a link would be written through it, into its target
+        lambda d: tar_of(
+            d / "a.tar.gz", linked("l", "target"), member("target"), member("l", b"evil")
+        ),
+        "member 'l' is both a link and a file in the archive",
+    ),
+    "through-a-link": (  # a/b -> .. is inside; a/b/c would be written through it
+        lambda d: tar_of(
+            d / "a.tar.gz",
+            folder("a"),
+            linked("a/b", ".."),
+            linked("a/b/c", ".."),
+            member("a/b/c/evil.txt"),
+        ),
+        "member 'a/b/c' is inside 'a/b', which is a link: nothing is written through a link",
+    ),
 }
 
 
@@ -252,6 +334,49 @@ def test_a_hostile_archive_is_refused_in_one_line_and_nothing_lands_outside(
     assert not (tmp_path / "outside").exists()
     assert result.workdir is not None
     assert list((result.workdir / "artifacts" / "src").iterdir()) == []  # before any write
+
+
+def test_a_member_damaged_after_others_were_written_leaves_the_artifact_empty(tmp_path, workdir):
+    """Only what unpacking finds (a zip member's CRC) fails after writes: none stay."""
+    archive = zip_file(tmp_path / "a.zip", {"ok.txt": b"ok", "sub/fine.txt": b"fine"})
+    with zipfile.ZipFile(archive, "a") as adding:
+        adding.writestr("zz.txt", b"A" * 100)
+    data = bytearray(archive.read_bytes())
+    with zipfile.ZipFile(archive) as read:
+        info = read.getinfo("zz.txt")
+    start = info.header_offset + 30 + len(info.filename)
+    data[start : start + 10] = b"B" * 10  # its bytes, not its header: a CRC failure
+    archive.write_bytes(bytes(data))
+    result = run(pk.ArchiveSource(archive), workdir)
+    assert "refused: member 'zz.txt' is damaged (Bad CRC-32 for file 'zz.txt')" in refusal(result)
+    assert result.workdir is not None
+    assert list((result.workdir / "artifacts" / "src").iterdir()) == []
+    assert list((result.workdir / "work").rglob(".pk-unpack*")) == []
+
+
+def test_an_unpacking_stopped_midway_removes_what_it_wrote(tmp_path):
+    """Cancelled (or failed) between members: the staging folder goes, the target stays empty."""
+    from pipelinekit.providers._unpack import Limits, unpack  # noqa: PLC0415
+
+    archive = tar_gz(tmp_path / "a.tar.gz", {f"f{i}.txt": b"x" for i in range(5)})
+    target, work = tmp_path / "target", tmp_path / "work"
+    target.mkdir()
+    work.mkdir()
+
+    class StoppedError(Exception):
+        pass
+
+    def checkpoint() -> None:
+        if len(list(work.rglob("f*.txt"))) == 2:  # some were written, in staging
+            raise StoppedError
+
+    with pytest.raises(StoppedError):
+        unpack(archive, target, 0, Limits(1 << 20, 100), staging=work, checkpoint=checkpoint)
+    assert list(target.iterdir()) == []
+    assert list(work.iterdir()) == []
+    unpack(archive, target, 0, Limits(1 << 20, 100), staging=work)
+    assert sorted(path.name for path in target.iterdir()) == [f"f{i}.txt" for i in range(5)]
+    assert list(work.iterdir()) == []
 
 
 def test_a_size_bomb_is_refused_past_max_bytes(tmp_path, workdir):
@@ -295,7 +420,31 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
         """Quiet: a test's server prints nothing."""
 
+    #: Set when the test ends: a stalled answer waits for it (never a sleep).
+    released = threading.Event()
+
     def do_GET(self) -> None:
+        if self.path.startswith("/long.tar.gz"):  # sends more than its Content-Length says
+            data = (Path(self.directory) / "tiny-1.0.tar.gz").read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", "10")
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        if self.path == "/stall.tar.gz":  # headers, then nothing
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.flush()
+            self.released.wait()
+            return
+        if self.path.startswith("/moved.tar.gz"):  # to another host name, with a token
+            port = self.server.server_address[1]
+            self.send_response(302)
+            self.send_header("Location", f"http://localhost:{port}/tiny-1.0.tar.gz?sig=SECRETSIG")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path == "/stream.tar.gz":  # no Content-Length: only counting stops it
             data = (Path(self.directory) / "tiny-1.0.tar.gz").read_bytes()
             self.send_response(200)
@@ -316,11 +465,14 @@ def server(tmp_path) -> Iterator[tuple[str, Path]]:
         return _Handler(*args, directory=str(served))  # type: ignore[arg-type]
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
+    _Handler.released.clear()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}", served
     finally:
+        _Handler.released.set()
         httpd.shutdown()
         httpd.server_close()
         thread.join()
@@ -363,6 +515,62 @@ def test_a_missing_download_names_the_status_and_hides_the_password(server, work
     assert "hunter2" not in error
 
 
+def test_a_query_string_is_never_shown(server, workdir):
+    """A token in the query (a signed URL) is not in the error, the log or the events."""
+    url, served = server
+    store = pk.MemoryStore()
+    gone = refusal(
+        pk.run(
+            pipeline(pk.ArchiveSource(f"{url}/gone.tar.gz?token=SECRETQ#frag")),
+            workdir=workdir,
+            store=store,
+        )
+    )
+    assert gone == f"downloading '{url}/gone.tar.gz' answered HTTP 404"
+    tar_gz(served / "tiny-1.0.tar.gz", SDIST)
+    result = pk.run(
+        pipeline(pk.ArchiveSource(f"{url}/tiny-1.0.tar.gz?token=SECRETQ")),
+        workdir=workdir / "again",
+        store=store,
+    )
+    assert result.status is pk.Status.SUCCEEDED
+    log = Path(result.actions["Source.Fetch"].log_path or "").read_text()
+    assert f"url='{url}/tiny-1.0.tar.gz'" in log
+    shown = log + repr(anyio.run(store.events, result.execution_id))
+    assert "SECRETQ" not in shown
+    assert "frag" not in shown
+
+
+def test_a_download_larger_than_its_content_length_is_refused_in_one_line(server, workdir):
+    """The client reads what Content-Length says (10 bytes): a cut archive, refused."""
+    url, served = server
+    tar_gz(served / "tiny-1.0.tar.gz", SDIST)
+    error = refusal(run(pk.ArchiveSource(f"{url}/long.tar.gz?token=SECRETQ"), workdir))
+    assert error.startswith(
+        f"archive '{url}/long.tar.gz' refused: is cut short or damaged before its first member ("
+    )
+
+
+def test_a_download_that_stalls_fails_after_idle_timeout(server, workdir):
+    url, _ = server
+    error = refusal(run(pk.ArchiveSource(f"{url}/stall.tar.gz", idle_timeout=0.2), workdir))
+    assert error == (
+        f"downloading '{url}/stall.tar.gz' stalled: nothing came for 0.2 s (idle_timeout=); "
+        "the server may be down or overloaded, or raise idle_timeout"
+    )
+
+
+def test_a_redirect_is_followed_and_its_final_url_logged_without_query(server, workdir):
+    url, served = server
+    tar_gz(served / "tiny-1.0.tar.gz", SDIST)
+    result = run(pk.ArchiveSource(f"{url}/moved.tar.gz?token=SECRETQ"), workdir)
+    assert result.status is pk.Status.SUCCEEDED, result.actions["Source.Fetch"].error
+    log = Path(result.actions["Source.Fetch"].log_path or "").read_text()
+    final = url.replace("127.0.0.1", "localhost") + "/tiny-1.0.tar.gz"
+    assert f"redirected url='{final}'" in log
+    assert "SECRET" not in log
+
+
 # -- the declaration ------------------------------------------------------------------------------
 
 
@@ -375,6 +583,7 @@ def test_a_missing_download_names_the_status_and_hides_the_password(server, work
         ({"location": "a.zip", "strip_components": -1}, "strip_components", "at least 0"),
         ({"location": "a.zip", "max_bytes": 0}, "max_bytes", "at least 1"),
         ({"location": "a.zip", "sha256": "abc"}, "sha256", "must be 64 hex digits"),
+        ({"location": "a.zip", "idle_timeout": 0}, "idle_timeout", "a number of seconds above 0"),
     ],
 )
 def test_a_bad_declaration_is_refused_naming_the_field(options, field, message):

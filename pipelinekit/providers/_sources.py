@@ -218,10 +218,32 @@ def httpx_path(url: str) -> str:
 
 
 def _shown_url(url: str) -> str:
-    """``url`` without its user and password, for logs and errors."""
+    """``url`` without its user and password, query and fragment, for logs and errors.
+
+    A query often carries a token (``?token=...``, a signed URL's signature): never shown.
+    """
     scheme, rest = url.split("://", 1)
+    rest = rest.split("#", 1)[0].split("?", 1)[0]
     host, slash, path = rest.partition("/")
     return f"{scheme}://{host.rsplit('@', 1)[-1]}{slash}{path}"
+
+
+def _without_url(text: str, url: str) -> str:
+    """``text`` (an httpx error) with ``url``'s secret parts (password, query) taken out."""
+    text = text.replace(url, _shown_url(url))
+    for secret in (url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[0], _query(url)):
+        if secret:
+            text = text.replace(secret, "...")
+    return text
+
+
+def _query(url: str) -> str:
+    rest = url.split("://", 1)[1]
+    return rest.split("?", 1)[1] if "?" in rest else ""
+
+
+#: Seconds a download may go without receiving a byte, by default.
+DEFAULT_IDLE_TIMEOUT = 60.0
 
 
 @attrs.frozen
@@ -231,13 +253,18 @@ class ArchiveSource:
     ``.tar.gz`` / ``.tgz`` / ``.tar`` (also ``.bz2``, ``.xz``) or ``.zip``: an sdist, a tarball.
 
     ``location`` is a local path or an ``http://``/``https://`` URL (downloaded with httpx,
-    streamed, at most ``max_bytes``). ``strip_components=1`` drops the top folder, as tar's
-    option does (an sdist's ``name-1.0/``). ``sha256``, when given, must be the archive's.
+    streamed, at most ``max_bytes``; a server that sends nothing for ``idle_timeout`` seconds
+    fails it; its query and password are never shown). ``strip_components=1`` drops the top
+    folder, as tar's option does (an sdist's ``name-1.0/``). ``sha256``, when given, must be the
+    archive's.
 
     Safe with archives from anywhere: a member with an absolute path, a ``..``, a link (symbolic
     or hard) pointing out of the folder, a device file, or past ``max_members`` members or
     ``max_bytes`` uncompressed bytes is refused, naming the member, before anything is written
-    (tar members also go through the standard library's ``data`` filter).
+    (tar members also go through the standard library's ``data`` filter). So is a name given
+    twice, both a file and a folder, or inside a file or a link of the archive. Members are
+    unpacked into a staging folder moved into the artifact only when all are written: a
+    failure midway (a zip member's CRC) or a cancellation leaves the artifact empty.
 
     Output variables: ``ArchiveHash`` (SHA-256 of the archive's bytes), ``ArchiveName`` (its
     file name) and ``ContentHash`` (of the unpacked tree, as ``LocalSource`` sets it).
@@ -257,18 +284,20 @@ class ArchiveSource:
     sha256: str | None = attrs.field(default=None, kw_only=True)
     max_bytes: int = attrs.field(default=DEFAULT_MAX_BYTES, kw_only=True)
     max_members: int = attrs.field(default=DEFAULT_MAX_MEMBERS, kw_only=True)
+    idle_timeout: float = attrs.field(default=DEFAULT_IDLE_TIMEOUT, kw_only=True)
 
     async def run(self, ctx: ActionContext) -> None:
         """Fetch the archive if it is a URL, check it, unpack it, hash it."""
         target = _single_output(ctx, "ArchiveSource")
         location = self.location
         shown_location = _shown_url(location) if _is_url(location) else location
+        # The work folder holds the download and the staging folder of the unpacking.
+        folder = ctx.workdir_path
+        await anyio.to_thread.run_sync(partial(folder.mkdir, parents=True, exist_ok=True))
         if _is_url(location):
-            folder = ctx.workdir_path
-            await anyio.to_thread.run_sync(partial(folder.mkdir, parents=True, exist_ok=True))
             archive = folder / (_archive_name(location) or "archive")
             ctx.log.info("downloading", url=shown_location)
-            digest = await self._download(location, archive, shown_location)
+            digest = await self._download(ctx, location, archive, shown_location)
         else:
             archive = Path(location)
             digest = await anyio.to_thread.run_sync(self._hash_file, archive)
@@ -284,7 +313,7 @@ class ArchiveSource:
         from pipelinekit.providers._unpack import Refused  # noqa: PLC0415
 
         try:
-            await anyio.to_thread.run_sync(self._unpack, archive, target)
+            await anyio.to_thread.run_sync(self._unpack, archive, target, folder)
         except Refused as refused:
             member = f"member {refused.member!r} " if refused.member else ""
             msg = (
@@ -308,16 +337,22 @@ class ArchiveSource:
                 digest.update(block)
         return digest.hexdigest()
 
-    async def _download(self, url: str, archive: Path, shown_url: str) -> str:
+    async def _download(self, ctx: ActionContext, url: str, archive: Path, shown_url: str) -> str:
         import httpx  # noqa: PLC0415 - only pipelines that download pay for importing it
 
         digest = hashlib.sha256()
         size = 0
+        # idle_timeout bounds each wait for the server (connecting, each read), not the whole
+        # download: a large archive may take long, a server that stalls fails in that time.
+        timeout = httpx.Timeout(self.idle_timeout)
         try:
             async with (
-                httpx.AsyncClient(follow_redirects=True, timeout=60.0) as client,
+                httpx.AsyncClient(follow_redirects=True, timeout=timeout) as client,
                 client.stream("GET", url) as response,
             ):
+                final = str(response.url)
+                if response.history and final != url:  # followed: say where it came from
+                    ctx.log.info("redirected", url=_shown_url(final))
                 if response.status_code != 200:  # noqa: PLR2004 - HTTP's OK
                     msg = f"downloading {shown_url!r} answered HTTP {response.status_code}"
                     raise ActionFailed(msg)
@@ -339,16 +374,32 @@ class ArchiveSource:
                             raise ActionFailed(msg)
                         digest.update(block)
                         await writing.write(block)
+        except httpx.TimeoutException:
+            msg = (
+                f"downloading {shown_url!r} stalled: nothing came for {self.idle_timeout:g} s "
+                "(idle_timeout=); the server may be down or overloaded, or raise idle_timeout"
+            )
+            raise ActionFailed(msg) from None
         except httpx.HTTPError as error:
-            msg = f"downloading {shown_url!r} failed: {type(error).__name__}: {error}"
+            shown = _without_url(str(error), url)
+            msg = f"downloading {shown_url!r} failed: {type(error).__name__}: {shown}"
             raise ActionFailed(msg) from None
         return digest.hexdigest()
 
-    def _unpack(self, archive: Path, target: Path) -> None:
+    def _unpack(self, archive: Path, target: Path, staging: Path) -> None:
+        from anyio.from_thread import check_cancelled  # noqa: PLC0415 - with _unpack
+
         from pipelinekit.providers._unpack import Limits, unpack  # noqa: PLC0415 - see Refused
 
         limits = Limits(self.max_bytes, self.max_members)
-        unpack(archive.expanduser(), target, self.strip_components, limits)
+        unpack(
+            archive.expanduser(),
+            target,
+            self.strip_components,
+            limits,
+            staging=staging,
+            checkpoint=check_cancelled,  # a cancelled action stops between members
+        )
 
     def problems(self) -> Iterable[tuple[str, str]]:
         """Broken rules of this declaration, as (field, message) pairs."""
@@ -366,6 +417,9 @@ class ArchiveSource:
             low = 0 if field == "strip_components" else 1
             if type(value) is not int or value < low:
                 yield field, f"must be a whole number of at least {low} (got {value!r})"
+        idle: object = self.idle_timeout
+        if type(idle) not in {int, float} or not 0 < idle < float("inf"):  # type: ignore[operator]
+            yield "idle_timeout", f"must be a number of seconds above 0 (got {idle!r})"
         digest: object = self.sha256
         if digest is not None and (
             not isinstance(digest, str)
