@@ -3,7 +3,17 @@ variables, and says so; anything that changes the inputs or the configuration ru
 
 from __future__ import annotations
 
+import enum
+from datetime import timedelta
+from pathlib import Path
+
+import attrs
+
 import pipelinekit as pk
+from pipelinekit._runtime._cache import cache_key
+
+#: What ``test_cache_keys_are_the_ones_recorded_before`` hashes to.
+RECORDED_KEY = "696182966ea5b60a8d844b0cb8537e6a9f710a064dcd693b62c9a3e5ff5f230a"
 
 
 def pipeline(source, marker, greeting="hello"):
@@ -80,3 +90,51 @@ def test_the_event_says_cached_and_records_artifact_hashes(tmp_path):
     done = next(e for e in events if e.action == "Make" and e.state is pk.Status.SUCCEEDED)
     assert done.detail["cached"] is True
     assert len(done.detail["artifacts"]["out"]) == 64
+
+
+class Tone(enum.StrEnum):
+    LOUD = "loud"
+
+
+def helper(ctx):
+    return None
+
+
+@attrs.frozen
+class Inner:
+    __module__ = "recorded"
+
+    weights: tuple[float, ...]
+    table: dict[object, object]
+    tone: Tone
+    nothing: None = None
+
+
+@pk.provider("Custom", "KeyProbe", category=pk.Category.BUILD)
+@attrs.frozen
+class KeyProbe:
+    """A provider with nested attrs values, odd keys, enums, functions and other objects."""
+
+    __module__ = "recorded"
+
+    inner: Inner
+    items: list[object]
+    wait: timedelta
+
+    async def run(self, ctx):
+        return pk.Result()
+
+
+def test_cache_keys_are_the_ones_recorded_before(tmp_path):
+    """The key of an attempt is what entries in existing stores were saved under: its
+    rendering and hashing must not change (this digest was made by the first release)."""
+    (tmp_path / "a.txt").write_text("hello\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b").write_bytes(b"\0\1")
+    provider = KeyProbe(
+        Inner((1.5, 2), {2: "two", "1": True, None: [1, (2, 3)]}, Tone.LOUD),
+        [helper, b"bytes", 3, None, {"k": Tone.LOUD}, Path("/x")],
+        timedelta(seconds=10),
+    )
+    key = cache_key("Build", provider, {"b": "2", "a": "1"}, {"src": tmp_path})
+    assert key == RECORDED_KEY

@@ -3,6 +3,7 @@ an unfinished or leased one; cache list and prune; cache=True outputs kept once 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -234,3 +235,94 @@ async def test_gc_sweeps_read_only_trees_and_never_follows_links(tmp_path, dry_r
     assert left == ([] if not dry_run else ["p-0000", "p-0001"])
     if dry_run:
         assert (sealed / "out.bin").stat().st_size == 1000
+
+
+def test_cache_true_outputs_of_a_miss_are_linked_to_the_content_already_kept(tmp_path):
+    """The cut: outputs were linked to the cache only on a hit; a miss with the same bytes
+    (another variable) kept them again: 5 MB, then 9.9 MB, then 15 MB."""
+    pipeline = pk.Pipeline(
+        "p",
+        [
+            pk.Stage(
+                "Build",
+                [
+                    pk.Action(
+                        "Make",
+                        pk.shell(
+                            "head -c 1000000 /dev/zero | tr '\\0' 'a' > $PK_OUTPUT_out/big.bin",
+                            "chmod +x $PK_OUTPUT_out/big.bin",
+                            "echo #{variables.n} > $PK_OUTPUT_out/n.txt",
+                        ),
+                        outputs=["out"],
+                        cache=True,
+                    )
+                ],
+            )
+        ],
+        variables=[pk.Variable("n", default="0")],
+    )
+    results = [pk.run(pipeline, workdir=tmp_path / "wd", variables={"n": str(n)}) for n in range(3)]
+    assert [r.actions["Build.Make"].cached for r in results] == [False] * 3
+    outputs = [r.actions["Build.Make"].outputs["out"] for r in results]
+    assert len({(out / "big.bin").stat().st_ino for out in outputs}) == 1
+    assert all(os.access(out / "big.bin", os.X_OK) for out in outputs)
+    assert [(out / "n.txt").read_text() for out in outputs] == ["0\n", "1\n", "2\n"]
+    again = pk.run(pipeline, workdir=tmp_path / "wd", variables={"n": "1"})
+    assert again.actions["Build.Make"].cached
+    assert (again.actions["Build.Make"].outputs["out"] / "n.txt").read_text() == "1\n"
+
+
+def test_a_damaged_blob_is_never_what_a_new_output_is_linked_to(tmp_path):
+    """Linking a new file to the blob of its content trusts the blob's name only after its
+    bytes are checked: a blob damaged since is replaced by the new file's bytes."""
+    folder = CacheFolder(tmp_path / "cache")
+    first = tmp_path / "one"
+    first.mkdir()
+    (first / "f").write_text("same bytes\n")
+    folder.keep(first)
+    blob = first / "f"
+    blob.chmod(0o644)
+    blob.write_text("SAME BYTES\n")  # in place: the blob's inode, as root can
+    second = tmp_path / "two"
+    second.mkdir()
+    (second / "f").write_text("same bytes\n")
+    folder.keep(second)
+    assert (second / "f").read_text() == "same bytes\n"
+    assert (second / "f").stat().st_nlink == 2  # linked to the blob made afresh
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["cache", "prune", "--older-than", "99999999999d"],
+        ["gc", "--older-than", "10000000000000d"],
+        ["gc", "--older-than", "9" * 400 + "s"],
+    ],
+)
+def test_an_age_too_large_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--store", str(tmp_path / ".pipelinekit")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "too large" in err
+
+
+def test_prune_refuses_an_empty_key_prefix(tmp_path, capsys, monkeypatch):
+    """An unset $PREFIX in a script (``--key "$PREFIX"``) must not forget every entry."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.py").write_text(
+        "import pipelinekit as pk\n"
+        "pipeline = pk.Pipeline('p', [pk.Stage('S', [pk.Action('A', pk.shell(\n"
+        "    'mkdir -p .venv && echo hi > .venv/x'),\n"
+        "    caches=[pk.Cache(key='k', paths=['.venv'])])])])\n"
+    )
+    assert main(["run", "p.py", "--plain"]) == 0
+    capsys.readouterr()
+    assert main(["cache", "prune", "--key", ""]) == 2
+    err = capsys.readouterr().err
+    assert "--all" in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(["cache", "list"]) == 0
+    assert "k " in capsys.readouterr().out

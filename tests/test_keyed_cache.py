@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import anyio
 import pytest
@@ -269,3 +270,123 @@ def test_a_key_holding_a_secret_fails_the_action_and_reaches_no_store(tmp_path):
     assert "holds the value of a secret variable" in result.actions["S.A"].error
     assert anyio.run(store.saved_caches) == []
     assert "hunter22" not in (tmp_path / "state.db").read_bytes().decode("latin-1")
+
+
+def test_a_cache_path_through_a_symlink_never_touches_what_it_points_at(tmp_path):
+    """The cut: an action made ``lnk -> outside``; ``paths=["lnk/victim"]`` made the files
+    outside read-only hard links into the cache, and the next restore deleted and refilled
+    ``outside/victim`` (a file added there in between was lost). A path through a link is
+    neither saved nor restored; the link itself (``paths=["lnk"]``) is kept as a link."""
+    outside = tmp_path / "outside"
+    (outside / "victim").mkdir(parents=True)
+    (outside / "victim" / "keep.txt").write_text("keep\n")
+    store = pk.SQLiteStore(tmp_path / "state.db")
+    nest = pk.Pipeline(
+        "c1",
+        [
+            pk.Stage(
+                "S",
+                [
+                    pk.Action(
+                        "Nest",
+                        pk.shell(f"test -e lnk || ln -s {outside} lnk", "mkdir -p lnk/victim"),
+                        caches=[
+                            pk.Cache(key="one", paths=["lnk"]),
+                            pk.Cache(key="two", paths=["lnk/victim"]),
+                        ],
+                    )
+                ],
+            )
+        ],
+    )
+    first = pk.run(nest, workdir=tmp_path / "wd", store=store)
+    assert first.succeeded, first.actions["S.Nest"].error
+    kept = outside / "victim" / "keep.txt"
+    assert kept.stat().st_nlink == 1
+    assert kept.stat().st_mode & 0o777 == 0o644
+    (outside / "victim" / "added.txt").write_text("mine\n")
+    second = pk.run(nest, workdir=tmp_path / "wd", store=store)
+    assert second.succeeded, second.actions["S.Nest"].error
+    assert sorted(path.name for path in (outside / "victim").iterdir()) == [
+        "added.txt",
+        "keep.txt",
+    ]
+    assert kept.stat().st_nlink == 1
+    assert kept.stat().st_mode & 0o777 == 0o644
+    one, two = caches_of_action(store, second, "Nest")
+    assert one["outcome"] == "hit"  # the link itself, restored as a link
+    assert (second.workdir / "work" / "S.Nest" / "lnk").readlink() == outside
+    assert two["outcome"] == "miss"
+    assert "skipped" in two
+    assert "saved" not in two
+    assert [entry.key for entry in anyio.run(store.saved_caches)] == ["one"]
+    log = Path(second.actions["S.Nest"].log_path).read_text()
+    assert "'lnk' is a symbolic link" in log
+
+
+def caches_of_action(store, result, action):
+    events = anyio.run(store.events, result.execution_id)
+    ended = [e for e in events if e.action == action and e.state.value in {"Succeeded", "Failed"}]
+    return ended[-1].detail["caches"]
+
+
+SNEAKY = (
+    "import os; p = 'd/data.txt'; st = os.stat(p); os.chmod(p, 0o644); "
+    "f = open(p, 'r+'); f.write('CORRUPTED-CONTNT\\n'); f.close(); "
+    "os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))"
+)
+
+
+def sneaky_pipeline(*, sneaky):
+    write = f'{sys.executable} -c "{SNEAKY}"' if sneaky else "true"
+    return pk.Pipeline(
+        "c2",
+        [
+            pk.Stage(
+                "S",
+                [
+                    pk.Action(
+                        "A",
+                        pk.shell(
+                            "test -e d/data.txt || "
+                            "{ mkdir -p d; echo ORIGINAL-CONTENT > d/data.txt; }",
+                            'cat d/data.txt > "$PK_OUTPUT_out/seen"',
+                            write,
+                        ),
+                        outputs=["out"],
+                        caches=[pk.Cache(key="k", paths=["d"])],
+                    )
+                ],
+            )
+        ],
+    )
+
+
+def test_a_same_size_write_keeping_the_mtime_is_evicted_when_the_action_ends(tmp_path):
+    """The cut: a write in place of as many bytes, with the mtime set back, left the blob's
+    size and mtime as recorded: later hits restored the corrupted bytes. The inode's change
+    time gives it away; the blob is hashed again and evicted."""
+    store = pk.SQLiteStore(tmp_path / "state.db")
+    pk.run(sneaky_pipeline(sneaky=False), workdir=tmp_path / "wd", store=store)
+    sneaky = pk.run(sneaky_pipeline(sneaky=True), workdir=tmp_path / "wd", store=store)
+    assert caches_of_action(store, sneaky, "A")[0]["evicted"] == 1
+    after = pk.run(sneaky_pipeline(sneaky=False), workdir=tmp_path / "wd", store=store)
+    assert caches_of_action(store, after, "A")[0]["outcome"] == "miss"
+    assert (after.actions["S.A"].outputs["out"] / "seen").read_text() == "ORIGINAL-CONTENT\n"
+    again = pk.run(sneaky_pipeline(sneaky=False), workdir=tmp_path / "wd", store=store)
+    assert caches_of_action(store, again, "A")[0]["outcome"] == "hit"
+    assert (again.actions["S.A"].outputs["out"] / "seen").read_text() == "ORIGINAL-CONTENT\n"
+
+
+def test_a_same_size_write_behind_the_cache_s_back_is_a_miss(tmp_path):
+    """A write through a link the cache cannot watch (the saving execution's own folder),
+    same size and mtime set back: the next restore sees the blob's change time moved since
+    it was last checked, hashes it, and misses rather than restore it."""
+    store = pk.SQLiteStore(tmp_path / "state.db")
+    first = pk.run(sneaky_pipeline(sneaky=False), workdir=tmp_path / "wd", store=store)
+    workdir = first.workdir / "work" / "S.A"
+    subprocess.run([sys.executable, "-c", SNEAKY], cwd=workdir, check=True)
+    assert (workdir / "d" / "data.txt").stat().st_nlink == 2  # the blob's inode
+    second = pk.run(sneaky_pipeline(sneaky=False), workdir=tmp_path / "wd", store=store)
+    assert caches_of_action(store, second, "A")[0]["outcome"] == "miss"
+    assert (second.actions["S.A"].outputs["out"] / "seen").read_text() == "ORIGINAL-CONTENT\n"

@@ -35,9 +35,9 @@ def _field_names(cls: type) -> tuple[str, ...] | None:
 def canonical(value: Any) -> Any:  # noqa: ANN401, PLR0911 - any declaration; one return per kind
     """A JSON-ready rendering of a declaration (attrs objects become dicts with their type).
 
-    The same rendering as the cache's (``pipelinekit._runtime._cache.canonical``), which the
-    recorded fingerprints were made with; the exact built-in classes are tried first only
-    because they are the most common and the cheapest to recognise.
+    Recorded fingerprints and the keys of ``cache=True`` entries (``_runtime._cache.cache_key``,
+    which uses this one) were made with it: it must not change. The exact built-in classes
+    are tried first only because they are the most common and the cheapest to recognise.
     """
     cls: Any = type(value)  # a class is hashable, whatever mypy infers of type[Any]
     if cls in _PLAIN:

@@ -43,8 +43,14 @@ import anyio.lowlevel
 import attrs
 
 from pipelinekit._model._secrets import Masker
-from pipelinekit._runtime._blobs import CacheFolder, Kept, Unpacked
-from pipelinekit._runtime._cache import cache_key, copy_outputs, glob_pattern, hash_matches
+from pipelinekit._runtime._blobs import CacheFolder, Kept, Linked, Unpacked, symlinked_parent
+from pipelinekit._runtime._cache import (
+    CacheFiles,
+    cache_key,
+    copy_outputs,
+    glob_pattern,
+    hash_matches,
+)
 from pipelinekit._thread import WorkerThread
 from pipelinekit.exceptions import ActionFailed, ArtifactChanged
 from pipelinekit.providers._context import LogFile, MemoryLogFile
@@ -74,13 +80,14 @@ SMALL_BYTES = 1 << 20
 HASH_DIFFERS = "its content hash differs from the one recorded when it was sealed"
 
 
-class Workspace(Protocol):
+class Workspace(CacheFiles, Protocol):
     """One execution's folders: artifacts, scratch folders of actions, logs.
 
     ``root`` is the execution's folder (``RunResult.workdir``); ``logs`` is where log files go
     (recorded with the execution's start, so that logs can be followed while they are
     written); ``artifact(name)`` the folder of an output artifact; ``work`` the root of the
-    actions' scratch folders.
+    actions' scratch folders. What keyed caches need of it (``use_cache``, ``hash_files``,
+    ``keep``, ``unpack``, ``written_in_place``, ``symlinked_parent``) is ``CacheFiles``'s.
     """
 
     root: Path
@@ -127,31 +134,8 @@ class Workspace(Protocol):
         """Bring a cached attempt's outputs into ``outputs``; ``False`` if they are gone."""
         ...
 
-    #: Whether caches may be restored (``Engine(use_cache=False)``: never; still saved).
-    use_cache: bool
-
     async def keep_outputs(self, outputs: Mapping[str, Path]) -> dict[str, Kept]:
         """Put sealed outputs into the cache folder (a ``cache=True`` success)."""
-        ...
-
-    async def hash_files(
-        self, inputs: Mapping[str, Path], globs: Sequence[tuple[str, str]], where: str
-    ) -> str:
-        """The digest of the input files matching ``globs`` (``ActionFailed`` if none does)."""
-        ...
-
-    async def keep(self, folder: Path, *, mention: str | None) -> Kept | None:
-        """Put ``folder`` into the cache folder; ``None`` if it does not exist."""
-        ...
-
-    async def unpack(
-        self, tree: str, target: Path, *, writable: bool, moved: tuple[str, str] | None
-    ) -> Unpacked | None:
-        """Restore a kept tree at ``target``; ``None`` if it is gone or damaged."""
-        ...
-
-    async def written_in_place(self, linked: Sequence[tuple[str, int, int]]) -> list[str]:
-        """Restored blobs written since they were restored; they are evicted."""
         ...
 
 
@@ -636,9 +620,13 @@ class DiskWorkspace:
             partial(self.cache.unpack, tree, target, writable=writable, moved=moved)
         )
 
-    async def written_in_place(self, linked: Sequence[tuple[str, int, int]]) -> list[str]:
+    async def written_in_place(self, linked: Sequence[Linked]) -> list[str]:
         """Evict restored blobs written since they were restored (in a worker thread)."""
         return await anyio.to_thread.run_sync(self.cache.written_in_place, linked)
+
+    async def symlinked_parent(self, workdir: Path, path: str) -> str | None:
+        """A symbolic link on the way to ``path`` in ``workdir`` (in a worker thread)."""
+        return await anyio.to_thread.run_sync(symlinked_parent, workdir, path)
 
 
 # -- in memory: the fake's files ----------------------------------------------------------------
@@ -795,10 +783,15 @@ class MemoryWorkspace:
         del tree, target, writable, moved
         return Unpacked(0, 0, 0, "link")
 
-    async def written_in_place(self, linked: Sequence[tuple[str, int, int]]) -> list[str]:
+    async def written_in_place(self, linked: Sequence[Linked]) -> list[str]:
         """No files, nothing written."""
         del linked
         return []
+
+    async def symlinked_parent(self, workdir: Path, path: str) -> str | None:
+        """A fake's working folder holds no files, so no link either."""
+        del workdir, path
+        return None
 
 
 # -- checking an action's inputs ------------------------------------------------------------------

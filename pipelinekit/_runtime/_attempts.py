@@ -16,10 +16,11 @@ from typing import Any
 
 import anyio
 
+from pipelinekit._compiler._fingerprints import canonical
 from pipelinekit._model._declarations import Category, Status
 from pipelinekit._model._variables import resolve_value
 from pipelinekit._runtime._artifacts import Holding, InputChecks, Sealed
-from pipelinekit._runtime._cache import KeyedCaches, canonical
+from pipelinekit._runtime._cache import KeyedCaches
 from pipelinekit._runtime._outputs import unkept_declaration
 from pipelinekit._runtime._private_inputs import private_inputs
 from pipelinekit._runtime._results import Attempt
@@ -464,6 +465,9 @@ class Attempts:
             mask=run.masker.mask,
         )
         for detail in await keyed.restore(record.action.caches, ctx.inputs, ctx.workdir_path):
+            if "skipped" in detail:  # a path through a symbolic link: the cache is skipped
+                ctx.log.warning("cache skipped", **detail)
+                continue
             ctx.log.info("cache restored" if detail.get("restored_key") else "cache", **detail)
         return keyed
 
@@ -482,6 +486,8 @@ class Attempts:
                     "cache files written in place were evicted; give the pk.Cache writable=True",
                     **detail,
                 )
+            elif "saved" in detail and "skipped" in detail:  # a path through a symbolic link
+                ctx.log.warning("cache not saved", **detail)
             elif "saved" in detail:
                 ctx.log.info("cache saved" if detail["saved"] else "cache not saved", **detail)
         self.keyed[record.node] = details

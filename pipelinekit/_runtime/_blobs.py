@@ -8,13 +8,26 @@ once, whatever the number of executions. Restoring links (or, where the file sys
 clones copy-on-write) every file back: no byte is copied.
 
 **Safety.** A blob shares its inode with every restored link. Read-only modes stop a tool that
-writes in place, but not root nor a tool that chmods first. So nothing trusts a blob blindly:
-each tree records its blobs' size and mtime, which any write in place changes; a restore
-``stat``s every blob and hashes again any that differs, and a blob whose bytes are no longer its
-name is deleted (the restore is then a miss, and the action runs). After an action ran on
-restored links, its blobs are ``stat``ed again and any written one is evicted at once. So a
-corrupted blob is never restored. ``writable=True`` (private copies, cloned where possible)
-is for tools known to write their cache files in place.
+writes in place, but not root nor a tool that chmods first; and a write can keep the size and
+set the mtime back. What no write can avoid is moving the inode's change time (ctime), which
+no call sets back. So nothing trusts a blob blindly: each tree records its blobs' size and
+mtime, and ``trees/<id>.checked`` the ctime each blob had when this tree last checked or
+linked it. A restore ``stat``s every blob and hashes again any whose size, mtime or ctime
+moved (a link or an unlink elsewhere moves the ctime too: that costs a hash, once); a blob
+whose bytes are no longer its name is deleted (the restore is then a miss, and the action
+runs). The ctimes are taken again after the restore linked its files (a link moves them).
+After an action ran on restored links, its blobs are ``stat``ed again: one whose size or mtime
+moved is evicted at once, one whose ctime alone moved is hashed and evicted if its bytes
+changed. ``writable=True`` (private copies, cloned where possible) is for tools known to
+write their cache files in place. What this cannot see: a write through another link in the
+instant between a restore's link and its ``stat`` (the two ctimes are then one), and, on
+kernels older than Linux 6.13 (coarse timestamps), a write in the same clock tick (a few
+milliseconds) as that ``stat``.
+
+**The working folder.** A cache path is resolved inside an action's working folder without
+following links: ``symlinked_parent`` finds a folder on the way that is a symbolic link, and the
+caller neither saves nor restores that path (a save would make the files it points at read-only
+links into the cache; a restore would replace them).
 
 Everything here is blocking file work: call it from a worker thread.
 """
@@ -36,7 +49,10 @@ from pathlib import Path
 
 import attrs
 
-__all__ = ["CacheFolder", "Kept", "Unpacked", "clone_supported"]
+__all__ = ["CacheFolder", "Kept", "Linked", "Unpacked", "clone_supported", "symlinked_parent"]
+
+#: A blob a restore linked: its path, and its size, mtime and ctime once the restore was done.
+Linked = tuple[str, int, int, int]
 
 _BLOCK = 1 << 20
 #: Trees and blobs this young are never swept: a save in another process may not have
@@ -66,8 +82,8 @@ class Unpacked:
     written: int
     #: ``"link"``, ``"clone"`` or ``"copy"`` (how most files came back).
     method: str
-    #: The blobs linked, with the size and mtime they had (checked after the action).
-    linked: tuple[tuple[str, int, int], ...] = ()
+    #: The blobs linked, with the size, mtime and ctime they had (checked after the action).
+    linked: tuple[Linked, ...] = ()
 
 
 class CacheBroken(Exception):  # noqa: N818 - internal: a restore that must become a miss
@@ -97,6 +113,25 @@ def _walk(folder: str, prefix: str = "") -> Iterator[tuple[str, os.DirEntry[str]
         yield relative, entry
         if entry.is_dir(follow_symlinks=False):
             yield from _walk(entry.path, relative + "/")
+
+
+def symlinked_parent(root: Path, relative: str) -> str | None:
+    """The first folder on the way from ``root`` to ``relative`` that is a symbolic link.
+
+    ``relative`` itself may be a link (it is kept as one); ``None`` when no folder before it is.
+    """
+    parts = relative.split("/")
+    current = str(root)
+    for index, part in enumerate(parts[:-1]):
+        current = f"{current}/{part}"
+        if Path(current).is_symlink():
+            return "/".join(parts[: index + 1])
+    return None
+
+
+def _digest_of(blob: str) -> str:
+    """The SHA-256 a blob's name says it holds."""
+    return os.path.basename(blob).removesuffix("-x")  # noqa: PTH119
 
 
 def _clone(source: str, target: str) -> None:
@@ -196,7 +231,36 @@ class CacheFolder:
             temporary.write_text(text)
             temporary.chmod(0o444)
             temporary.replace(target)
+        # Every blob of the tree was hashed just now (as the file linked to it, or itself).
+        self._note_checked(tree, {self._blob_of(record) for record in files.values()})
         return Kept(tree, size, len(files))
+
+    def _blob_of(self, record: list[object]) -> str:
+        return self.blob(str(record[0]), executable=bool(record[1]))
+
+    def _seen(self, tree: str) -> dict[str, int]:
+        """The ctime each blob of ``tree`` had when it was last checked or linked."""
+        try:
+            seen: object = json.loads((self.trees / f"{tree}.checked").read_text())
+        except (OSError, ValueError):
+            return {}
+        return (
+            {str(k): v for k, v in seen.items() if isinstance(v, int)}
+            if isinstance(seen, dict)
+            else {}
+        )
+
+    def _note_checked(self, tree: str, blobs: Iterable[str]) -> dict[str, int]:
+        """Record the ctimes ``blobs`` have now, as checked (see the module's **Safety**)."""
+        seen = {}
+        for blob in blobs:
+            with contextlib.suppress(OSError):
+                seen[os.path.basename(blob)] = os.lstat(blob).st_ctime_ns  # noqa: PTH119
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        temporary = self.tmp / f"{tree}.checked.{uuid.uuid4().hex}"
+        temporary.write_text(json.dumps(seen, separators=(",", ":")))
+        temporary.replace(self.trees / f"{tree}.checked")
+        return seen
 
     def _keep_file(
         self, path: str, needle: bytes | None, relative: str
@@ -205,11 +269,47 @@ class CacheFolder:
         executable = bool(before.st_mode & stat.S_IXUSR)
         digest, found = _hash_file(path, None if relative.endswith(".pyc") else needle)
         blob = self.blob(digest, executable=executable)
-        if not os.path.lexists(blob):
+        try:
+            existing = os.lstat(blob)
+        except FileNotFoundError:
             os.makedirs(os.path.dirname(blob), exist_ok=True)  # noqa: PTH103, PTH120
             self._ingest(path, blob, before, executable=executable)
+        else:
+            if not os.path.samestat(existing, before):
+                self._share(path, blob, digest, before, executable=executable)
         status = os.lstat(blob)
         return [digest, executable, status.st_size, status.st_mtime_ns], found
+
+    def _share(
+        self, path: str, blob: str, digest: str, before: os.stat_result, *, executable: bool
+    ) -> None:
+        """Replace ``path`` by a link to ``blob``, which holds its bytes: they are kept once.
+
+        The blob is hashed first: a name is trusted only with its bytes, and a damaged blob
+        gives way to ``path``. Where no link can be made here, ``path`` stays a file of its own.
+        """
+        if _hash_file(blob, None)[0] != digest:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(blob)  # noqa: PTH108 - damaged: never linked to again
+            self._ingest(path, blob, before, executable=executable)
+            return
+        temporary = f"{os.path.dirname(path)}/.pk-share-{uuid.uuid4().hex}"  # noqa: PTH120
+        try:
+            os.link(blob, temporary)
+        except OSError as error:
+            if error.errno not in {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES}:
+                raise
+            return
+        now = os.lstat(path)
+        if (now.st_size, now.st_mtime_ns, now.st_ctime_ns) != (
+            before.st_size,
+            before.st_mtime_ns,
+            before.st_ctime_ns,
+        ):
+            os.unlink(temporary)  # noqa: PTH108
+            msg = f"{path} changed while it was being cached"
+            raise OSError(errno.EAGAIN, msg)
+        os.replace(temporary, path)  # noqa: PTH105 - atomic: readers see one file or the other
 
     def _ingest(self, path: str, blob: str, before: os.stat_result, *, executable: bool) -> None:
         """Link (across file systems: copy) ``path`` to ``blob``, read-only."""
@@ -263,7 +363,7 @@ class CacheFolder:
             return None
         files: dict[str, list[object]] = document["files"]  # type: ignore[assignment]
         try:
-            blobs = self._checked(files)
+            blobs = self._checked(files, self._seen(tree))
         except CacheBroken:
             return None
         if target.is_symlink() or target.is_file():
@@ -281,7 +381,7 @@ class CacheFolder:
         mentions = set(document["mentions"]) if old else set()  # type: ignore[call-overload]
         written = 0
         methods: dict[str, int] = {}
-        linked: list[tuple[str, int, int]] = []
+        linked: dict[str, tuple[int, int]] = {}
         for relative, (blob, record) in zip(files, blobs, strict=True):
             destination = str(target) if single else f"{target}/{relative}"
             executable = bool(record[1])
@@ -295,16 +395,30 @@ class CacheFolder:
             if method == "copy":
                 written += int(record[2])  # type: ignore[call-overload]
             elif method == "link":
-                linked.append((blob, int(record[2]), int(record[3])))  # type: ignore[call-overload]
+                linked[blob] = (int(record[2]), int(record[3]))  # type: ignore[call-overload]
             if method != "link":
                 os.chmod(destination, _mode(executable, writable=writable))  # noqa: PTH101
         size = sum(int(record[2]) for record in files.values())  # type: ignore[call-overload]
         method = max(methods, key=lambda name: methods[name]) if methods else "link"
-        return Unpacked(len(files), size, written, method, tuple(linked))
+        # After every link (each moved its blob's ctime): what the action's end compares with.
+        seen = self._note_checked(tree, {blob for blob, _ in blobs})
+        after = tuple(
+            (blob, size_, mtime, seen.get(os.path.basename(blob), -1))  # noqa: PTH119
+            for blob, (size_, mtime) in linked.items()
+        )
+        return Unpacked(len(files), size, written, method, after)
 
-    def _checked(self, files: dict[str, list[object]]) -> list[tuple[str, list[object]]]:
-        """Each file's blob, after checking it is still what was kept (else ``CacheBroken``)."""
+    def _checked(
+        self, files: dict[str, list[object]], seen: dict[str, int]
+    ) -> list[tuple[str, list[object]]]:
+        """Each file's blob, after checking it is still what was kept (else ``CacheBroken``).
+
+        ``seen`` is the ctime of each blob when it was last checked: a blob whose ctime moved
+        since (a write, even one that kept the size and set the mtime back; or a link or an
+        unlink elsewhere) is hashed again, once per tree until it moves again.
+        """
         checked = []
+        hashed: set[str] = set()
         for record in files.values():
             digest, executable, size, mtime = record
             blob = self.blob(str(digest), executable=bool(executable))
@@ -312,14 +426,22 @@ class CacheFolder:
                 status = os.lstat(blob)
             except OSError as error:
                 raise CacheBroken(blob) from error
-            if stat.S_IMODE(status.st_mode) != _mode(bool(executable), writable=False):
-                os.chmod(blob, _mode(bool(executable), writable=False))  # noqa: PTH101
-            if (status.st_size, status.st_mtime_ns) != (size, mtime):
-                # A write in place (or a touch): its bytes decide.
+            mode = _mode(bool(executable), writable=False)
+            moved = (status.st_size, status.st_mtime_ns) != (size, mtime)
+            if blob not in hashed and (
+                moved
+                or status.st_ctime_ns != seen.get(os.path.basename(blob))  # noqa: PTH119
+                or stat.S_IMODE(status.st_mode) != mode
+            ):
+                # Its bytes decide.
                 if _hash_file(blob, None)[0] != digest:
                     with contextlib.suppress(OSError):
                         os.unlink(blob)  # noqa: PTH108 - never restored again
                     raise CacheBroken(blob)
+                hashed.add(blob)
+            if stat.S_IMODE(status.st_mode) != mode:
+                os.chmod(blob, mode)  # noqa: PTH101
+            if moved:
                 record[2], record[3] = status.st_size, status.st_mtime_ns
             checked.append((blob, record))
         return checked
@@ -346,18 +468,26 @@ class CacheFolder:
         shutil.copyfile(blob, destination)
         return "copy"
 
-    def written_in_place(self, linked: Iterable[tuple[str, int, int]]) -> list[str]:
-        """Blobs among ``linked`` written since they were restored; they are evicted."""
+    def written_in_place(self, linked: Iterable[Linked]) -> list[str]:
+        """Blobs among ``linked`` written since they were restored; they are evicted.
+
+        A size or mtime that moved evicts at once; a ctime alone that moved (an unlink, a link
+        elsewhere, or a write that set the mtime back) hashes the blob, evicted if its bytes
+        are no longer its name.
+        """
         evicted = []
-        for blob, size, mtime in linked:
+        for blob, size, mtime, ctime in dict.fromkeys(linked):
             try:
                 status = os.lstat(blob)
             except OSError:
                 continue
-            if (status.st_size, status.st_mtime_ns) != (size, mtime):
-                with contextlib.suppress(OSError):
-                    os.unlink(blob)  # noqa: PTH108
-                evicted.append(blob)
+            if (status.st_size, status.st_mtime_ns) == (size, mtime) and (
+                status.st_ctime_ns == ctime or _hash_file(blob, None)[0] == _digest_of(blob)
+            ):
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(blob)  # noqa: PTH108
+            evicted.append(blob)
         return evicted
 
     # -- sweeping -------------------------------------------------------------------------------
@@ -383,6 +513,7 @@ class CacheFolder:
                 freed += path.lstat().st_size
                 if not dry_run:
                     path.unlink()
+        self._forget_checked(dry_run=dry_run)
         if self.blobs.is_dir():
             for folder in self.blobs.iterdir():
                 for path in folder.iterdir():
@@ -397,6 +528,12 @@ class CacheFolder:
                     if not dry_run:
                         path.unlink()
         return removed, freed
+
+    def _forget_checked(self, *, dry_run: bool) -> None:
+        """Delete the ctimes noted of trees that are gone."""
+        for path in self.trees.glob("*.checked"):
+            if not dry_run and not path.with_suffix(".json").exists():
+                path.unlink(missing_ok=True)
 
     def size(self) -> int:
         """Bytes the blobs hold."""

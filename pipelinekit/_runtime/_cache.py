@@ -9,7 +9,10 @@ output artifacts come back from the cache folder (hard links to files kept once 
 ``KeyedCaches`` does what ``actions/cache`` does for an action's ``caches``: fill in each key
 (references, platform, file hashes), restore the exact key or else the newest entry matching a
 restore key, and after a success save under the key unless it was restored exactly. What it
-did is returned as plain dicts, for the action's log, event and result.
+did is returned as plain dicts, for the action's log, event and result. A cache path is
+resolved inside the working folder without following links: one that goes through a symbolic
+link (a folder on its way is one) is neither restored nor saved, and says why (``skipped``), so
+that no file outside the working folder is ever made read-only, linked, replaced or deleted.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from pipelinekit._compiler._fingerprints import canonical
 from pipelinekit._model._cache import MAX_KEY, Cache, parse_template
 from pipelinekit._model._variables import Reference, resolve
 from pipelinekit.exceptions import ActionFailed
@@ -34,35 +38,17 @@ from pipelinekit.providers._sources import content_hash
 from pipelinekit.stores._records import CacheEntry, SavedCache
 
 if TYPE_CHECKING:
-    from pipelinekit._runtime._blobs import Kept, Unpacked
+    from pipelinekit._runtime._blobs import Kept, Linked, Unpacked
     from pipelinekit.stores._protocol import Store
 
 __all__ = [
     "CacheFiles",
     "KeyedCaches",
     "cache_key",
-    "canonical",
     "copy_outputs",
     "glob_pattern",
     "platform_value",
 ]
-
-
-def canonical(value: Any) -> Any:  # noqa: ANN401 - any declaration
-    """A JSON-ready rendering of a declaration (attrs objects become dicts with their type)."""
-    if attrs.has(type(value)):
-        return {
-            "__type__": f"{type(value).__module__}.{type(value).__qualname__}",
-            **{f.name: canonical(getattr(value, f.name)) for f in attrs.fields(type(value))},
-        }
-    if isinstance(value, Mapping):
-        return {str(k): canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(value, list | tuple):
-        return [canonical(item) for item in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    # Functions and other objects: their qualified name (code changes are not seen).
-    return f"{type(value).__qualname__}:{getattr(value, '__qualname__', repr(value))}"
 
 
 def cache_key(
@@ -71,7 +57,11 @@ def cache_key(
     configuration: Mapping[str, str],
     inputs: Mapping[str, Path],
 ) -> str:
-    """The key of an attempt (reads the input artifacts: call it from a worker thread)."""
+    """The key of an attempt (reads the input artifacts: call it from a worker thread).
+
+    The declaration is rendered as stage fingerprints render it (``canonical``): the keys of
+    entries saved by earlier releases stay the same.
+    """
     document = {
         "action_type": action_type,
         "provider": canonical(provider),
@@ -150,7 +140,7 @@ def hash_matches(files: Iterable[tuple[str, str, bytes]]) -> str:
 
 
 class CacheFiles(Protocol):
-    """What ``KeyedCaches`` needs of a workspace (``Workspace`` has it)."""
+    """What ``KeyedCaches`` needs of a workspace (``Workspace`` extends it)."""
 
     use_cache: bool
 
@@ -167,11 +157,15 @@ class CacheFiles(Protocol):
     async def unpack(
         self, tree: str, target: Path, *, writable: bool, moved: tuple[str, str] | None
     ) -> Unpacked | None:
-        """Restore a tree at ``target``; ``None`` if it is gone or damaged."""
+        """Restore a kept tree at ``target``; ``None`` if it is gone or damaged."""
         ...
 
-    async def written_in_place(self, linked: Sequence[tuple[str, int, int]]) -> list[str]:
-        """Restored blobs written since; they are evicted."""
+    async def written_in_place(self, linked: Sequence[Linked]) -> list[str]:
+        """Restored blobs written since they were restored; they are evicted."""
+        ...
+
+    async def symlinked_parent(self, workdir: Path, path: str) -> str | None:
+        """The first folder on the way from ``workdir`` to ``path`` that is a symbolic link."""
         ...
 
 
@@ -180,11 +174,16 @@ class _Restore:
     cache: Cache
     key: str
     outcome: str  # "hit", "partial", "miss" or "off"
+    where: str
     restored: SavedCache | None = None
     unpacked: list[Unpacked] = attrs.Factory(list)
+    #: Why it was neither restored nor saved (a path through a symbolic link).
+    skipped: str | None = None
 
     def detail(self) -> dict[str, Any]:
         detail: dict[str, Any] = {"key": self.key, "outcome": self.outcome}
+        if self.skipped is not None:
+            detail["skipped"] = self.skipped
         if self.restored is not None:
             detail["restored_key"] = self.restored.key
             detail["files"] = sum(unpacked.files for unpacked in self.unpacked)
@@ -251,11 +250,15 @@ class KeyedCaches:
             where = f"{self.node} caches[{index}]"
             key = await self.render(cache.key, inputs, where)
             prefixes = [await self.render(prefix, inputs, where) for prefix in cache.restore_keys]
-            done = _Restore(cache, key, "off")
+            done = _Restore(cache, key, "off", where)
             self.done.append(done)
             if not self.files.use_cache:
                 continue
             done.outcome = "miss"
+            # Checked here, after the caches before it were restored (one may make the link).
+            done.skipped = await self._through_link(cache, workdir, where)
+            if done.skipped is not None:
+                continue
             candidates: list[tuple[str, SavedCache]] = []
             exact = await self.store.saved_cache(key, cache.paths)
             if exact is not None:
@@ -276,6 +279,18 @@ class KeyedCaches:
                 await self.store.cache_used(entry.key, self.now())
                 break
         return [done.detail() for done in self.done]
+
+    async def _through_link(self, cache: Cache, workdir: Path, where: str) -> str | None:
+        """Why ``cache`` must not be restored or saved (a path through a link), or ``None``."""
+        for path in cache.paths:
+            link = await self.files.symlinked_parent(workdir, path)
+            if link is not None:
+                return (
+                    f"{link!r} is a symbolic link on the way to path {path!r} of {where}: "
+                    "the cache is neither restored nor saved, so that nothing outside the "
+                    "working folder is changed; keep a folder that is inside the working folder"
+                )
+        return None
 
     async def _unpack(
         self, entry: SavedCache, cache: Cache, workdir: Path
@@ -305,8 +320,13 @@ class KeyedCaches:
             if linked and (evicted := await self.files.written_in_place(linked)):
                 await self.store.delete_caches([done.restored.key] if done.restored else [])
                 detail["evicted"] = len(evicted)
-            if succeeded and done.outcome != "hit":
-                detail["saved"] = await self._save(done, workdir)
+            if succeeded and done.outcome != "hit" and done.skipped is None:
+                done.skipped = await self._through_link(done.cache, workdir, done.where)
+                if done.skipped is not None:
+                    detail["skipped"] = done.skipped
+                    detail["saved"] = False
+                else:
+                    detail["saved"] = await self._save(done, workdir)
             details.append(detail)
         return details
 

@@ -69,7 +69,11 @@ def parse_age(text: str) -> timedelta:
     if not matches or "".join(match[0] for match in matches) != cleaned:
         msg = f"{text!r} is not an age; write a number and a unit, e.g. 30d, 12h, 90m, 2w"
         raise UsageError(msg)
-    return timedelta(seconds=sum(float(m[1]) * _UNITS[m[2]] for m in matches))
+    try:
+        return timedelta(seconds=sum(float(m[1]) * _UNITS[m[2]] for m in matches))
+    except (OverflowError, ValueError):  # past timedelta's 999,999,999 days, or infinite
+        msg = f"{text!r} is too large an age; the most is 999999999d"
+        raise UsageError(msg) from None
 
 
 def _age(text: str) -> timedelta:
@@ -384,6 +388,10 @@ async def _main(args: argparse.Namespace, home: Path, store: Store, out: TextIO)
         return 0
     if not (args.all or args.key is not None or args.older_than is not None):
         msg = "cache prune needs --older-than AGE, --key PREFIX or --all"
+        raise UsageError(msg)
+    if args.key == "":
+        # Every key starts with "": an unset $PREFIX in a script would forget every entry.
+        msg = "cache prune --key needs a non-empty prefix; to forget every entry, use --all"
         raise UsageError(msg)
     keys, freed = await prune_caches(
         store,
