@@ -265,6 +265,80 @@ def test_copy_keeps_links_and_modes_and_repoints_absolute_links_into_the_copy(tm
     assert (source / "sub" / "a.txt").read_text() == "a"
 
 
+def test_an_absolute_link_through_a_symlinked_folder_is_repointed_into_the_copy(tmp_path):
+    """The artifact reached by another path (a symlinked ancestor, macOS's /var, a leading
+    ``//``) is still the artifact: real paths are compared, and the link goes to the copy."""
+    real = tmp_path / "real"
+    source = real / "artifact"
+    (source / "sub").mkdir(parents=True)
+    (source / "file").write_text("orig")
+    (tmp_path / "alias").symlink_to(real)
+    (source / "via-alias").symlink_to(tmp_path / "alias" / "artifact" / "file")
+    (source / "slashes").symlink_to(f"/{source}/file")  # "//tmp/...": the same file
+    (source / "sub" / "up").symlink_to(f"/{tmp_path}/alias/artifact/sub/../file")
+    (source / "folder").symlink_to(tmp_path / "alias" / "artifact" / "sub")
+    # The copy made from the artifact's other path, as the runtime may be given it.
+    target = tmp_path / "target"
+    private.copy_private(tmp_path / "alias" / "artifact", target)
+    for name in ("via-alias", "slashes", "sub/up"):
+        assert (target / name).readlink() == target / "file", name
+        (target / name).write_text(f"through {name}")
+    assert (target / "folder").readlink() == target / "sub"
+    assert (source / "file").read_text() == "orig"  # the producer's file, never written
+    real_target = tmp_path / "real-target"
+    private.copy_private(source, real_target)  # from the real path, links through the alias
+    assert (real_target / "via-alias").readlink() == real_target / "file"
+
+
+def test_a_relative_link_climbing_out_and_back_in_is_kept_inside_the_copy(tmp_path):
+    """``../artifact/file`` names the artifact's file from the artifact, another from the copy."""
+    source, target = tmp_path / "artifact", tmp_path / "copies" / "deeper"
+    source.mkdir()
+    (source / "file").write_text("orig")
+    (source / "back").symlink_to("../artifact/file")
+    target.parent.mkdir()
+    private.copy_private(source, target)
+    assert (target / "back").readlink() == Path("file")
+    (target / "back").write_text("changed")
+    assert (source / "file").read_text() == "orig"
+
+
+def test_a_pipe_of_an_artifact_is_left_out_of_the_copy_with_a_warning(workdir):
+    """A pipe, socket or device is no artifact content (its hash leaves them out): not copied,
+    and the action's log says so, naming it."""
+
+    def make(ctx: pk.ActionContext) -> None:
+        make_src(ctx)
+        os.mkfifo(ctx.outputs["src"] / "tiny" / "events.fifo")
+
+    result = pk.run(
+        pk.Pipeline(
+            "p",
+            [
+                pk.Stage("Source", [pk.Action("Make", pk.python(make), outputs=["src"])]),
+                pk.Stage(
+                    "Test",
+                    [
+                        pk.Action(
+                            "Run",
+                            pk.shell('test ! -e "$PK_INPUT_src/tiny/events.fifo"'),
+                            inputs=["src"],
+                            writable_inputs=True,
+                        )
+                    ],
+                ),
+            ],
+        ),
+        workdir=workdir,
+    )
+    assert result.status is pk.Status.SUCCEEDED, result.actions["Test.Run"].error
+    log = Path(result.actions["Test.Run"].log_path or "").read_text()
+    assert (
+        "[warning] not in the private copy: a pipe, socket or device file is no artifact "
+        "content artifact='src' path='tiny/events.fifo'"
+    ) in log
+
+
 def test_without_reflink_support_each_file_is_copied_and_the_clone_is_not_tried_again(
     tmp_path, monkeypatch
 ):

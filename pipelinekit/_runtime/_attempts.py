@@ -514,8 +514,9 @@ class Attempts:
         workspace = run.workspace
         outputs = {name: workspace.artifact(name) for name in action.outputs}
         inputs = {name: run.artifact_paths[name] for name in action.inputs}
+        left_out: list[tuple[str, str]] = []  # pipes, sockets, devices: not in private copies
         if action.writable_inputs:  # the seals checked stay the originals' (_holding)
-            inputs = await private_inputs(workspace, record.node, inputs)
+            inputs, left_out = await private_inputs(workspace, record.node, inputs)
         await workspace.prepare(record.node, outputs, again=number > 1)
         run.artifact_paths.update(outputs)
         ctx = ActionContext(
@@ -538,6 +539,12 @@ class Attempts:
             processes=run.processes,
         )
         ctx.provider = provider
+        for artifact, path in left_out:
+            ctx.log.warning(
+                "not in the private copy: a pipe, socket or device file is no artifact content",
+                artifact=artifact,
+                path=path,
+            )
         return ctx, provider
 
     async def _report_approval(

@@ -10,8 +10,12 @@ clone where the file system can make one (the ``FICLONE`` ioctl, what ``cp --ref
 uses: btrfs, XFS, bcachefs, OpenZFS 2.2+), else a real copy (``shutil.copyfile``, in the kernel
 with ``sendfile``). Never a hard link: a write through one would change the producer's file.
 Folders are made fresh and writable; files keep their executable bits and gain the owner's
-write bit; symlinks are copied as links, and an absolute link into the artifact is pointed at
-the same file of the copy (else a write through it would reach the producer's file).
+write bit; symlinks are copied as links, and a link into the artifact is pointed at the same
+file of the copy (else a write through it would reach the producer's file). "Into the artifact"
+is decided on real paths (``os.path.realpath``), so an absolute link that reaches the artifact
+by another path (through a symlinked folder, macOS's ``/var`` for ``/private/var``, a leading
+``//``) is pointed at the copy too. Pipes, sockets and devices are no artifact's content (its
+hash leaves them out): they are not copied, and the action's log names each one.
 
 The producer's seals are still what is checked, before and after the action (the scheduler
 checks the originals, not the copies): nothing written to a copy reaches an artifact. The copies
@@ -77,6 +81,8 @@ class Copied:
     copied: int = 0
     bytes: int = 0
     links: int = 0
+    #: Pipes, sockets and devices not copied: their paths, relative to the artifact.
+    left_out: list[str] = attrs.field(factory=list)
     #: Whether cloning is still worth trying (a file system that refused once refuses again).
     clone: bool = attrs.field(default=sys.platform == "linux", repr=False)
     #: Whether ``copy_file_range`` works here (else ``sendfile``).
@@ -147,7 +153,7 @@ def _copy_file(source: str, target: str, status: os.stat_result, copied: Copied)
     copied.bytes += status.st_size
 
 
-def _copy_tree(source: str, target: str, roots: tuple[str, str], copied: Copied) -> None:
+def _copy_tree(source: str, target: str, roots: _Roots, copied: Copied) -> None:
     """Copy folder ``source`` to ``target``; ``roots``: the artifact's folder and the copy's."""
     os.mkdir(target, _WRITABLE_FOLDER | 0o055)
     with os.scandir(source) as scan:
@@ -156,30 +162,45 @@ def _copy_tree(source: str, target: str, roots: tuple[str, str], copied: Copied)
         to = os.path.join(target, entry.name)
         if entry.is_symlink():
             link = os.readlink(entry.path)
-            os.symlink(_link_target(link, source, roots), to)
+            os.symlink(_link_target(link, source, target, roots), to)
             copied.links += 1
         elif entry.is_dir(follow_symlinks=False):
             _copy_tree(entry.path, to, roots, copied)
         elif entry.is_file(follow_symlinks=False):
             _copy_file(entry.path, to, entry.stat(follow_symlinks=False), copied)
-        # Sockets, pipes and devices are no artifact's content (its hash leaves them out).
+        else:
+            # Sockets, pipes and devices are no artifact's content (its hash leaves them out);
+            # said in the action's log, so a tool that looks for one knows why it is missing.
+            copied.left_out.append(os.path.relpath(entry.path, roots.source))
 
 
-def _link_target(link: str, folder: str, roots: tuple[str, str]) -> str:
-    """Where a link of ``folder`` points in the copy: the same file as in the artifact.
+@attrs.frozen
+class _Roots:
+    """The artifact's folder as given, its real path, and the copy's folder."""
+
+    source: str
+    real: str
+    copy: str
+
+
+def _link_target(link: str, folder: str, copy_folder: str, roots: _Roots) -> str:
+    """Where a link of ``folder`` (``copy_folder`` in the copy) points in the copy.
 
     A link to a file of the artifact points to that file of the copy (relative links stay
     relative); any other points where it pointed, absolutely (a relative one climbing out of
-    the artifact would land elsewhere from the copy's folder, maybe in the producer's).
+    the artifact would land elsewhere from the copy's folder, maybe in the producer's). Real
+    paths are compared: the artifact may be named by another path (a symlinked folder above
+    it, ``//``), and the link's own path may go through links.
     """
-    artifact, copy = roots
-    pointed = os.path.normpath(os.path.join(folder, link))
-    inside = pointed == artifact or pointed.startswith(artifact + os.sep)
-    if not inside:
-        return pointed if not os.path.isabs(link) else link
+    pointed = os.path.realpath(os.path.join(folder, link))
+    if pointed != roots.real and not pointed.startswith(roots.real + os.sep):
+        return link if os.path.isabs(link) else pointed
+    in_copy = roots.copy + pointed[len(roots.real) :]
     if os.path.isabs(link):
-        return copy + pointed[len(artifact) :]
-    return link
+        return in_copy
+    if os.path.normpath(os.path.join(copy_folder, link)) == in_copy:
+        return link  # the same text lands on the same file of the copy
+    return os.path.relpath(in_copy, copy_folder)
 
 
 def copy_private(source: Path, target: Path) -> Copied:
@@ -188,8 +209,9 @@ def copy_private(source: Path, target: Path) -> Copied:
     Returns what it did. Call it from a worker thread.
     """
     copied = Copied()
-    roots = (str(source.absolute()), str(target.absolute()))
-    _copy_tree(roots[0], roots[1], roots, copied)
+    given = str(source.absolute())
+    roots = _Roots(given, os.path.realpath(given), str(target.absolute()))
+    _copy_tree(roots.source, roots.copy, roots, copied)
     return copied
 
 
@@ -226,11 +248,12 @@ def _make_copies(node: str, inputs: Mapping[str, Path], folder: Path) -> dict[st
 
 async def private_inputs(
     workspace: Workspace, node: str, inputs: Mapping[str, Path]
-) -> dict[str, Path]:
+) -> tuple[dict[str, Path], list[tuple[str, str]]]:
     """Private writable copies of ``inputs`` (artifact -> folder) for action ``node``.
 
-    Each attempt gets fresh copies (an earlier attempt's are removed first); the answer maps
-    each artifact to its copy, for the action's context.
+    Each attempt gets fresh copies (an earlier attempt's are removed first). The answer maps
+    each artifact to its copy, for the action's context, and lists what was left out of the
+    copies (artifact, path): pipes, sockets and devices, for the action's log.
     """
     folder = private_folder(workspace.work, node)
     copies = {name: folder / name for name in inputs}
@@ -238,6 +261,6 @@ async def private_inputs(
     # artifacts are, and the fake plays writes to them (ScriptedExecutor). To move behind a
     # Workspace method (the workspace knows what it keeps) when the protocol grows one.
     if not inputs or isinstance(workspace, MemoryWorkspace):
-        return copies
-    await anyio.to_thread.run_sync(_make_copies, node, dict(inputs), folder)
-    return copies
+        return copies, []
+    done = await anyio.to_thread.run_sync(_make_copies, node, dict(inputs), folder)
+    return copies, [(name, path) for name, copied in done.items() for path in copied.left_out]
