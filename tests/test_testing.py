@@ -373,3 +373,109 @@ def test_a_fake_run_touches_no_disk(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     FakeExecutor({"Build.Compile": succeed(outputs={"dist": {"a": "b"}})}).run(PIPELINE)
     assert list(tmp_path.iterdir()) == []
+
+
+# -- what a command's failure, its test reports and its summary tell ---------------------------
+
+SECRET = "supersecretvalue"  # noqa: S105 - a test secret
+JUNIT = (
+    '<testsuite tests="2" failures="1"><testcase classname="t" name="ok"/>'
+    f'<testcase classname="t" name="bad_{SECRET}"><failure/></testcase></testsuite>'
+)
+TOLD = pk.Pipeline(
+    "told",
+    [
+        pk.Stage(
+            "Test",
+            [
+                pk.Action(
+                    "Unit",
+                    pk.shell(
+                        f"echo '{JUNIT}' > junit.xml",
+                        'echo "## Tested #{variables.tok}" > "$PK_SUMMARY"',
+                        'echo "out #{variables.tok}"; exit 3',
+                        reports=["junit.xml"],
+                    ),
+                )
+            ],
+        )
+    ],
+    variables=[pk.Variable("tok", secret=True)],
+)
+#: What the real run of TOLD's action tells, secrets unmasked, as a test would script it.
+FAILURE = pk.CommandFailure(
+    3,
+    command='echo "out ${PK_REF_variables_tok}"; exit 3',
+    index=2,
+    count=3,
+    output_tail=[f"out {SECRET}"],
+)
+REPORT = pk.TestReport("junit.xml", tests=2, failures=1, failed=[f"t.bad_{SECRET}"])
+SUMMARY = f"## Tested {SECRET}"
+
+
+def ended(events, node):
+    ends = {pk.Status.SUCCEEDED, pk.Status.FAILED}
+    (end,) = [e for e in events if e.type == "action" and e.node == node and e.state in ends]
+    return {key: value for key, value in end.detail.items() if key != "log_path"}
+
+
+def test_a_scripted_command_failure_reports_and_summary_are_told_as_a_real_run_tells_them(
+    tmp_path,
+):
+    """Same event detail, same results, masked the same way: hooks and asserts see no difference."""
+    store = pk.MemoryStore()
+    real = pk.run(TOLD, store=store, workdir=tmp_path, variables={"tok": SECRET})
+    fake = FakeExecutor({"Test.Unit": fail(failure=FAILURE, reports=[REPORT], summary=SUMMARY)})
+    scripted = fake.run(TOLD, variables={"tok": SECRET})
+    real_events = anyio.run(store.events, real.execution_id)
+    assert ended(fake.events, "Test.Unit") == ended(real_events, "Test.Unit")
+    assert "failure" in ended(fake.events, "Test.Unit")
+    (real_attempt,) = real.actions["Test.Unit"].attempts
+    (fake_attempt,) = scripted.actions["Test.Unit"].attempts
+    for field in ("error", "failure", "reports", "summary"):
+        assert getattr(fake_attempt, field) == getattr(real_attempt, field), field
+    assert fake_attempt.summary == "## Tested ****"
+    assert SECRET not in repr(fake.events) + repr(scripted)
+
+
+def test_a_success_can_carry_reports_and_a_summary_for_hooks():
+    hook = RecordingHook()
+    fake = FakeExecutor(
+        {"Test.Unit": succeed(reports=[pk.TestReport("junit.xml", tests=5)], summary="## ok")},
+        hooks=[hook],
+    )
+    result = fake.run(TOLD, variables={"tok": SECRET})
+    assert result.succeeded
+    (attempt,) = result.actions["Test.Unit"].attempts
+    assert attempt.reports == (pk.TestReport("junit.xml", tests=5),)
+    assert attempt.summary == "## ok"
+    detail = ended(fake.events, "Test.Unit")
+    assert detail["reports"] == [pk.TestReport("junit.xml", tests=5).to_detail()]
+    assert detail["summary"] == "## ok"
+    heard = [e for e in hook.events if e.node == "Test.Unit" and e.state is pk.Status.SUCCEEDED]
+    assert heard[0].detail["summary"] == "## ok"
+
+
+def test_a_scripted_failure_is_the_error_a_real_one_would_be():
+    fake = FakeExecutor({"Test.Unit": fail(failure=pk.CommandFailure(1, signal=None))})
+    result = fake.run(TOLD, variables={"tok": SECRET})
+    assert result.actions["Test.Unit"].error == "command exited with status 1"
+    with pytest.raises(pk.ExecutionError, match="a message or a failure"):
+        fail("broke", failure=pk.CommandFailure(1))
+    with pytest.raises(pk.ExecutionError, match=r"failure= must be a pk\.CommandFailure"):
+        fail(failure="exit 1")
+    with pytest.raises(pk.ExecutionError, match=r"reports= must be a list of pk\.TestReport"):
+        succeed(reports=["junit.xml"])
+    with pytest.raises(pk.ExecutionError, match="summary= must be a string"):
+        succeed(summary=3)
+
+
+def test_cache_true_never_hits_in_the_fake_even_with_a_kept_store():
+    """As docs/testing.md's Limits say: the fake's files are in memory, nothing is cached."""
+    pipeline = pk.Pipeline("c", [pk.Stage("S", [pk.Action("A", pk.shell("true"), cache=True)])])
+    fake = FakeExecutor(store=pk.MemoryStore())
+    fake.run(pipeline)
+    second = fake.run(pipeline)
+    assert second.actions["S.A"].cached is False
+    assert [str(call) for call in fake.calls] == ["S.A"]  # calls are the last run's

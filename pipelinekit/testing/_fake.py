@@ -29,6 +29,7 @@ import attrs
 from pipelinekit._model._declarations import Status
 from pipelinekit._model._events import Event
 from pipelinekit._model._frozendict import to_frozendict
+from pipelinekit._model._limits import shown
 from pipelinekit._model._names import did_you_mean
 from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._runtime._artifacts import MemoryWorkspace
@@ -38,8 +39,10 @@ from pipelinekit._runtime._private_inputs import private_folder
 from pipelinekit._runtime._results import RunResult
 from pipelinekit.exceptions import ActionFailed, ExecutionError
 from pipelinekit.providers._capabilities import required_output_variables
-from pipelinekit.providers._context import ActionContext
+from pipelinekit.providers._context import MAX_SUMMARY_BYTES, ActionContext
+from pipelinekit.providers._failure import CommandFailed, CommandFailure
 from pipelinekit.providers._identity import check_identity
+from pipelinekit.providers._junit import TestReport
 from pipelinekit.stores import MemoryStore
 from pipelinekit.testing._timeline import Verdict, never_ran, ran_before, ran_in_parallel
 from pipelinekit.testing._virtual_clock import DEFAULT_START, StuckRunError, VirtualClock
@@ -70,21 +73,57 @@ def _to_duration(value: object) -> timedelta:
     raise TypeError(msg)
 
 
+def _to_reports(value: object) -> tuple[TestReport, ...]:
+    reports = tuple(value) if isinstance(value, list | tuple) else None
+    if reports is None or not all(isinstance(report, TestReport) for report in reports):
+        msg = (
+            "reports= must be a list of pk.TestReport(...), as a provider reads them from "
+            f"JUnit XML (got {shown(value)})"
+        )
+        raise ExecutionError(msg)
+    return reports
+
+
+def _to_summary(value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        msg = f"summary= must be a string of Markdown, or None (got {shown(value)})"
+        raise ExecutionError(msg)
+    return value
+
+
+def _to_failure(value: object) -> CommandFailure | None:
+    if value is not None and not isinstance(value, CommandFailure):
+        msg = f"failure= must be a pk.CommandFailure(...), or None (got {shown(value)})"
+        raise ExecutionError(msg)
+    return value
+
+
 @attrs.frozen
 class Succeed:
-    """The action succeeds after ``after``, setting ``variables`` and writing ``outputs``."""
+    """The action succeeds after ``after``, setting ``variables`` and writing ``outputs``.
+
+    ``reports`` and ``summary`` are told as a provider tells what it read and wrote.
+    """
 
     outputs: Mapping[str, Mapping[str, str | bytes]] = attrs.field(factory=dict)
     variables: Mapping[str, str] = attrs.field(factory=dict, converter=to_frozendict)
     after: timedelta = attrs.field(default=timedelta(0), converter=_to_duration)
+    reports: tuple[TestReport, ...] = attrs.field(default=(), converter=_to_reports, kw_only=True)
+    summary: str | None = attrs.field(default=None, converter=_to_summary, kw_only=True)
 
 
 @attrs.frozen
 class Fail:
-    """The action fails with ``message`` after ``after``."""
+    """The action fails with ``message`` after ``after``; with ``failure``, as that command.
+
+    ``reports`` and ``summary`` are told as a provider tells what it read and wrote.
+    """
 
     message: str = "failed"
     after: timedelta = attrs.field(default=timedelta(0), converter=_to_duration)
+    failure: CommandFailure | None = attrs.field(default=None, converter=_to_failure, kw_only=True)
+    reports: tuple[TestReport, ...] = attrs.field(default=(), converter=_to_reports, kw_only=True)
+    summary: str | None = attrs.field(default=None, converter=_to_summary, kw_only=True)
 
 
 @attrs.frozen
@@ -131,8 +170,14 @@ def succeed(
     outputs: Mapping[str, Mapping[str, str | bytes]] | None = None,
     variables: Mapping[str, str] | None = None,
     after: timedelta | float = timedelta(0),
+    reports: Sequence[TestReport] = (),
+    summary: str | None = None,
 ) -> Succeed:
     """Succeed after ``after`` (virtual time), with output ``variables`` and artifact files.
+
+    ``reports`` (``pk.TestReport``, as ``pk.shell(..., reports=[...])`` reads JUnit XML) and
+    ``summary`` (Markdown, as written to ``$PK_SUMMARY``) reach the attempt's result and its
+    event as a real run's do: masked, and a summary cut to the same length.
 
     Required output variables the provider declares (``output_variables``) and the outcome does
     not set get the value ``"fake-<name>"``; optional ones are ``""``. As in a real run, an
@@ -143,12 +188,37 @@ def succeed(
     change the producer's files, and the action fails as on disk (``ArtifactChanged``), unless
     the action has ``writable_inputs=True``: then they go to its private copy, which nobody reads.
     """
-    return Succeed(outputs or {}, variables or {}, after)
+    return Succeed(outputs or {}, variables or {}, after, reports=reports, summary=summary)
 
 
-def fail(message: str = "failed", *, after: timedelta | float = timedelta(0)) -> Fail:
-    """Fail with ``message`` after ``after`` (virtual time)."""
-    return Fail(message, after)
+def fail(
+    message: str | None = None,
+    *,
+    after: timedelta | float = timedelta(0),
+    failure: CommandFailure | None = None,
+    reports: Sequence[TestReport] = (),
+    summary: str | None = None,
+) -> Fail:
+    """Fail with ``message`` (default ``"failed"``) after ``after`` (virtual time).
+
+    With ``failure`` (``pk.CommandFailure``) the action fails as when that command failed: its
+    error is ``failure.message()`` and the attempt carries the failure (masked), so a test sees
+    what a hook or ``pipelinekit status`` would show; give a message or a failure, not both.
+    ``reports`` and ``summary`` are ``succeed``'s: a failed test run has them too.
+    """
+    if message is not None and failure is not None:
+        msg = (
+            "fail() takes a message or a failure (whose message() is the action's error, as "
+            "in a real run), not both"
+        )
+        raise ExecutionError(msg)
+    return Fail(
+        "failed" if message is None else message,
+        after,
+        failure=failure,
+        reports=reports,
+        summary=summary,
+    )
 
 
 def hang() -> Hang:
@@ -256,6 +326,9 @@ class ScriptedExecutor:
         if outcome.after > timedelta(0):  # type: ignore[union-attr]  # Hang returned above
             await clock.sleep(outcome.after.total_seconds())  # type: ignore[union-attr]
         if isinstance(outcome, Fail):
+            _tell(outcome, ctx)
+            if outcome.failure is not None:
+                raise CommandFailed(outcome.failure)  # the engine masks it, as a real one
             raise ActionFailed(outcome.message)
         if isinstance(outcome, Reject):
             await ctx.report_approval(Status.FAILED, by=outcome.by, summary=outcome.summary)
@@ -302,6 +375,30 @@ class ScriptedExecutor:
                 ctx.set_variable(name, f"fake-{name}")
         for name, value in outcome.variables.items():
             ctx.set_variable(name, value)
+        _tell(outcome, ctx)
+
+
+def _tell(outcome: Succeed | Fail, ctx: ActionContext) -> None:
+    """Tell the engine the scripted reports and summary, as a provider does."""
+    ctx.reports.extend(outcome.reports)  # masked by the engine, as a provider's
+    if outcome.summary is not None:
+        told = _as_read(outcome.summary)
+
+        async def read_summary() -> str | None:
+            return ctx.masker.mask(told) if told is not None else None
+
+        # A real action writes $PK_SUMMARY, which the engine reads back; the fake writes no
+        # file, so this context (made for this attempt only) answers from the script.
+        ctx.read_summary = read_summary  # type: ignore[method-assign]
+
+
+def _as_read(text: str) -> str | None:
+    """``text`` as the engine reads a summary file: cut to ``MAX_SUMMARY_BYTES``, saying so."""
+    raw = text.encode()
+    kept = raw[:MAX_SUMMARY_BYTES].decode("utf-8", "replace").rstrip()
+    if len(raw) > MAX_SUMMARY_BYTES:
+        kept += f"\n\n… (cut: a summary keeps its first {MAX_SUMMARY_BYTES:,} bytes)"
+    return kept or None
 
 
 class FakeExecutor:
