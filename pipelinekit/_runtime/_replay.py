@@ -32,6 +32,7 @@ __all__ = [
     "ApprovalRequest",
     "ExecutionState",
     "StageState",
+    "detail_time",
     "replay",
 ]
 
@@ -135,7 +136,7 @@ class ActionState:
                 self.attempts[-1] = self._ended(
                     self.attempts[-1],
                     Status.FAILED,
-                    _time(detail.get("previous_finished_at")) or event.time,
+                    detail_time(detail.get("previous_finished_at")) or event.time,
                     detail,
                     prefix="previous_",
                 )
@@ -368,7 +369,7 @@ class ExecutionState:
                     action.reopen()
 
 
-def _time(value: object) -> datetime | None:
+def detail_time(value: object) -> datetime | None:
     """An ISO time of an event's detail, or ``None`` for anything else."""
     if not isinstance(value, str):
         return None

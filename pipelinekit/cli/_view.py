@@ -18,7 +18,7 @@ from pipelinekit._model._declarations import Status
 from pipelinekit._model._events import Event
 from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._runtime._engine import Execution
-from pipelinekit._runtime._replay import replay
+from pipelinekit._runtime._replay import detail_time, replay
 from pipelinekit._runtime._results import ActionResult, RunResult
 from pipelinekit.providers._failure import CommandFailure
 from pipelinekit.providers._junit import TestReport
@@ -279,15 +279,6 @@ class PlainView:
         self.out.flush()
 
 
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
 def _one_line(text: str, width: int = 100) -> str:
     first = text.strip().splitlines()[0] if text.strip() else ""
     cut = len(first) > width or "\n" in text.strip()
@@ -371,7 +362,7 @@ class LiveView:
         if event.state in {Status.IN_PROGRESS, Status.WAITING_FOR_APPROVAL}:
             if running is not None and event.state is Status.IN_PROGRESS:
                 # A retry: the attempt before ended when its detail says, not now.
-                ended = _time(event.detail.get("previous_finished_at")) or event.time
+                ended = detail_time(event.detail.get("previous_finished_at")) or event.time
                 self._add(key, max(timedelta(0), ended - running))
                 self.since[key] = event.time
             elif running is None:
