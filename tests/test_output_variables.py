@@ -3,6 +3,7 @@ providers held to their declarations when they run (in the real engine and in th
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from typing import ClassVar
@@ -430,3 +431,21 @@ def test_a_reference_to_a_wait_namespace_is_refused_since_it_sets_none():
                 pk.Stage("B", [pk.Action("U", pk.shell('echo "#{Pause.Until}"'))]),
             ],
         )
+
+
+def test_a_pipeline_file_rewritten_in_the_same_second_loads_as_it_is_now(tmp_path, monkeypatch):
+    # Python trusts a cached .pyc whose source has the same size and mtime: a generated file
+    # (or a one-digit edit) rewritten within the same second loaded as it was before.
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    path = tmp_path / "gen.py"
+    template = (
+        "import pipelinekit as pk\n"
+        "pipeline = pk.Pipeline('v{}', [pk.Stage('S', [pk.Action('A', pk.Wait(0))])])\n"
+    )
+    path.write_text(template.format(1))
+    stamp = path.stat().st_mtime_ns
+    assert load_pipeline(str(path))[0].name == "v1"
+    path.write_text(template.format(2))
+    os.utime(path, ns=(stamp, stamp))
+    assert load_pipeline(str(path))[0].name == "v2"
+    assert not (tmp_path / "__pycache__").exists()  # nothing left beside the person's file

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.machinery
 import importlib.util
 import re
 import sys
 import traceback
 from pathlib import Path
-from types import ModuleType
+from types import CodeType, ModuleType
 
 from pipelinekit._model._names import did_you_mean
 from pipelinekit._model._pipeline import Pipeline
@@ -106,6 +107,20 @@ def _imported_pipelines(path: Path, module: ModuleType) -> set[int]:
     return held
 
 
+class _FromSource(importlib.machinery.SourceFileLoader):
+    """Compiles the pipeline file from its source each time, never from ``__pycache__``.
+
+    Python trusts a cached ``.pyc`` whose source has the same size and modification time, so a
+    file rewritten within the same second with as many bytes (a generated pipeline, a one-digit
+    edit) would load as it was before. The file is small; its neighbours import as usual.
+    """
+
+    def get_code(self, fullname: str) -> CodeType:
+        """The module's code, compiled from the file as it is now."""
+        path = self.get_filename(fullname)
+        return self.source_to_code(self.get_data(path), path)
+
+
 def _load_module(path: Path) -> ModuleType:
     if not path.exists():
         msg = f"{path}: no such file"
@@ -118,7 +133,9 @@ def _load_module(path: Path) -> ModuleType:
         raise LoadError(msg)
     resolved = path.resolve()
     module_name = _module_name(resolved)
-    spec = importlib.util.spec_from_file_location(module_name, resolved)
+    spec = importlib.util.spec_from_file_location(
+        module_name, resolved, loader=_FromSource(module_name, str(resolved))
+    )
     if spec is None or spec.loader is None:  # pragma: no cover - only for odd files
         msg = f"{path}: cannot be loaded as a Python module"
         raise LoadError(msg)
