@@ -416,7 +416,8 @@ async def test_commands_that_set_none_of_their_output_variables_fail_naming_them
     assert build.error == (
         "the commands did not set the output variables 'VERSION', 'COMMIT': set them in a "
         "command (`VERSION=...` or `export VERSION=...`), or declare them optional "
-        "(optional_output_variables=['VERSION', 'COMMIT'])"
+        "(optional_output_variables=['VERSION', 'COMMIT']); or the commands replaced the "
+        "EXIT trap / ran exec (pipelinekit hands the variables over from its EXIT trap)"
     )
 
 

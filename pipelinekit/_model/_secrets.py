@@ -235,6 +235,8 @@ class Masker:
         self._pattern: re.Pattern[str] | None = None
         #: The needles when they are few enough to look for one by one first (see ``mask``).
         self._few: tuple[str, ...] | None = None
+        #: The length of the longest form of a secret (see ``mask_through``).
+        self.longest = 0
         for secret in secrets:
             self.add(secret)
 
@@ -267,6 +269,7 @@ class Masker:
         if needles <= self._needles:
             return
         self._needles |= needles
+        self.longest = max(self.longest, *map(len, needles))
         self._pattern = _pattern(self._needles)
         self._few = tuple(self._needles) if len(self._needles) <= _FEW else None
 
@@ -287,6 +290,26 @@ class Masker:
             if needle in text:
                 return pattern.sub(MASK, text)
         return text
+
+    def mask_through(self, text: str, end: int) -> str:
+        """``text[:end]`` masked, each secret starting before ``end`` masked whole.
+
+        For a text read in part: a secret the read cut cannot be recognised, so the caller
+        keeps only what ends ``longest`` characters before the read's end, where every secret
+        that starts is whole in ``text``; this masks it without cutting a secret at ``end``.
+        """
+        pattern = self._pattern
+        if pattern is None:
+            return text[:end]
+        pieces: list[str] = []
+        at = 0
+        for match in pattern.finditer(text):
+            if match.start() >= end:
+                break
+            pieces.extend((text[at : match.start()], MASK))
+            at = match.end()
+        pieces.append(text[at:end])
+        return "".join(pieces)
 
     def mask_value(self, value: Any) -> Any:  # noqa: ANN401 - masks whatever shape it is given
         """Mask strings, also inside mappings, lists and tuples (values, not keys)."""

@@ -505,7 +505,7 @@ class Attempts:
     ) -> tuple[ActionContext, Runnable]:
         run = self.run_
         action = record.action
-        provider = run.provider(action)
+        provider = declared_provider = run.provider(action)
         configuration = action.configuration
         if record.node in run.plan.referencing:
             configuration = resolve_value(configuration, run.lookup)
@@ -539,6 +539,7 @@ class Attempts:
             processes=run.processes,
         )
         ctx.provider = provider
+        ctx.declared_provider = declared_provider
         for artifact, path in left_out:
             ctx.log.warning(
                 "not in the private copy: a pipe, socket or device file is no artifact content",

@@ -7,10 +7,10 @@ import os
 import re
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-import anyio
 import attrs
 
 from pipelinekit._model._declarations import ActionTypeId, Category, Owner, to_duration
@@ -18,8 +18,9 @@ from pipelinekit._model._frozendict import FrozenDict, to_frozendict, to_tuple
 from pipelinekit._model._limits import MAX_TIMEOUT, MAX_VALUE_BYTES, duration_problem
 from pipelinekit._model._variables import Reference, resolve
 from pipelinekit.exceptions import ActionFailed
+from pipelinekit.providers._action_files import FileRead, read_regular
 from pipelinekit.providers._failure import CommandFailed, CommandFailure
-from pipelinekit.providers._junit import pattern_problem, read_reports
+from pipelinekit.providers._junit import TestReport, pattern_problem, read_reports
 from pipelinekit.providers._reference_variables import PREFIX as _RESERVED_PREFIX
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["MAX_ARGUMENT_BYTES", "Commands", "reference_notes", "shell"]
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+#: The starts of the shell variable names pipelinekit uses: no output variable may have one.
+_OWN_PREFIXES = ("__pk_", "PK_")
 #: The longest one argument (the script) or one environment entry may be: Linux's
 #: MAX_ARG_STRLEN (32 pages of 4 KiB), the tightest of the common systems. It is applied on every
 #: system, so commands that pass here also start on a Linux runner.
@@ -115,7 +118,7 @@ class Commands:
 
     async def run(self, ctx: ActionContext) -> None:
         """Run the commands in one shell session; stop at the first that fails."""
-        variables_file = ctx.workdir_path / ".pk-output-variables"
+        variables_file = ctx.workdir_path / _VARIABLES_FILE
         command_file = ctx.workdir_path / _COMMAND_FILE
         env = dict(self.env)
         env["PK_VARIABLES_FILE"] = str(variables_file)
@@ -138,51 +141,78 @@ class Commands:
                 "(SC_ARG_MAX); make the environment or the values passed smaller"
             )
             raise ActionFailed(msg) from None
+        exported = self._exported()
+        failed = result.returncode != 0
+        # One worker-thread trip for every file the commands left: the note of the failing
+        # command, the output variables, the reports, and the summary (read by the context).
+        note, variables, reports = await ctx.read_with_summary(
+            partial(
+                _left_files,
+                command_file if failed else None,
+                variables_file if exported else None,
+                ctx.workdir_path,
+                self.reports,
+                ctx.masker.mask,
+            )
+        )
         failure = None
-        if result.returncode != 0:
-            failure = await self._failure(result.returncode, result.output_tail, groups, ctx)
+        if failed:
+            failure = self._failure(result.returncode, result.output_tail, note, groups, ctx)
         if self.reports:
-            await self._read_reports(ctx)
+            self._log_reports(ctx, reports)
         if failure is not None:
             raise CommandFailed(failure)
-        if self.output_variables or self.optional_output_variables:
-            await self._set_variables(ctx, variables_file)
+        if exported:
+            self._set_variables(ctx, variables)
 
     def _exported(self) -> tuple[str, ...]:
         required = self.output_variables
         return required + tuple(n for n in self.optional_output_variables if n not in required)
 
-    async def _failure(
+    def _failure(
         self,
         returncode: int,
         tail: tuple[str, ...],
+        note: FileRead,
         groups: list[tuple[int, int]],
         ctx: ActionContext,
     ) -> CommandFailure:
-        """Which command failed (from the index the script noted), how, and the output's end."""
+        """Which command failed (from the index the script noted), how, and the output's end.
+
+        The command is shown as it was declared (``#{...}`` references as written), masked.
+        """
+        if note.problem is not None:
+            ctx.log.warning("command notes not read", path=_COMMAND_FILE, why=note.problem)
         try:
-            noted = await anyio.Path(ctx.workdir_path / _COMMAND_FILE).read_text()
-            group = int(noted.split("\n", 1)[0])  # the last note (see _PRELUDE)
-        except (OSError, ValueError):
+            text = (note.data or b"").decode("utf-8", "replace")
+            group = int(text.split("\n", 1)[0])  # the last note (see _PRELUDE)
+        except ValueError:
             group = -1  # the shell never got to the first command (or the file was removed)
         count = len(self.commands)
-        if 0 <= group < len(groups):
-            first, last = groups[group]
-            text = "\n".join(self.commands[first : last + 1])
-            failure = CommandFailure.of_returncode(
-                returncode,
-                from_shell=True,
-                output_tail=tail,
-                command=text,
-                index=first,
-                count=count,
+        mask = ctx.masker.mask
+        if not 0 <= group < len(groups):
+            return CommandFailure.of_returncode(
+                returncode, from_shell=True, output_tail=tail, mask=mask
             )
-        else:
-            failure = CommandFailure.of_returncode(returncode, from_shell=True, output_tail=tail)
-        return failure.masked(ctx.masker.mask)
+        first, last = groups[group]
+        declared = ctx.declared_provider
+        written = (
+            declared.commands
+            if isinstance(declared, Commands) and len(declared.commands) == count
+            else self.commands
+        )
+        return CommandFailure.of_returncode(
+            returncode,
+            from_shell=True,
+            output_tail=tail,
+            command="\n".join(written[first : last + 1]),
+            index=first,
+            count=count,
+            mask=mask,
+        )
 
-    async def _read_reports(self, ctx: ActionContext) -> None:
-        reports = await anyio.to_thread.run_sync(read_reports, ctx.workdir_path, self.reports)
+    @staticmethod
+    def _log_reports(ctx: ActionContext, reports: list[TestReport]) -> None:
         ctx.reports.extend(reports)
         for report in reports:
             if report.problem is not None:
@@ -190,25 +220,29 @@ class Commands:
             else:
                 ctx.log.info("test report", report=report.describe())
 
-    async def _set_variables(self, ctx: ActionContext, variables_file: Path) -> None:
-        try:
-            raw = await anyio.Path(variables_file).read_bytes()
-        except FileNotFoundError:
-            raw = b""  # the commands set none of them: the file is written on the first
+    def _set_variables(self, ctx: ActionContext, read: FileRead) -> None:
+        if read.problem is not None:
+            ctx.log.warning("output variables not read", path=_VARIABLES_FILE, why=read.problem)
+        raw = read.data or b""  # none: the commands set none of them (written on the first)
         exported = dict(
-            item.split("=", 1) for item in raw.decode("utf-8", "replace").split("\0") if item
+            item.split("=", 1) for item in raw.decode("utf-8", "replace").split("\0") if "=" in item
         )
         missing = [name for name in self.output_variables if name not in exported]
         if missing:
             names = ", ".join(repr(name) for name in missing)
             example = missing[0]
+            many = len(missing) > 1
             msg = (
-                f"the commands did not set the output variable{'s' if len(missing) > 1 else ''} "
-                f"{names}: set {'them' if len(missing) > 1 else 'it'} in a command "
+                f"the commands did not set the output variable{'s' if many else ''} "
+                f"{names}: set {'them' if many else 'it'} in a command "
                 f"(`{example}=...` or `export {example}=...`), or declare "
-                f"{'them' if len(missing) > 1 else 'it'} optional "
-                f"(optional_output_variables=[{', '.join(repr(name) for name in missing)}])"
+                f"{'them' if many else 'it'} optional "
+                f"(optional_output_variables=[{', '.join(repr(name) for name in missing)}]); "
+                "or the commands replaced the EXIT trap / ran exec (pipelinekit hands the "
+                "variables over from its EXIT trap)"
             )
+            if read.problem is not None:
+                msg += f"; the file of output variables was not read: {read.problem}"
             raise ActionFailed(msg)
         for name in self._exported():
             if name not in exported:
@@ -429,6 +463,12 @@ def _check_names(
                 f"{name!r} is not an environment variable name: use letters, digits and '_', "
                 "not starting with a digit, at most 128 characters"
             )
+        elif not reserved and name.startswith(_OWN_PREFIXES):
+            message = (
+                f"{name!r}: names starting with __pk_ or PK_ are reserved (pipelinekit's own "
+                "shell variables, such as $PK_SUMMARY and the script's __pk_ functions); "
+                "choose another name"
+            )
         elif reserved and name.startswith(_RESERVED_PREFIX):
             message = (
                 f"{name!r}: names starting with {_RESERVED_PREFIX} are pipelinekit's (they carry "
@@ -464,104 +504,120 @@ def _check_env(env: Mapping[str, object]) -> Generator[tuple[str, str], None, bo
 
 #: The file in the working folder where the script notes the index of the running command.
 _COMMAND_FILE = ".pk-command"
-# Notes its argument in the file and returns the status it was called with ($? of the command
-# before), so the next command sees $? as it would without it; called as `f N && :`, where a
-# non-zero return stops nothing under `set -e`. Its trace (`set -x`) goes to /dev/null with its
-# stderr; a file it cannot write (a command removed the folder) is not the commands' failure.
-# The note is written over the one before (`1<>`: opened without truncating it), not into a
-# truncated file: truncating a written file makes ext4 flush it when it is closed, which took
-# ~0.2 ms a note, a third of the time of a `true` action. The numbers only grow during a run,
-# so a note covers the one before; the first line is the last note (the rest is left over
-# from an earlier attempt).
-_PRELUDE = (
-    "set -e",
-    "__pk_f=$PK_COMMAND_FILE",
-    '__pk_at() { __pk_rc=$?; printf \'%s\\n\' "$1" 1<>"$__pk_f" || :; return "$__pk_rc"; }',
-)
-_CONTINUED = re.compile(r"(\\|&&|\|\||\|)\s*\Z")
-_HERE_DOCUMENT = re.compile(r"<<-?\s*(['\"]?)([A-Za-z0-9_.-]+)\1")
-_CASE = re.compile(r"(?<![\w$-])case(?![\w-])")
-_ESAC = re.compile(r"(?<![\w$-])esac(?![\w-])")
+#: The file the EXIT trap hands the output variables over in (``name=value``, NUL-separated).
+_VARIABLES_FILE = ".pk-output-variables"
+#: The most of that file that is read: the values' limit, with room for names and separators.
+_MAX_VARIABLES_BYTES = 2 * 122_880 + 64 * 1024
 
 
-def _note(group: int) -> str:
-    """The line that notes group ``group`` before its commands."""
-    return f"{{ __pk_at {group} && :; }} 2>/dev/null"
+def _left_files(
+    command_file: Path | None,
+    variables_file: Path | None,
+    workdir: Path,
+    reports: Sequence[str],
+    mask: Callable[[str], str],
+) -> tuple[FileRead, FileRead, list[TestReport]]:
+    """Read what the commands left (blocking): the last note, the output variables, reports.
 
-
-#: After the last command's note: its status is the script's.
-_LAST = "; __pk_end=$?"
-_EXIT = 'exit "$__pk_end"'
-
-
-def _export(name: str) -> str:
-    """The line that hands output variable ``name`` over, when the commands set it."""
-    # Names are checked to be environment variable names, so they are safe here.
-    return (
-        f'if [ "${{{name}+set}}" = set ]; then '
-        f'printf "%s\\0" "{name}=${{{name}}}" >> "$PK_VARIABLES_FILE"; fi'
+    Only regular files are read, without blocking (see ``_action_files``): the commands may
+    have left a FIFO at any of these paths.
+    """
+    none = FileRead(None)
+    note = read_regular(command_file, 64) if command_file is not None else none
+    variables = (
+        read_regular(variables_file, _MAX_VARIABLES_BYTES) if variables_file is not None else none
     )
+    found = read_reports(workdir, reports, mask) if reports else []
+    return note, variables, found
 
 
-_PRELUDE_BYTES = sum(len(line) + 1 for line in _PRELUDE)
+#: The script starts with these, on the first command's line (so the shell's line numbers,
+#: ``LINENO``, count from the first command). ``$_`` is kept after ``set -e`` (as a script
+#: starting with ``set -e`` has it): each note hands it on.
+#: ``__pk_at`` notes its argument in the file and returns the status it was called with ($? of
+#: the command before), so the next command sees $? as it would without it; it is called as
+#: `__pk_at N "$_" && : "$__pk_u"`, where a non-zero return stops nothing under `set -e` and
+#: `$_` is left as the command before left it (the last argument of `:` or of `__pk_at`). Its
+#: trace (`set -x`) goes to /dev/null with its stderr; a file it cannot write (a command removed
+#: the folder) is not the commands' failure. The note is written over the one before (`1<>`:
+#: opened without truncating it), not into a truncated file: truncating a written file makes
+#: ext4 flush it when it is closed, which took ~0.2 ms a note, a third of the time of a `true`
+#: action. The numbers only grow during a run, so a note covers the one before; the first line
+#: is the last note (the rest is left over from an earlier attempt).
+_PRELUDE = (
+    "set -e; __pk_u=${_-}; __pk_f=$PK_COMMAND_FILE; "
+    '__pk_at() { __pk_rc=$?; __pk_u=$2; printf \'%s\\n\' "$1" 1<>"$__pk_f" || :; '
+    'return "$__pk_rc"; }; '
+)
+#: The output variables are handed over by an EXIT trap, installed before the commands run: a
+#: command that calls `exit` (or fails under `set -e`) still hands them over. The shell's exit
+#: status stays the commands' (a trap that does not call `exit` leaves it).
+_TRAP = "trap '{ __pk_x; } 2>/dev/null' EXIT; "
 
 
-def _script_bound(sizes: Sequence[int], output_variables: Iterable[str]) -> int:
+def _note(group: int, previous: str = '"${_-}"') -> str:
+    """The note of group ``group``, handing on ``$_`` (``previous``: what it was)."""
+    return f'{{ __pk_at {group} {previous} && : "$__pk_u"; }} 2>/dev/null'
+
+
+def _exports(names: Sequence[str]) -> str:
+    """The function the EXIT trap calls: it hands over each output variable the commands set."""
+    # Names are checked to be environment variable names (not pipelinekit's), so they are
+    # safe here.
+    body = "".join(
+        f'if [ "${{{name}+set}}" = set ]; then '
+        f'printf "%s\\0" "{name}=${{{name}}}" >> "$PK_VARIABLES_FILE" || :; fi; '
+        for name in names
+    )
+    return f"__pk_x() {{ {body}}}; "
+
+
+def _prelude(output_variables: Sequence[str]) -> str:
+    if not output_variables:
+        return _PRELUDE
+    return _PRELUDE + _exports(output_variables) + _TRAP
+
+
+def _script_bound(sizes: Sequence[int], output_variables: Sequence[str]) -> int:
     """At least the UTF-8 size of the script of commands of ``sizes`` bytes (never less).
 
-    As if a note came before every command, each as long as the last one's: the script
-    notes at most one group per command, numbered from 0.
+    As if each command were a group, each note as long as the last one's.
     """
-    note = len(_note(len(sizes))) + 1
-    return (
-        _PRELUDE_BYTES
-        + sum(sizes)
-        + len(sizes) * (1 + note)
-        + note
-        + len(_LAST)
-        + sum(len(_export(name)) + 1 for name in output_variables)
-        + len(_EXIT)
-        + 1
-    )
+    note = len(_note(len(sizes), '"$__pk_u"')) + 2  # and "; "
+    return len(_prelude(output_variables)) + sum(sizes) + len(sizes) * (1 + note) + note + 1
+
+
+def _groups(commands: Sequence[str]) -> list[tuple[int, int]]:
+    """The commands in groups that are complete programs (see ``note_groups``)."""
+    if len(commands) == 1:
+        return [(0, 0)]  # nothing to split: the lexer is not loaded for it
+    # The lexer is loaded the first time several commands run or are checked.
+    from pipelinekit.providers._shell_text import note_groups  # noqa: PLC0415
+
+    return note_groups(commands)
 
 
 def _instrumented(
-    commands: Sequence[str], output_variables: Iterable[str]
+    commands: Sequence[str], output_variables: Sequence[str]
 ) -> tuple[str, list[tuple[int, int]]]:
     r"""The script, and the commands each noted index stands for (first, last).
 
-    A note goes between two commands only where it cannot change what the shell reads: not
-    after a command that goes on in the next one (ending in ``\``, ``&&``, ``||`` or ``|``),
-    inside a here-document whose body is in later commands, or inside a ``case`` (between its
-    patterns a command is a syntax error). There the commands count as one.
+    A note goes before a command only where the commands before it form a complete program:
+    not inside quotes, a here-document, a compound command (``if``, ``case``, ``{``, ``(``,
+    loops, a function's body), an array, ``$(...)`` or ``[[ ]]``, nor after a command that
+    goes on in the next one (``\``, ``&&``, ``||``, ``|``). There the commands count as one.
+    The note goes on the line of the group's first command, so the shell's line numbers are
+    the commands' own.
     """
-    lines = list(_PRELUDE)
-    groups: list[tuple[int, int]] = []
-    open_delimiter: str | None = None  # of a here-document whose body is in later commands
-    cases = 0
-    for index, command in enumerate(commands):
-        if open_delimiter is not None:
-            if command.strip() == open_delimiter or open_delimiter in command.splitlines():
-                open_delimiter = None
-            joined = True
-        else:
-            joined = bool(groups) and (cases > 0 or bool(_CONTINUED.search(commands[index - 1])))
-        if joined:
-            groups[-1] = (groups[-1][0], index)
-        else:
-            lines.append(_note(len(groups)))
-            groups.append((index, index))
-        lines.append(command)
-        cases += len(_CASE.findall(command)) - len(_ESAC.findall(command))
-        last_line = command.rstrip("\n").rsplit("\n", 1)[-1]
-        if open_delimiter is None and "<<" in last_line.replace("<<<", ""):
-            found = _HERE_DOCUMENT.findall(last_line)
-            # Its body comes in the next commands; one it cannot name ends the notes.
-            open_delimiter = found[-1][1] if found else "\0"
-    # After the last command: its status is the script's, whatever the exports below return.
-    lines.append(_note(len(groups)) + _LAST)
-    lines.extend(_export(name) for name in output_variables)
-    lines.append(_EXIT)
+    groups = _groups(commands)
+    lines: list[str] = []
+    for number, (first, last) in enumerate(groups):
+        previous = '"$__pk_u"' if number == 0 else '"${_-}"'
+        lines.append(f"{_note(number, previous)}; " + "\n".join(commands[first : last + 1]))
+    if lines:
+        lines[0] = _prelude(output_variables) + lines[0]
+    # After the last command: the status it left is the script's (the note returns it).
+    lines.append(_note(len(groups)))
     # A status noted after the last command (a failure under `set +e`) is the last group's.
     groups.append(groups[-1] if groups else (0, 0))
     return "\n".join(lines) + "\n", groups

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -22,14 +22,16 @@ from pipelinekit._model._declarations import Status
 from pipelinekit._model._secrets import Masker, secret_problem
 from pipelinekit._thread import WorkerThread
 from pipelinekit.exceptions import ActionFailed
+from pipelinekit.providers._action_files import FileRead, read_regular
 from pipelinekit.providers._clock import Clock, SystemClock
 from pipelinekit.providers._decisions import Approvals
-from pipelinekit.providers._failure import CommandFailed, CommandFailure
+from pipelinekit.providers._failure import CommandFailed, CommandFailure, cut_at
 from pipelinekit.providers._host import ProcessRecord
 from pipelinekit.providers._process import CommandResult, run_process
 
 __all__ = ["MAX_SUMMARY_BYTES", "SUMMARY_FILE", "ActionContext", "ActionLog", "LogFile"]
 
+_T = TypeVar("_T")
 _VARIABLE_NAME = re.compile(r"[A-Za-z0-9@_\-]{1,128}")
 _MAX_VARIABLE_VALUE = 122_880  # CodePipeline's limit for all output variables of one action
 #: The file in an action's ``workdir`` that ``$PK_SUMMARY`` names.
@@ -40,16 +42,36 @@ SUMMARY_FILE = ".pk-summary.md"
 MAX_SUMMARY_BYTES = 64 * 1024
 
 
-def _read_summary(path: Path) -> str | None:
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_SUMMARY_BYTES + 1)
-    except OSError:  # none written (or none readable): the action's status says the rest
+def _summary_text(read: FileRead, masker: Masker) -> str | None:
+    """The summary ``read`` gave, masked, then cut to ``MAX_SUMMARY_BYTES``.
+
+    Masked before it is cut: cut first, a secret standing across the cut would keep its start.
+    The read took ``masker.longest`` characters (at most 4 bytes each) more than is kept, so
+    every secret starting in what is kept is whole in what was read.
+    """
+    if not read.data:
         return None
-    text = raw[:MAX_SUMMARY_BYTES].decode("utf-8", "replace").rstrip()
-    if len(raw) > MAX_SUMMARY_BYTES:
-        text += f"\n\n… (cut: a summary keeps its first {MAX_SUMMARY_BYTES:,} bytes)"
-    return text or None
+    text = read.data.decode("utf-8", "replace")
+    if read.complete:
+        masked = masker.mask(text)
+    else:
+        masked = masker.mask_through(text, max(0, len(text) - masker.longest))
+    encoded = masked.encode("utf-8")
+    cut = not read.complete
+    if len(encoded) > MAX_SUMMARY_BYTES:
+        # The characters whole within the byte limit, less a mask the limit would cut.
+        kept = len(encoded[:MAX_SUMMARY_BYTES].decode("utf-8", "ignore"))
+        masked = masked[: cut_at(masked, kept)]
+        cut = True
+    masked = masked.rstrip()
+    if cut:
+        masked += f"\n\n… (cut: a summary keeps its first {MAX_SUMMARY_BYTES:,} bytes)"
+    return masked or None
+
+
+def _summary_limit(masker: Masker) -> int:
+    """How much of a summary file to read: what is kept, and room for a secret across the cut."""
+    return MAX_SUMMARY_BYTES + 4 * masker.longest
 
 
 class LogFile:
@@ -292,6 +314,11 @@ class ActionContext:
         self._log: ActionLog | None = None
         # Whether the action was told where its summary goes: only then is it looked for.
         self._summary_told = False
+        # The summary file as read with the provider's own files (see ``read_with_summary``).
+        self._summary_read: FileRead | None = None
+        #: The provider this attempt's declaration holds, references unresolved (``provider``
+        #: is the one that runs): ``Commands`` shows a failed command as it was written.
+        self.declared_provider: object = None
         #: JUnit XML reports the provider read (``TestReport``), for the result and events.
         self.reports: list[Any] = []
 
@@ -332,12 +359,38 @@ class ActionContext:
         return self.workdir / SUMMARY_FILE
 
     async def read_summary(self) -> str | None:
-        """The summary the action wrote (cut to ``MAX_SUMMARY_BYTES``, masked), if any."""
+        """The summary the action wrote (masked, then cut to ``MAX_SUMMARY_BYTES``), if any.
+
+        Only a regular file is read (a FIFO, a symbolic link or a device there is a warning in
+        the log): see ``_action_files``.
+        """
         if not self._summary_told:
             return None  # never told where: nothing to look for, no trip to the disk
-        path = self.workdir_path / SUMMARY_FILE
-        text = await anyio.to_thread.run_sync(_read_summary, path)
-        return self.masker.mask(text) if text is not None else None
+        read = self._summary_read
+        if read is None:
+            read = await anyio.to_thread.run_sync(
+                read_regular, self.workdir_path / SUMMARY_FILE, _summary_limit(self.masker)
+            )
+        if read.problem is not None:
+            self.log.warning("summary not read", path=SUMMARY_FILE, why=read.problem)
+        return _summary_text(read, self.masker)
+
+    async def read_with_summary(self, work: Callable[[], _T]) -> _T:
+        """Call the blocking ``work`` in a worker thread, reading the summary on the same trip.
+
+        A provider that reads files of its own once it ends (``Commands``: the command notes,
+        the output variables, reports) reads them this way: one trip instead of two, and
+        ``read_summary`` then needs none.
+        """
+        if not self._summary_told:
+            return await anyio.to_thread.run_sync(work)
+        path, limit = self.workdir_path / SUMMARY_FILE, _summary_limit(self.masker)
+
+        def both() -> tuple[_T, FileRead]:
+            return work(), read_regular(path, limit)
+
+        result, self._summary_read = await anyio.to_thread.run_sync(both)
+        return result
 
     @property
     def log(self) -> ActionLog:
@@ -496,7 +549,7 @@ class ActionContext:
         )
         if check and result.returncode != 0:
             failure = CommandFailure.of_returncode(
-                result.returncode, output_tail=result.output_tail
+                result.returncode, output_tail=result.output_tail, mask=self.masker.mask
             )
-            raise CommandFailed(failure.masked(self.masker.mask))
+            raise CommandFailed(failure)
         return result

@@ -17,9 +17,10 @@ from typing import Any
 
 import attrs
 
+from pipelinekit._model._secrets import MASK
 from pipelinekit.exceptions import ActionFailed
 
-__all__ = ["TAIL_LINES", "CommandFailed", "CommandFailure", "signal_name"]
+__all__ = ["TAIL_LINES", "CommandFailed", "CommandFailure", "cut_at", "signal_name"]
 
 #: How many of the last lines of output a failure keeps.
 TAIL_LINES = 20
@@ -37,10 +38,21 @@ def signal_name(number: int) -> str | None:
         return None
 
 
+def cut_at(text: str, end: int) -> int:
+    """Where to cut ``text`` at ``end`` or before, so that no ``MASK`` is cut in two.
+
+    Text is masked before it is cut (cut first, a secret's start would stay); a cut through a
+    mask would leave ``**``, which reads as a secret's piece: the cut moves before the mask.
+    """
+    start = text.rfind(MASK, max(0, end - len(MASK) + 1), end + len(MASK) - 1)
+    return start if 0 <= start < end < start + len(MASK) else end
+
+
 def _cut(line: str) -> str:
     if len(line) <= _MAX_LINE:
         return line
-    return f"{line[:_MAX_LINE]}… ({len(line) - _MAX_LINE:,} more characters)"
+    end = cut_at(line, _MAX_LINE)
+    return f"{line[:end]}… ({len(line) - end:,} more characters)"
 
 
 def _command_text(command: str) -> str:
@@ -85,13 +97,20 @@ class CommandFailure:
         command: str | None = None,
         index: int | None = None,
         count: int | None = None,
+        mask: Callable[[str], str] | None = None,
     ) -> CommandFailure:
         """From a process's return code (negative: killed by that signal).
 
         With ``from_shell``, a status above 128 that is 128 plus a signal's number is read as the
-        shell reports a command killed by that signal.
+        shell reports a command killed by that signal. ``mask`` (the run's ``Masker.mask``) is
+        applied to the whole text before any of it is cut: cut first, the start of a secret
+        standing across the cut would be kept unmasked.
         """
-        tail = tuple(_cut(line) for line in output_tail[-TAIL_LINES:])
+        lines = output_tail[-TAIL_LINES:]
+        if mask is not None:
+            lines = [mask(line) for line in lines]
+            command = mask(command) if command is not None else None
+        tail = tuple(_cut(line) for line in lines)
         text = _command_text(command) if command is not None else None
         if returncode < 0:
             return cls(None, -returncode, text, index, count, tail)
@@ -106,13 +125,19 @@ class CommandFailure:
         return signal_name(self.signal) if self.signal is not None else None
 
     def how(self) -> str:
-        """``"exited with status 1"`` or ``"killed by SIGKILL (signal 9)"``."""
+        """``"exited with status 1"`` or ``"killed by SIGKILL (signal 9)"``.
+
+        A status of 128 plus a signal's number from a shell may be ``exit 130`` as well as a
+        command the shell ran killed by SIGINT: it says both.
+        """
         if self.signal is not None:
             name = self.signal_name or "an unknown signal"
-            killed = f"killed by {name} (signal {self.signal})"
             if self.exit_status is None:
-                return killed
-            return f"exited with status {self.exit_status} (the command was {killed})"
+                return f"killed by {name} (signal {self.signal})"
+            return (
+                f"exited with status {self.exit_status} (128+{name}: the command may have been "
+                f"killed by {name})"
+            )
         return f"exited with status {self.exit_status}"
 
     def where(self) -> str:
@@ -136,7 +161,11 @@ class CommandFailure:
         return head + ":\n" + "\n".join(self.output_tail)
 
     def masked(self, mask: Callable[[str], str]) -> CommandFailure:
-        """This failure with ``mask`` applied to its text (the run's ``Masker.mask``)."""
+        """This failure with ``mask`` applied to its text (the run's ``Masker.mask``).
+
+        Its text was cut already: build it with ``of_returncode(mask=...)``, which masks
+        before cutting; this masks again what was registered since.
+        """
         return attrs.evolve(
             self,
             command=mask(self.command) if self.command is not None else None,

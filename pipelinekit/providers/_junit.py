@@ -20,6 +20,9 @@ from typing import Any
 
 import attrs
 
+from pipelinekit.providers._action_files import read_regular
+from pipelinekit.providers._failure import cut_at
+
 __all__ = [
     "MAX_FAILED_NAMES",
     "MAX_REPORT_BYTES",
@@ -78,8 +81,16 @@ class TestReport:
         )
 
     def masked(self, mask: Callable[[str], str]) -> TestReport:
-        """This report with ``mask`` applied to its names (the run's ``Masker.mask``)."""
-        return attrs.evolve(self, failed=tuple(mask(name) for name in self.failed))
+        """This report with ``mask`` applied to its text (the run's ``Masker.mask``).
+
+        The path too: the commands name the files (``report-$TOKEN.xml``).
+        """
+        return attrs.evolve(
+            self,
+            path=mask(self.path),
+            failed=tuple(mask(name) for name in self.failed),
+            problem=mask(self.problem) if self.problem is not None else None,
+        )
 
     def to_detail(self) -> dict[str, Any]:
         """A JSON-ready form, for events and the store."""
@@ -132,11 +143,14 @@ def pattern_problem(pattern: object) -> str | None:
     return None
 
 
-def read_reports(workdir: Path, patterns: Sequence[str]) -> list[TestReport]:
+def read_reports(
+    workdir: Path, patterns: Sequence[str], mask: Callable[[str], str] = str
+) -> list[TestReport]:
     """Read the reports ``patterns`` name in ``workdir`` (blocking: call it from a thread).
 
     A pattern that matches nothing gives a report with a ``problem``, as does a file that
-    cannot be read; each file is read once, in the order the patterns find them.
+    cannot be read; each file is read once, in the order the patterns find them. ``mask``
+    (the run's ``Masker.mask``) is applied to each name before it is cut, and to the reports.
     """
     reports: list[TestReport] = []
     seen: set[Path] = set()
@@ -152,30 +166,28 @@ def read_reports(workdir: Path, patterns: Sequence[str]) -> list[TestReport]:
                 reports.append(
                     TestReport(name, problem=f"not read: at most {MAX_REPORT_FILES} reports")
                 )
-                return reports
-            reports.append(_read(path, name))
-    return reports
+                return [report.masked(mask) for report in reports]
+            reports.append(_read(path, name, mask))
+    return [report.masked(mask) for report in reports]
 
 
-def _read(path: Path, name: str) -> TestReport:
+def _read(path: Path, name: str, mask: Callable[[str], str]) -> TestReport:
     # Loaded when a report is read: most programs that import pipelinekit never read one.
     from xml.parsers import expat  # noqa: PLC0415
 
+    # Opened without blocking and checked once open: a FIFO (or a file swapped for one after
+    # the glob) never blocks the thread, which nothing could then interrupt.
+    read = read_regular(path, MAX_REPORT_BYTES, follow=True, whole=True)
+    if read.data is None:
+        return TestReport(name, problem=read.problem or "cannot be read: it is gone")
+    data = read.data
     try:
-        if not path.is_file():
-            return TestReport(name, problem="not a regular file")
-        size = path.stat().st_size
-        if size > MAX_REPORT_BYTES:
-            return TestReport(name, problem=f"not read: {size:,} bytes, over {MAX_REPORT_BYTES:,}")
-        with path.open("rb") as handle:
-            counts = _Counts()
-            counts.parse(handle.read(_CHUNK) for _ in iter(int, 1))
+        counts = _Counts(mask)
+        counts.parse(data[start : start + _CHUNK] for start in range(0, len(data), _CHUNK))
     except _Refused as refused:
         return TestReport(name, problem=str(refused))
     except expat.ExpatError as error:
         return TestReport(name, problem=f"not JUnit XML: {error}")
-    except OSError as error:
-        return TestReport(name, problem=f"cannot be read: {error.strerror or error}")
     return counts.report(name)
 
 
@@ -186,7 +198,8 @@ class _Refused(Exception):  # noqa: N818 - a reason, not an error of pipelinekit
 class _Counts:
     """Counts of one JUnit XML document, from expat's events (no tree is built)."""
 
-    def __init__(self) -> None:
+    def __init__(self, mask: Callable[[str], str]) -> None:
+        self.mask = mask
         self.tests = self.failures = self.errors = self.skipped = 0
         self.failed: list[str] = []
         self.case: str | None = None
@@ -254,8 +267,11 @@ class _Counts:
         elif self.outcome == "skipped":
             self.skipped += 1
         if self.outcome in {"failure", "error"} and len(self.failed) < MAX_FAILED_NAMES:
-            name = self.case
-            self.failed.append(name if len(name) <= _MAX_NAME else name[:_MAX_NAME] + "…")
+            # Masked before it is cut: cut first, a secret's start would be kept.
+            name = self.mask(self.case)
+            if len(name) > _MAX_NAME:
+                name = name[: cut_at(name, _MAX_NAME)] + "…"
+            self.failed.append(name)
         self.case = None
 
     def report(self, name: str) -> TestReport:

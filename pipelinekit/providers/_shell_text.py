@@ -58,7 +58,16 @@ import attrs
 from pipelinekit._model._variables import Reference
 from pipelinekit.providers._reference_variables import variable_name
 
-__all__ = ["Passage", "Quoting", "SafeCommands", "Scan", "Site", "pass_as_data", "scan"]
+__all__ = [
+    "Passage",
+    "Quoting",
+    "SafeCommands",
+    "Scan",
+    "Site",
+    "note_groups",
+    "pass_as_data",
+    "scan",
+]
 
 #: The same pattern ``_model._variables.resolve`` substitutes, so every reference it would
 #: resolve is found here (tests compare the two).
@@ -109,6 +118,9 @@ _DECLARATIONS = frozenset({"declare", "typeset", "local", "readonly", "export"})
 _ARITHMETIC_OPERATORS = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge"})
 #: bash's own variables with the integer attribute: a value assigned to one is evaluated.
 _INTEGER_VARIABLES = frozenset({"RANDOM", "SRANDOM", "OPTIND", "HISTCMD"})
+#: The words that open a compound command, and those that close one.
+_OPENERS = frozenset({"if", "while", "until", "for", "select", "case", "{"})
+_CLOSERS = frozenset({"fi", "done", "esac", "}"})
 #: The options of ``read`` that take an argument.
 _READ_ARGUMENTS = frozenset("adinNptu")
 
@@ -244,6 +256,27 @@ class _Frame:
     parameter_subscript: bool = False
     #: The script, ``$(...)`` and backquotes: the simple command being read.
     command: _Command = attrs.Factory(_Command)
+    #: Where a complete command ends (see ``note_groups``): the compound commands open (their
+    #: first word, ``(`` for a subshell); inside a ``case`` where a pattern comes; after ``&&``,
+    #: ``||`` or ``|``; after ``f()`` whose body is still to come.
+    blocks: list[str] = attrs.Factory(list)
+    pattern: bool = False
+    continued: bool = False
+    function_paren: bool = False
+    pending_body: bool = False
+
+    def complete(self) -> bool:
+        """Whether the commands read so far in this frame form a complete program."""
+        command = self.command
+        return not (
+            self.blocks
+            or self.pattern
+            or self.continued
+            or self.function_paren
+            or self.pending_body
+            or command.compound
+            or command.conditional
+        )
 
 
 @attrs.frozen
@@ -271,6 +304,10 @@ class _Lexer:
         # even by an assignment read before the ``declare`` (a loop may run the declare first).
         self.attributes: dict[str, Quoting] = {}
         self.assignments: list[tuple[str, range]] = []
+        # The line ends to look at (see ``note_groups``), and those where the script so far is
+        # a complete program.
+        self.boundaries: frozenset[int] = frozenset()
+        self.complete: set[int] = set()
 
     def run(self) -> Scan:
         text, size = self.text, len(self.text)
@@ -428,7 +465,11 @@ class _Lexer:
                 self.word_start = True
                 return at + 3
             return self._here_operator(at)
-        if frame.kind is _Kind.COMMAND and char in "()":
+        if (
+            frame.kind is _Kind.COMMAND
+            and char in "()"
+            and not (char == ")" and frame.pattern and frame.depth == 0)  # `a)` in a case
+        ):
             if char == "(":
                 frame.depth += 1
             elif frame.depth == 0:
@@ -442,6 +483,8 @@ class _Lexer:
             self._break(frame, at)
         elif char == "=":
             self._equals(command, at)
+        if char == "\n" and frame.kind is _Kind.TOP:
+            self._record(at)
         if char == "\n" and self.pending:
             self.bodies, self.pending = self.pending, []
             return self._next_body(at + 1)
@@ -593,11 +636,14 @@ class _Lexer:
             and not command.conditional
         )
         name = _declared(text[command.begin : at - 1]) if compound else None
+        named = command.begin >= 0 or command.name is not None  # `f(` or `f (`: a function
         self._end_word(frame, at)
         command = frame.command  # a word may start a command again (``function name``)
         if compound:
             command.compound, command.compound_name = True, name
             return
+        if not command.conditional:
+            self._structure(frame, at, named=named)
         if char in " \t" or command.conditional:  # [[ ]] reads && || ( ) < > and newlines
             return
         before, after = text[at - 1 : at], text[at + 1 : at + 2]
@@ -612,7 +658,67 @@ class _Lexer:
         elif not command.compound:
             frame.command = _Command()
 
-    def _end_word(self, frame: _Frame, at: int) -> None:  # noqa: PLR0912 - one branch per state
+    def _structure(self, frame: _Frame, at: int, *, named: bool) -> None:  # noqa: PLR0912 - one branch per operator
+        """An operator character outside ``[[ ]]``: what it opens, closes or continues."""
+        text = self.text
+        char = text[at]
+        if char in " \t\n":
+            return  # a line end after `&&` goes on to the next line
+        before, after = text[at - 1 : at], text[at + 1 : at + 2]
+        if char == "|":
+            frame.continued = before != ">" and not frame.pattern  # `>|` is a redirection
+            return
+        if char == "&":
+            if before in ("<", ">") or after == ">":
+                return  # a redirection: >&2, &>file
+            frame.continued = after == "&" or before in ("&", "|")  # a lone `&`: background
+            return
+        frame.continued = False
+        if char == ";":
+            if frame.blocks[-1:] == ["case"] and (after in (";", "&") or before == ";"):
+                frame.pattern = True  # ;; ;& ;;& end a case item: a pattern comes next
+        elif char == "(":
+            if before in ("<", ">"):
+                frame.blocks.append("(")  # bash's process substitution <(...)
+            elif frame.pattern:
+                return  # (pattern)
+            elif named:
+                frame.function_paren = True
+            else:
+                frame.blocks.append("(")
+        elif char == ")":
+            if frame.pattern:
+                frame.pattern = False
+            elif frame.function_paren:
+                frame.function_paren, frame.pending_body = False, True
+            elif frame.blocks[-1:] == ["("]:
+                frame.blocks.pop()
+
+    @staticmethod
+    def _keyword(frame: _Frame, command: _Command, raw: str) -> bool:
+        """A word where a command's name goes: whether it opens or closes a compound command.
+
+        In a ``case``, where a pattern goes, the word is a pattern (``esac`` closes it).
+        """
+        if frame.pattern:
+            if raw == "esac" and frame.blocks[-1:] == ["case"]:
+                frame.blocks.pop()
+                frame.pattern = False
+            command.name = raw  # a pattern: none of its words is a command
+            return True
+        if raw in _OPENERS:
+            frame.blocks.append(raw)
+            if raw in ("case", "for", "select"):
+                command.name = raw  # what follows is their arguments, not commands
+                frame.pattern = raw == "case"
+            return True
+        if raw in _CLOSERS:
+            if frame.blocks and (raw != "esac" or frame.blocks[-1] == "case"):
+                frame.blocks.pop()
+            return True
+        return False
+
+    def _end_word(self, frame: _Frame, at: int) -> None:  # noqa: C901, PLR0912 - one branch per state
         """The word being read in ``frame`` ends at ``at``: see how bash reads it."""
         command = frame.command
         if command.begin < 0:
@@ -621,6 +727,7 @@ class _Lexer:
         command.begin = -1
         if not _joined(raw):
             return  # only a line continuation
+        frame.continued = frame.pending_body = False
         if raw.isdigit() and self.text[at : at + 1] in ("<", ">"):
             return  # the file descriptor of a redirection (2>file)
         if (
@@ -643,6 +750,8 @@ class _Lexer:
             elif command.compound_name is not None:
                 self.assignments.append((command.compound_name, sites))
         elif command.name is None:
+            if self._keyword(frame, command, raw):
+                return
             assigned = _assigned(raw, equals)
             if assigned is not None:
                 value = self._value(sites, begin + equals)
@@ -702,6 +811,7 @@ class _Lexer:
                 self._mark(sites, Quoting.VARIABLE_NAME)
         elif name == "function":
             frame.command = _Command()  # its body follows: a command again
+            frame.pending_body = True
 
     def _declaration(
         self, command: _Command, word: str, sites: range, where: tuple[int, int]
@@ -799,7 +909,14 @@ class _Lexer:
             self._skip(at, end[0], Quoting.QUOTED_HERE_DOCUMENT)
             at = end[1]
         self.word_start = True
+        if len(self.stack) == 1:
+            self._record(at - 1)  # the line end after the last delimiter
         return at
+
+    def _record(self, newline: int) -> None:
+        """At a line end of the script: note it if it ends a complete program."""
+        if newline in self.boundaries and not self.pending and self.stack[-1].complete():
+            self.complete.add(newline)
 
     def _body_end(self, at: int, delimiter: str, *, strip_tabs: bool) -> tuple[int, int]:
         """Where the body starting at ``at`` ends, and where the line after its delimiter starts."""
@@ -859,6 +976,36 @@ def _declared(word: str) -> str | None:
 def scan(text: str) -> Scan:
     """Every ``#{...}`` reference in the shell text ``text``, with where it stands."""
     return _Lexer(text).run()
+
+
+def note_groups(commands: Sequence[str]) -> list[tuple[int, int]]:
+    """``commands`` (one script, joined by newlines) in groups that are complete programs.
+
+    ``(first, last)`` for each group, in order: a line between two groups ends a complete
+    top-level program (outside quotes, here-documents, compound commands, ``$(...)``, arrays
+    and ``[[ ]]``, after no ``&&``, ``||``, ``|`` or line continuation), so a command put there
+    runs on its own and changes nothing the commands read. Where the lexer cannot tell, the
+    commands stay in one group.
+    """
+    if len(commands) < 2:  # noqa: PLR2004 - one command is one group
+        return [(0, 0)] if commands else []
+    text = "\n".join(commands)
+    lines: list[int] = []
+    position = -1
+    for command in commands[:-1]:
+        position += len(command) + 1
+        lines.append(position)
+    lexer = _Lexer(text)
+    lexer.boundaries = frozenset(lines)
+    lexer.run()
+    groups: list[tuple[int, int]] = []
+    first = 0
+    for index, line in enumerate(lines):
+        if line in lexer.complete:
+            groups.append((first, index))
+            first = index + 1
+    groups.append((first, len(commands) - 1))
+    return groups
 
 
 # -- the rewrite ----------------------------------------------------------------------------------
