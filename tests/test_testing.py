@@ -402,14 +402,6 @@ TOLD = pk.Pipeline(
     ],
     variables=[pk.Variable("tok", secret=True)],
 )
-#: What the real run of TOLD's action tells, secrets unmasked, as a test would script it.
-FAILURE = pk.CommandFailure(
-    3,
-    command='echo "out ${PK_REF_variables_tok}"; exit 3',
-    index=2,
-    count=3,
-    output_tail=[f"out {SECRET}"],
-)
 REPORT = pk.TestReport("junit.xml", tests=2, failures=1, failed=[f"t.bad_{SECRET}"])
 SUMMARY = f"## Tested {SECRET}"
 
@@ -426,7 +418,13 @@ def test_a_scripted_command_failure_reports_and_summary_are_told_as_a_real_run_t
     """Same event detail, same results, masked the same way: hooks and asserts see no difference."""
     store = pk.MemoryStore()
     real = pk.run(TOLD, store=store, workdir=tmp_path, variables={"tok": SECRET})
-    fake = FakeExecutor({"Test.Unit": fail(failure=FAILURE, reports=[REPORT], summary=SUMMARY)})
+    # What the real run's action told, its secret unmasked, as a test would script it.
+    told = real.actions["Test.Unit"].attempts[0].failure
+    assert told is not None
+    failure = pk.CommandFailure(
+        3, command=told.command, index=2, count=3, output_tail=[f"out {SECRET}"]
+    )
+    fake = FakeExecutor({"Test.Unit": fail(failure=failure, reports=[REPORT], summary=SUMMARY)})
     scripted = fake.run(TOLD, variables={"tok": SECRET})
     real_events = anyio.run(store.events, real.execution_id)
     assert ended(fake.events, "Test.Unit") == ended(real_events, "Test.Unit")
