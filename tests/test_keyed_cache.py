@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import anyio
+import attrs
 import pytest
 
 import pipelinekit as pk
@@ -390,3 +391,55 @@ def test_a_same_size_write_behind_the_cache_s_back_is_a_miss(tmp_path):
     second = pk.run(sneaky_pipeline(sneaky=False), workdir=tmp_path / "wd", store=store)
     assert caches_of_action(store, second, "A")[0]["outcome"] == "miss"
     assert (second.actions["S.A"].outputs["out"] / "seen").read_text() == "ORIGINAL-CONTENT\n"
+
+
+def test_a_file_hard_linked_from_outside_is_copied_into_the_cache_never_changed(tmp_path):
+    """A tool's own cache hard-links its files into a venv (uv does): keeping the venv must
+    neither make that shared inode read-only nor make it a blob that later writes reach."""
+    outside = tmp_path / "tool-cache" / "lib.py"
+    outside.parent.mkdir()
+    outside.write_text("shared\n")
+    store = pk.SQLiteStore(tmp_path / "state.db")
+    linking = pk.Pipeline(
+        "p",
+        [
+            pk.Stage(
+                "S",
+                [
+                    pk.Action(
+                        "A",
+                        pk.shell(f"mkdir -p .venv && ln -f {outside} .venv/lib.py"),
+                        caches=[pk.Cache(key="k", paths=[".venv"])],
+                    )
+                ],
+            )
+        ],
+    )
+    first = pk.run(linking, workdir=tmp_path / "wd", store=store)
+    assert caches_of_action(store, first, "A")[0]["saved"] is True
+    assert outside.stat().st_mode & 0o777 == 0o644
+    kept = first.workdir / "work" / "S.A" / ".venv" / "lib.py"
+    assert kept.stat().st_ino != outside.stat().st_ino  # replaced by a link to the copy
+    outside.write_text("SHARED\n")  # the tool's cache changes: the entry does not
+    second = pk.run(
+        attrs.evolve(
+            linking,
+            stages=[
+                pk.Stage(
+                    "S",
+                    [
+                        pk.Action(
+                            "A",
+                            pk.shell("cat .venv/lib.py > $PK_OUTPUT_o/seen"),
+                            outputs=["o"],
+                            caches=[pk.Cache(key="k", paths=[".venv"])],
+                        )
+                    ],
+                )
+            ],
+        ),
+        workdir=tmp_path / "wd",
+        store=store,
+    )
+    assert caches_of_action(store, second, "A")[0]["outcome"] == "hit"
+    assert (second.actions["S.A"].outputs["o"] / "seen").read_text() == "shared\n"

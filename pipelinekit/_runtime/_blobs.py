@@ -273,7 +273,7 @@ class CacheFolder:
             existing = os.lstat(blob)
         except FileNotFoundError:
             os.makedirs(os.path.dirname(blob), exist_ok=True)  # noqa: PTH103, PTH120
-            self._ingest(path, blob, before, executable=executable)
+            self._ingest(path, blob, digest, before, executable=executable)
         else:
             if not os.path.samestat(existing, before):
                 self._share(path, blob, digest, before, executable=executable)
@@ -291,8 +291,16 @@ class CacheFolder:
         if _hash_file(blob, None)[0] != digest:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(blob)  # noqa: PTH108 - damaged: never linked to again
-            self._ingest(path, blob, before, executable=executable)
+            self._ingest(path, blob, digest, before, executable=executable)
             return
+        mode = _mode(executable, writable=False)
+        if stat.S_IMODE(os.lstat(blob).st_mode) != mode:
+            os.chmod(blob, mode)  # noqa: PTH101
+        self._link_over(path, blob, before)
+
+    @staticmethod
+    def _link_over(path: str, blob: str, before: os.stat_result) -> None:
+        """Replace ``path`` (unchanged since ``before``) by a link to ``blob``, if one can be."""
         temporary = f"{os.path.dirname(path)}/.pk-share-{uuid.uuid4().hex}"  # noqa: PTH120
         try:
             os.link(blob, temporary)
@@ -311,9 +319,20 @@ class CacheFolder:
             raise OSError(errno.EAGAIN, msg)
         os.replace(temporary, path)  # noqa: PTH105 - atomic: readers see one file or the other
 
-    def _ingest(self, path: str, blob: str, before: os.stat_result, *, executable: bool) -> None:
-        """Link (across file systems: copy) ``path`` to ``blob``, read-only."""
+    def _ingest(
+        self, path: str, blob: str, digest: str, before: os.stat_result, *, executable: bool
+    ) -> None:
+        """Link (across file systems: copy) ``path`` to ``blob``, read-only.
+
+        A file with other names (a tool's own cache hard-links its files into a venv) is
+        copied instead, and then replaced by a link to the copy: its inode, which a name
+        outside the folder shares, is never made read-only nor kept as a blob.
+        """
         mode = 0o555 if executable else 0o444
+        if before.st_nlink > 1:
+            self._ingest_copy(path, blob, digest, mode)
+            self._link_over(path, blob, before)
+            return
         try:
             os.chmod(path, mode)  # noqa: PTH101 - the same inode as the blob-to-be
             os.link(path, blob)
@@ -322,18 +341,28 @@ class CacheFolder:
         except OSError as error:
             if error.errno not in {errno.EXDEV, errno.EPERM, errno.EMLINK}:
                 raise
-            temporary = f"{self.tmp}/{uuid.uuid4().hex}"
-            shutil.copyfile(path, temporary)
-            os.chmod(temporary, mode)  # noqa: PTH101
-            with contextlib.suppress(FileExistsError):
-                os.link(temporary, blob)
-            os.unlink(temporary)  # noqa: PTH108
+            self._ingest_copy(path, blob, digest, mode)
             return
         after = os.lstat(blob)
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
             os.unlink(blob)  # noqa: PTH108 - written while it was hashed: not these bytes
             msg = f"{path} changed while it was being cached"
             raise OSError(errno.EAGAIN, msg)
+
+    def _ingest_copy(self, path: str, blob: str, digest: str, mode: int) -> None:
+        """Make ``blob`` a read-only copy of ``path``, checked against ``digest``."""
+        temporary = f"{self.tmp}/{uuid.uuid4().hex}"
+        try:
+            shutil.copyfile(path, temporary)
+            if _hash_file(temporary, None)[0] != digest:
+                msg = f"{path} changed while it was being cached"
+                raise OSError(errno.EAGAIN, msg)
+            os.chmod(temporary, mode)  # noqa: PTH101
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, blob)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)  # noqa: PTH108
 
     # -- restoring ------------------------------------------------------------------------------
 
