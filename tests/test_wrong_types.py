@@ -93,6 +93,14 @@ def test_shell_idempotent_of_the_wrong_type_is_a_definition_error(value):
     assert fields(error) == {"provider.idempotent"}
 
 
+@pytest.mark.parametrize("value", [*WRONG, "yes", None])
+def test_python_idempotent_of_the_wrong_type_is_a_definition_error(value):
+    error = refused(lambda: pk.Action("A", pk.python(body, idempotent=value)))
+    assert fields(error) == {"provider.idempotent"}
+    error = refused(lambda: pk.action(idempotent=value)(body))
+    assert fields(error) == {"provider.idempotent"}
+
+
 @pytest.mark.parametrize("value", [*WRONG, [None], ["ok", 3]])
 @pytest.mark.parametrize("field", ["output_variables", "optional_output_variables"])
 def test_python_output_variables_of_the_wrong_type_are_a_definition_error(field, value):

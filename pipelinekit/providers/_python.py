@@ -128,6 +128,8 @@ class PythonFunction:
         """Broken rules of this declaration, as (field, message) pairs."""
         if not callable(self.fn):
             yield "fn", f"must be a function taking an ActionContext (got {self.fn!r})"
+        if type(self.idempotent) is not bool:  # a truthy string would silently re-run it
+            yield "idempotent", f"must be True or False (got {self.idempotent!r})"
         yield from declaration_problems(self.output_variables, self.optional_output_variables)
 
 
