@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+import anyio
 import attrs
 
 from pipelinekit._model._declarations import ActionTypeId, Category, Owner, to_duration
@@ -143,18 +144,20 @@ class Commands:
             raise ActionFailed(msg) from None
         exported = self._exported()
         failed = result.returncode != 0
-        # One worker-thread trip for every file the commands left: the note of the failing
-        # command, the output variables, the reports, and the summary (read by the context).
-        note, variables, reports = await ctx.read_with_summary(
+        # One trip to the log's thread for the small files the commands left: the note of
+        # the failing command, the output variables, and the summary (kept by the context).
+        note, variables = await ctx.read_with_summary(
             partial(
                 _left_files,
                 command_file if failed else None,
                 variables_file if exported else None,
-                ctx.workdir_path,
-                self.reports,
-                ctx.masker.mask,
             )
         )
+        reports: list[TestReport] = []
+        if self.reports:  # up to 100 files of 32 MiB: anyio's pool, not the log's thread
+            reports = await anyio.to_thread.run_sync(
+                read_reports, ctx.workdir_path, self.reports, ctx.masker.mask
+            )
         failure = None
         if failed:
             failure = self._failure(result.returncode, result.output_tail, note, groups, ctx)
@@ -511,24 +514,18 @@ _MAX_VARIABLES_BYTES = 2 * 122_880 + 64 * 1024
 
 
 def _left_files(
-    command_file: Path | None,
-    variables_file: Path | None,
-    workdir: Path,
-    reports: Sequence[str],
-    mask: Callable[[str], str],
-) -> tuple[FileRead, FileRead, list[TestReport]]:
-    """Read what the commands left (blocking): the last note, the output variables, reports.
+    command_file: Path | None, variables_file: Path | None
+) -> tuple[FileRead, FileRead]:
+    """Read what the commands left (blocking, never for long): the last note, the variables.
 
     Only regular files are read, without blocking (see ``_action_files``): the commands may
-    have left a FIFO at any of these paths.
+    have left a FIFO at either path.
     """
     none = FileRead(None)
     note = read_regular(command_file, 64) if command_file is not None else none
-    variables = (
-        read_regular(variables_file, _MAX_VARIABLES_BYTES) if variables_file is not None else none
-    )
-    found = read_reports(workdir, reports, mask) if reports else []
-    return note, variables, found
+    if variables_file is None:
+        return note, none
+    return note, read_regular(variables_file, _MAX_VARIABLES_BYTES)
 
 
 #: The script starts with these, on the first command's line (so the shell's line numbers,

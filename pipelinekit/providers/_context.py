@@ -167,6 +167,16 @@ class LogFile:
                 self._written_batch = anyio.Event()
             await self._written_batch.wait()
 
+    async def call(self, work: Callable[[], _T]) -> _T:
+        """Call the blocking ``work`` on the thread that writes the log (for small file work).
+
+        The run's own thread costs a third of a trip through anyio's pool; ``work`` must be
+        quick and never block (it holds up the log lines behind it, and cannot be cancelled).
+        """
+        if self._files is not None:
+            return await self._files.run(work)
+        return await anyio.to_thread.run_sync(work)
+
     async def _keep(self, batch: list[str], before: Callable[[], object] | None = None) -> None:
         work = partial(self._append, batch, before)
         if self._files is not None:
@@ -368,28 +378,29 @@ class ActionContext:
             return None  # never told where: nothing to look for, no trip to the disk
         read = self._summary_read
         if read is None:
-            read = await anyio.to_thread.run_sync(
-                read_regular, self.workdir_path / SUMMARY_FILE, _summary_limit(self.masker)
-            )
+            path, limit = self.workdir_path / SUMMARY_FILE, _summary_limit(self.masker)
+            # A small read that never blocks (see _action_files): on the log's thread.
+            read = await self.log_file.call(partial(read_regular, path, limit))
         if read.problem is not None:
             self.log.warning("summary not read", path=SUMMARY_FILE, why=read.problem)
         return _summary_text(read, self.masker)
 
     async def read_with_summary(self, work: Callable[[], _T]) -> _T:
-        """Call the blocking ``work`` in a worker thread, reading the summary on the same trip.
+        """Call the blocking ``work`` on the log's thread, reading the summary on the same trip.
 
-        A provider that reads files of its own once it ends (``Commands``: the command notes,
-        the output variables, reports) reads them this way: one trip instead of two, and
-        ``read_summary`` then needs none.
+        A provider that reads small files of its own once it ends (``Commands``: the command
+        note, the output variables) reads them this way: one trip instead of two, and
+        ``read_summary`` then needs none. ``work`` must be quick and never block (see
+        ``LogFile.call``).
         """
         if not self._summary_told:
-            return await anyio.to_thread.run_sync(work)
+            return await self.log_file.call(work)
         path, limit = self.workdir_path / SUMMARY_FILE, _summary_limit(self.masker)
 
         def both() -> tuple[_T, FileRead]:
             return work(), read_regular(path, limit)
 
-        result, self._summary_read = await anyio.to_thread.run_sync(both)
+        result, self._summary_read = await self.log_file.call(both)
         return result
 
     @property
