@@ -79,10 +79,12 @@ class Commands:
 
     When a command fails, the action fails with ``CommandFailed``: which command (its text and
     ``commands[index]``), its exit status or the signal that killed it, and the last lines of
-    stdout and stderr as they came. Before each command the script notes its index in a file of
-    the working folder, keeping ``$?`` as the command before left it, so the commands see what
-    they would see without it (a command continued in the next one, a here-document body or a
-    ``case`` spread over several commands are counted as one).
+    stdout and stderr as they came, the command shown as declared. Before each command the
+    script notes its index in a file of the working folder, keeping ``$?`` and ``$_`` as the
+    command before left them, so the commands see what they would see without it; a note goes
+    only where the commands so far form a complete program (commands inside one quote,
+    here-document, compound command or array, or continued by ``&&``, ``|`` or a backslash, count as
+    one). Output variables are handed over from an EXIT trap, so ``exit`` anywhere keeps them.
 
     ``reports`` names JUnit XML files (globs relative to the working folder) read when the
     commands end, failed or not: their counts and failed tests go into the result and events.
