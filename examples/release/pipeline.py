@@ -6,7 +6,7 @@
 Unpack the sdist, build a wheel, test the wheel on every Python listed in ``RELEASE_PYTHONS``
 (in parallel), lint, check the wheel's metadata, wait for a person to approve, publish to a
 package index folder (PEP 503 layout, served by any static file server or used with
-``--find-links``), then install what was published and import it.
+``--find-links``), then install what was published and read its installed version.
 
 The suite runs this very file on a small package its test makes (tests/test_recipes.py).
 """
