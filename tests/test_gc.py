@@ -8,6 +8,7 @@ import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 
+import attrs
 import pytest
 
 import pipelinekit as pk
@@ -68,6 +69,30 @@ async def test_gc_never_deletes_an_unfinished_or_leased_execution(tmp_path):
     assert left == ["p-0000", "p-0001"]
 
 
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_gc_keeps_an_execution_a_retry_takes_up_after_it_was_chosen(tmp_path, kind):
+    """The lease and status are checked again in the delete's transaction: a retry that took
+    the execution up between gc's choice and its delete keeps its events and its folder."""
+    store = pk.MemoryStore() if kind == "memory" else pk.SQLiteStore(tmp_path / "state.db")
+    await fill(store, tmp_path, 3)
+    delete = store.delete_executions
+
+    async def retried_meanwhile(ids, **kwargs):
+        # A retry of p-0000 starts: it takes the lease and records that it runs again.
+        await store.acquire("p-0000", "retry", until=NOW.timestamp() + 60, now=NOW.timestamp())
+        again = started("p-0000", NOW, "p")
+        await store.record([attrs.evolve(again, sequence=3, detail={"execution_attempt": 2})])
+        return await delete(ids, **kwargs)
+
+    store.delete_executions = retried_meanwhile
+    report = await collect(store, tmp_path, keep=0, older_than=timedelta(0), now=NOW)
+    assert sorted(report.executions) == ["p-0001", "p-0002"]
+    assert report.skipped_running == ("p-0000",)
+    assert len(await store.events("p-0000")) == 3
+    assert await store.lease("p-0000") is not None
+    assert sorted(path.name for path in (tmp_path / "executions").iterdir()) == ["p-0000"]
+
+
 async def test_keep_counts_per_pipeline(tmp_path):
     store = pk.MemoryStore()
     await fill(store, tmp_path, 4, pipeline="a")
@@ -99,7 +124,7 @@ async def test_a_failing_delete_leaves_every_execution_whole(tmp_path):
         connection.commit()
     store = pk.SQLiteStore(tmp_path / "state.db")
     with pytest.raises(pk.StoreError):
-        await store.delete_executions(["p-0000", "p-0001", "p-0002"])
+        await store.delete_executions(["p-0000", "p-0001", "p-0002"], now=NOW.timestamp())
     assert len(await store.executions(limit=100)) == 3
     assert len(await store.events("p-0000")) == 2
     store.close()

@@ -233,18 +233,19 @@ async def collect(
             running.append(summary.id)
             continue
         doomed.append(summary.id)
-    folders = size = 0
-    executions = home / "executions"
-    targets = [executions / execution_id for execution_id in doomed]
-    if pipeline is None and executions.is_dir():
-        known = {summary.id for summary in summaries}
-        targets += [
-            path
-            for path in executions.iterdir()
-            if path.name not in known and time.time() - path.lstat().st_mtime > _ORPHAN_SECONDS
-        ]
     if not dry_run:
-        await store.delete_executions(doomed)  # first: a crash leaves only folders behind
+        # First: a crash leaves only folders behind. The store checks again, in the same
+        # transaction as the delete, that each is finished and unleased: a retry or a resume
+        # may have taken one up since it was chosen, and that one is left alone.
+        deleted = await store.delete_executions(doomed, now=now.timestamp())
+        taken = set(doomed) - set(deleted)
+        running += [execution_id for execution_id in doomed if execution_id in taken]
+        doomed = [execution_id for execution_id in doomed if execution_id not in taken]
+    known = {summary.id for summary in summaries}
+    targets = [home / "executions" / execution_id for execution_id in doomed]
+    if pipeline is None:
+        targets += await anyio.to_thread.run_sync(_orphans, home / "executions", known)
+    folders = size = 0
     for first in range(0, len(targets), _FOLDERS_PER_CALL):
         batch = targets[first : first + _FOLDERS_PER_CALL]
         found, freed = await anyio.to_thread.run_sync(
@@ -253,6 +254,18 @@ async def collect(
         folders += found
         size += freed
     return GcReport(tuple(doomed), len(summaries) - len(doomed), tuple(running), folders, size)
+
+
+def _orphans(executions: Path, known: set[str]) -> list[Path]:
+    """Folders under ``executions`` that no execution on record owns, a day old or more."""
+    if not executions.is_dir():
+        return []
+    now = time.time()
+    return [
+        path
+        for path in executions.iterdir()
+        if path.name not in known and now - path.lstat().st_mtime > _ORPHAN_SECONDS
+    ]
 
 
 @attrs.frozen

@@ -255,19 +255,30 @@ class MemoryStore:
             del self._saved[identity]
         return len(gone) + len(saved)
 
-    async def delete_executions(self, execution_ids: Collection[str]) -> int:
-        """Forget executions with everything kept about them; return how many went."""
-        wanted = set(execution_ids) & self._events.keys()
+    async def delete_executions(self, execution_ids: Collection[str], *, now: float) -> list[str]:
+        """Forget finished, unleased executions with everything kept about them (see ``Store``)."""
+        wanted = [
+            execution_id
+            for execution_id in dict.fromkeys(execution_ids)
+            if (summary := self._summaries.get(execution_id)) is not None
+            and summary.status in TERMINAL
+            and not self._leased(execution_id, now)
+        ]
         for execution_id in wanted:
             del self._events[execution_id]
             self._summaries.pop(execution_id, None)
             self._leases.pop(execution_id, None)
             self._stops.pop(execution_id, None)
-        self._states = {key: value for key, value in self._states.items() if key[0] not in wanted}
+        gone = set(wanted)
+        self._states = {key: value for key, value in self._states.items() if key[0] not in gone}
         self._decisions = {
-            key: value for key, value in self._decisions.items() if key[0] not in wanted
+            key: value for key, value in self._decisions.items() if key[0] not in gone
         }
-        return len(wanted)
+        return wanted
+
+    def _leased(self, execution_id: str, now: float) -> bool:
+        lease = self._leases.get(execution_id)
+        return lease is not None and lease[1] > now
 
     async def events(self, execution_id: str) -> list[Event]:
         """Every event of ``execution_id``, oldest first."""

@@ -135,11 +135,13 @@ class Store(Protocol):
         """Forget the entries (of either kind) under ``keys``; return how many went."""
         ...
 
-    async def delete_executions(self, execution_ids: Collection[str]) -> int:
-        """Forget executions with their events, decisions, leases and stop requests.
+    async def delete_executions(self, execution_ids: Collection[str], *, now: float) -> list[str]:
+        """Forget finished executions with their events, decisions, leases and stop requests.
 
-        All or nothing (one transaction): a crash leaves every execution whole or gone.
-        Returns how many were deleted. The caller decides which may go (``gc`` never passes
-        an unfinished execution or one whose lease is live).
+        Of ``execution_ids``, only those whose status is finished (``TERMINAL``) and that hold
+        no lease live at ``now`` (epoch seconds) go; the check and the delete are one atomic
+        step (one transaction), so a retry or a resume that takes an execution up after the
+        caller chose it keeps it whole. A crash leaves every execution whole or gone.
+        Returns the ids deleted (the caller sweeps their folders only).
         """
         ...

@@ -1053,33 +1053,53 @@ class SQLiteStore:
 
         return await self._run(work) if wanted else 0
 
-    async def delete_executions(self, execution_ids: Collection[str]) -> int:
-        """Forget executions with everything kept about them, in one transaction."""
-        wanted = list(execution_ids)
+    async def delete_executions(self, execution_ids: Collection[str], *, now: float) -> list[str]:
+        """Forget finished, unleased executions with everything kept about them (see ``Store``).
 
-        def work(connection: sqlite3.Connection) -> int:
-            gone = 0
+        Which may go is read inside the write transaction that deletes them: a retry that takes
+        an execution up (its status and lease written in a transaction of its own) is either
+        seen here, and the execution kept, or comes after, and finds it gone.
+        """
+        wanted = list(dict.fromkeys(execution_ids))
+        finished = [status.value for status in TERMINAL]
+
+        def work(connection: sqlite3.Connection) -> list[str]:
+            deleted: list[str] = []
             try:
                 with _immediate(connection):
                     for first in range(0, len(wanted), _ROWS_PER_INSERT):
                         chunk = wanted[first : first + _ROWS_PER_INSERT]
                         marks = ", ".join("?" * len(chunk))
+                        states = ", ".join("?" * len(finished))
+                        doomed = [
+                            str(row[0])
+                            for row in connection.execute(
+                                f"SELECT id FROM executions WHERE id IN ({marks}) "  # noqa: S608 - ours
+                                f"AND status IN ({states}) AND NOT EXISTS (SELECT 1 FROM leases "
+                                "WHERE leases.execution_id = executions.id AND until > ?)",
+                                [*chunk, *finished, now],
+                            )
+                        ]
+                        if not doomed:
+                            continue
+                        marks = ", ".join("?" * len(doomed))
                         # Children first: the foreign keys point at executions.
                         for table in ("events", "decisions", "leases", "stop_requests"):
                             connection.execute(
                                 f"DELETE FROM {table} WHERE execution_id IN ({marks})",  # noqa: S608
-                                chunk,
+                                doomed,
                             )
-                        gone += connection.execute(
+                        connection.execute(
                             f"DELETE FROM executions WHERE id IN ({marks})",  # noqa: S608
-                            chunk,
-                        ).rowcount
+                            doomed,
+                        )
+                        deleted.extend(doomed)
             finally:
                 for execution_id in wanted:
                     self._states.pop(execution_id, None)
-            return gone
+            return deleted
 
-        return await self._run(work) if wanted else 0
+        return await self._run(work) if wanted else []
 
     async def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check`` answer (``"ok"`` when all is well)."""

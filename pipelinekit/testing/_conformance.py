@@ -306,20 +306,41 @@ async def _check_store(make: Callable[[], Any]) -> ConformanceReport:  # noqa: P
     def started(execution_id: str) -> Event:
         return Event("pipeline", Status.IN_PROGRESS, "p", execution_id, start, None, None, {}, 1)
 
-    for execution_id in ("x1", "x2"):
+    def ended(execution_id: str) -> Event:
+        return Event("pipeline", Status.FAILED, "p", execution_id, start, None, None, {}, 2)
+
+    for execution_id in ("x1", "x2", "x3", "x4"):
         await store.record([started(execution_id)])
         await store.acquire(execution_id, "me", until=10.0, now=0.0)
         await store.put_decision(
             execution_id, 1, Decision(approved=True, by="me", summary="", time=start)
         )
-    deleted = await store.delete_executions(["x1", "unknown"])
-    history = [summary.id for summary in await store.executions()]
-    check(deleted == 1 and history == ["x2"], "deleting executions", f"{deleted} {history}")
+    for execution_id in ("x1", "x2", "x4"):
+        await store.record([ended(execution_id)])
+    # At 20.0 the leases (until 10.0) have expired but x4's, taken again (a retry of it).
+    await store.acquire("x4", "retry", until=30.0, now=20.0)
+    deleted = await store.delete_executions(["x1", "unknown", "x3", "x4"], now=20.0)
+    history = sorted(summary.id for summary in await store.executions())
+    check(
+        deleted == ["x1"] and history == ["x2", "x3", "x4"],
+        "deleting executions",
+        f"deleted {deleted}, left {history} (only finished, unleased ones may go)",
+    )
     check(await store.events("x1") == [], "deleting executions", "its events stayed")
     check(await store.lease("x1") is None, "deleting executions", "its lease stayed")
     check(await store.decision("x1", 1) is None, "deleting executions", "its decision stayed")
-    check(len(await store.events("x2")) == 1, "deleting executions", "another one lost events")
+    check(
+        len(await store.events("x2")) == len(["start", "end"]),
+        "deleting executions",
+        "another one lost events",
+    )
     check(await store.lease("x2") is not None, "deleting executions", "another lost its lease")
+    check(len(await store.events("x3")) == 1, "deleting executions", "an unfinished one went")
+    check(
+        len(await store.events("x4")) == len(["start", "end"]),
+        "deleting executions",
+        "a leased one went",
+    )
     # The id can be used again, from its first event: nothing of the old one is left behind.
     await store.record([started("x1")])
     passed.append("deleting executions")
