@@ -138,3 +138,31 @@ def test_cache_keys_are_the_ones_recorded_before(tmp_path):
     )
     key = cache_key("Build", provider, {"b": "2", "a": "1"}, {"src": tmp_path})
     assert key == RECORDED_KEY
+
+
+def test_a_cached_output_swept_during_its_restore_runs_the_action(tmp_path, monkeypatch):
+    """A blob gone between the restore's check and its link (a concurrent `cache prune`):
+    a miss with a warning, the outputs emptied, the action run; never a failed action."""
+    from pipelinekit._runtime._blobs import CacheFolder  # noqa: PLC0415
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "input.txt").write_text("one\n")
+    marker = tmp_path / "runs"
+    pk.run(pipeline(source, marker), workdir=tmp_path / "wd")
+    checked = CacheFolder._checked
+
+    def swept_meanwhile(self, files, seen):
+        found = checked(self, files, seen)
+        for blob, _ in found:
+            Path(blob).unlink()
+        return found
+
+    monkeypatch.setattr(CacheFolder, "_checked", swept_meanwhile)
+    second = pk.run(pipeline(source, marker), workdir=tmp_path / "wd")
+    make = second.actions["Build.Make"]
+    assert second.succeeded, make.error
+    assert make.cached is False
+    assert marker.read_text().count("ran") == 2
+    assert (make.outputs["out"] / "greeting").read_text() == "hello\none\n"
+    assert "cache not restored" in Path(make.log_path).read_text()

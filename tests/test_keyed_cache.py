@@ -443,3 +443,68 @@ def test_a_file_hard_linked_from_outside_is_copied_into_the_cache_never_changed(
     )
     assert caches_of_action(store, second, "A")[0]["outcome"] == "hit"
     assert (second.actions["S.A"].outputs["o"] / "seen").read_text() == "shared\n"
+
+
+def test_a_blob_swept_during_a_restore_is_a_miss_with_a_warning(tmp_path, source, monkeypatch):
+    """A `cache prune` sweeping a blob between the restore's check and its link: the action
+    runs on an empty folder (not a half-restored one), and its log says why."""
+    from pipelinekit._runtime._blobs import CacheFolder  # noqa: PLC0415
+
+    marker = tmp_path / "built"
+    store = pk.SQLiteStore(tmp_path / "state.db")
+    pk.run(pipeline(source, marker), workdir=tmp_path / "wd", store=store)
+    checked = CacheFolder._checked
+
+    def swept_meanwhile(self, files, seen):
+        found = checked(self, files, seen)
+        Path(found[-1][0]).unlink()  # the last blob: the others are linked first
+        return found
+
+    monkeypatch.setattr(CacheFolder, "_checked", swept_meanwhile)
+    second = pk.run(pipeline(source, marker), workdir=tmp_path / "wd", store=store)
+    assert second.succeeded, second.actions["Build.Tools"].error
+    detail = caches_of(store, second)[0]
+    assert detail["outcome"] == "miss"
+    assert "FileNotFoundError" in detail["error"]
+    assert marker.read_text().count("built") == 2  # built again, from an empty folder
+    log = Path(second.actions["Build.Tools"].log_path).read_text()
+    assert "cache not restored" in log
+
+
+def test_a_restore_that_hits_a_file_error_leaves_no_half_restored_folder(tmp_path, monkeypatch):
+    from pipelinekit._runtime._blobs import CacheFolder  # noqa: PLC0415
+
+    folder = tmp_path / "work" / ".venv"
+    (folder / "bin").mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        (folder / "bin" / name).write_text(name)
+    cache = CacheFolder(tmp_path / "cache")
+    kept = cache.keep(folder)
+    checked = CacheFolder._checked
+
+    def swept_meanwhile(self, files, seen):
+        found = checked(self, files, seen)
+        Path(found[-1][0]).unlink()
+        return found
+
+    monkeypatch.setattr(CacheFolder, "_checked", swept_meanwhile)
+    target = tmp_path / "again" / ".venv"
+    with pytest.raises(FileNotFoundError):
+        cache.unpack(kept.tree, target)
+    assert not target.exists()
+
+
+def test_keeping_a_tree_again_makes_it_young_so_a_prune_before_the_save_keeps_it(tmp_path):
+    from pipelinekit._runtime._blobs import CacheFolder  # noqa: PLC0415
+
+    folder = tmp_path / "work" / ".venv"
+    folder.mkdir(parents=True)
+    (folder / "a").write_text("a")
+    cache = CacheFolder(tmp_path / "cache")
+    kept = cache.keep(folder)
+    tree = cache.trees / f"{kept.tree}.json"
+    os.utime(tree, (0, 0))  # kept long ago, its entry since pruned
+    assert cache.keep(folder).tree == kept.tree
+    cache.sweep(set())  # a prune before the new entry is saved: no entry names the tree yet
+    assert tree.exists()
+    assert cache.unpack(kept.tree, tmp_path / "again") is not None

@@ -131,7 +131,11 @@ class Workspace(CacheFiles, Protocol):
         ...
 
     async def restore(self, entry: CacheEntry, outputs: Mapping[str, Path]) -> bool:
-        """Bring a cached attempt's outputs into ``outputs``; ``False`` if they are gone."""
+        """Bring a cached attempt's outputs into ``outputs``; ``False`` if they are gone.
+
+        An ``OSError`` (a file swept meanwhile) leaves ``outputs`` empty: the caller warns
+        and runs the action.
+        """
         ...
 
     async def keep_outputs(self, outputs: Mapping[str, Path]) -> dict[str, Kept]:
@@ -543,6 +547,19 @@ class DiskWorkspace:
         return await anyio.to_thread.run_sync(self._restore, entry, outputs)
 
     def _restore(self, entry: CacheEntry, outputs: Mapping[str, Path]) -> bool:
+        try:
+            restored = self._restore_outputs(entry, outputs)
+        except OSError:
+            # A blob swept meanwhile (a concurrent `cache prune`): no output is left half
+            # restored; the caller warns and runs the action.
+            self._fresh(list(outputs.values()), None)
+            raise
+        if restored:
+            return True
+        self._fresh(list(outputs.values()), None)  # the action runs instead, from empty folders
+        return False
+
+    def _restore_outputs(self, entry: CacheEntry, outputs: Mapping[str, Path]) -> bool:
         if entry.trees:
             restored = all(
                 name in entry.trees
@@ -552,10 +569,7 @@ class DiskWorkspace:
             )
         else:  # kept before the cache folder: the earlier execution's copy
             restored = copy_outputs(entry, outputs)
-        if restored:
-            return True
-        self._fresh(list(outputs.values()), None)  # the action runs instead, from empty folders
-        return False
+        return restored
 
     async def keep_outputs(self, outputs: Mapping[str, Path]) -> dict[str, Kept]:
         """Hard-link sealed outputs into the cache folder: their bytes are kept once."""

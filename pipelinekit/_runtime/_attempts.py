@@ -444,7 +444,13 @@ class Attempts:
         entry = await run.recorder.store.cache_get(key)
         if entry is None:
             return False
-        if not run.workspace.use_cache or not await run.workspace.restore(entry, ctx.outputs):
+        if not run.workspace.use_cache:
+            return False
+        try:
+            if not await run.workspace.restore(entry, ctx.outputs):
+                return False
+        except OSError as error:  # a file swept meanwhile (cache prune): the action runs
+            ctx.log.warning("cache not restored", error=f"{type(error).__name__}: {error}")
             return False
         await run.recorder.store.cache_used(key, run.now())
         for name, value in entry.variables.items():
@@ -467,6 +473,9 @@ class Attempts:
         for detail in await keyed.restore(record.action.caches, ctx.inputs, ctx.workdir_path):
             if "skipped" in detail:  # a path through a symbolic link: the cache is skipped
                 ctx.log.warning("cache skipped", **detail)
+                continue
+            if "error" in detail:  # a file error restoring it (cache not restored): a miss
+                ctx.log.warning("cache not restored", **detail)
                 continue
             ctx.log.info("cache restored" if detail.get("restored_key") else "cache", **detail)
         return keyed

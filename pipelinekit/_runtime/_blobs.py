@@ -231,6 +231,10 @@ class CacheFolder:
             temporary.write_text(text)
             temporary.chmod(0o444)
             temporary.replace(target)
+        else:
+            # Young again: a prune between this keep and the entry's save (which points at
+            # this tree) would otherwise sweep a tree as old as its first keep.
+            os.utime(target)
         # Every blob of the tree was hashed just now (as the file linked to it, or itself).
         self._note_checked(tree, {self._blob_of(record) for record in files.values()})
         return Kept(tree, size, len(files))
@@ -395,10 +399,28 @@ class CacheFolder:
             blobs = self._checked(files, self._seen(tree))
         except CacheBroken:
             return None
-        if target.is_symlink() or target.is_file():
-            target.unlink()
-        elif target.exists():
-            _remove_tree(target)
+        try:
+            return self._unpack(tree, document, blobs, target, writable=writable, moved=moved)
+        except OSError:
+            # A blob swept meanwhile (a concurrent `cache prune`), a full disk...: no folder
+            # is left half restored (the caller counts it a miss and the action runs).
+            with contextlib.suppress(OSError):
+                _clear(target)
+            raise
+
+    def _unpack(
+        self,
+        tree: str,
+        document: dict[str, object],
+        blobs: list[tuple[str, list[object]]],
+        target: Path,
+        *,
+        writable: bool,
+        moved: tuple[str, str] | None,
+    ) -> Unpacked:
+        """Make ``target`` from ``document``'s checked ``blobs`` (see ``unpack``)."""
+        files: dict[str, list[object]] = document["files"]  # type: ignore[assignment]
+        _clear(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         single = bool(document.get("single"))
         if not single:
@@ -614,3 +636,11 @@ def _rewrite(blob: str, destination: str, old: bytes, new: bytes) -> int:
 def _remove_tree(path: Path) -> None:
     """Remove a restored folder (its folders are writable; read-only files go with them)."""
     shutil.rmtree(path)
+
+
+def _clear(target: Path) -> None:
+    """Remove what a failed restore left at ``target``."""
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.exists():
+        _remove_tree(target)

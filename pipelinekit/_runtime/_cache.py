@@ -179,11 +179,15 @@ class _Restore:
     unpacked: list[Unpacked] = attrs.Factory(list)
     #: Why it was neither restored nor saved (a path through a symbolic link).
     skipped: str | None = None
+    #: The file error that made a restore a miss (a blob swept meanwhile by a prune).
+    error: str | None = None
 
     def detail(self) -> dict[str, Any]:
         detail: dict[str, Any] = {"key": self.key, "outcome": self.outcome}
         if self.skipped is not None:
             detail["skipped"] = self.skipped
+        if self.error is not None:
+            detail["error"] = self.error
         if self.restored is not None:
             detail["restored_key"] = self.restored.key
             detail["files"] = sum(unpacked.files for unpacked in self.unpacked)
@@ -270,7 +274,13 @@ class KeyedCaches:
                     if entry.paths == cache.paths and entry.key != key
                 )
             for outcome, entry in candidates:
-                unpacked = await self._unpack(entry, cache, workdir)
+                try:
+                    unpacked = await self._unpack(entry, cache, workdir)
+                except OSError as error:
+                    # Not the entry's fault (a prune sweeping it now, a full disk): kept, and
+                    # this attempt runs without it (the folder that failed was removed).
+                    done.error = f"{type(error).__name__}: {error}"
+                    break
                 if unpacked is None:
                     # Damaged or gone: forgotten, so that this run can save the key afresh.
                     await self.store.delete_caches([entry.key])
