@@ -134,6 +134,8 @@ class GcReport:
     skipped_running: tuple[str, ...]
     folders: int
     bytes: int
+    #: Folders not removed in full: (path, why). Their records are deleted already.
+    failures: tuple[tuple[str, str], ...] = ()
 
 
 #: Folders swept per worker-thread call: one call per folder cost a thread hand-off each (2,000
@@ -181,25 +183,44 @@ def _sweep(folder: int, *, remove: bool) -> int:
     return freed
 
 
-def _sweep_folders(paths: Sequence[Path], *, remove: bool) -> tuple[int, int]:
-    """(folders found, bytes freed) of ``paths``, each removed when ``remove``."""
+def _sweep_folders(
+    paths: Sequence[Path], *, remove: bool
+) -> tuple[int, int, list[tuple[str, str]]]:
+    """(folders found, bytes freed, failures) of ``paths``, each removed when ``remove``.
+
+    A folder that cannot be removed in full (a busy mount, a file another process holds) is
+    a failure (its path, and why), and the others are still swept.
+    """
     folders = freed = 0
+    failures: list[tuple[str, str]] = []
     for path in paths:
         try:
-            descriptor = os.open(path, _DIRECTORY)
+            found, size = _sweep_folder(path, remove=remove)
         except OSError as error:
-            # Gone, a file, or a link (never followed): nothing of an execution to sweep.
-            if remove and error.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
-                raise
+            what = error.strerror or str(error)
+            failures.append((str(path), f"{what} ({error.filename})" if error.filename else what))
             continue
-        folders += 1
-        try:
-            freed += _sweep(descriptor, remove=remove)
-        finally:
-            os.close(descriptor)
-        if remove:
-            path.rmdir()
-    return folders, freed
+        folders += found
+        freed += size
+    return folders, freed, failures
+
+
+def _sweep_folder(path: Path, *, remove: bool) -> tuple[int, int]:
+    """(1, bytes freed) of the execution folder ``path``; (0, 0) if there is none."""
+    try:
+        descriptor = os.open(path, _DIRECTORY)
+    except OSError as error:
+        # Gone, a file, or a link (never followed): nothing of an execution to sweep.
+        if remove and error.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            raise
+        return 0, 0
+    try:
+        freed = _sweep(descriptor, remove=remove)
+    finally:
+        os.close(descriptor)
+    if remove:
+        path.rmdir()
+    return 1, freed
 
 
 async def collect(
@@ -246,14 +267,18 @@ async def collect(
     if pipeline is None:
         targets += await anyio.to_thread.run_sync(_orphans, home / "executions", known)
     folders = size = 0
+    failures: list[tuple[str, str]] = []
     for first in range(0, len(targets), _FOLDERS_PER_CALL):
         batch = targets[first : first + _FOLDERS_PER_CALL]
-        found, freed = await anyio.to_thread.run_sync(
+        found, freed, failed = await anyio.to_thread.run_sync(
             functools.partial(_sweep_folders, batch, remove=not dry_run)
         )
         folders += found
         size += freed
-    return GcReport(tuple(doomed), len(summaries) - len(doomed), tuple(running), folders, size)
+        failures += failed
+    return GcReport(
+        tuple(doomed), len(summaries) - len(doomed), tuple(running), folders, size, tuple(failures)
+    )
 
 
 def _orphans(executions: Path, known: set[str]) -> list[Path]:
@@ -338,7 +363,9 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
-async def _main(args: argparse.Namespace, home: Path, store: Store, out: TextIO) -> int:
+async def _main(
+    args: argparse.Namespace, home: Path, store: Store, out: TextIO, err: TextIO
+) -> int:
     # Loaded by cache and gc only: the other commands import this module to list them.
     from pipelinekit._runtime._blobs import CacheFolder  # noqa: PLC0415
 
@@ -366,7 +393,13 @@ async def _main(args: argparse.Namespace, home: Path, store: Store, out: TextIO)
             )
             + "\n"
         )
-        return 0
+        err.writelines(
+            f"pipelinekit: error: execution folder {path} could not be removed in full: "
+            f"{why}; its records are deleted already, and `pipelinekit gc` removes what "
+            "is left of it once the folder is a day old\n"
+            for path, why in report.failures
+        )
+        return 1 if report.failures else 0
     if args.cache_command == "list":
         lines = await _entries(store, args.key)
         if args.json:
@@ -438,9 +471,9 @@ def main(
         location = find_store(args.store)
         store = SQLiteStore(location.database)
         try:
-            return anyio.run(_main, args, location.home, store, out)
+            return anyio.run(_main, args, location.home, store, out, err)
         finally:
             store.close()
     except PipelineKitError as error:
-        err.write(f"error: {error}\n")
+        err.write(f"pipelinekit: error: {error}\n")
         return 2
