@@ -442,3 +442,26 @@ def test_the_fake_lets_an_action_with_writable_inputs_write_to_its_copy():
     result = fake.run(fake_pipeline(writable=True))
     assert result.status is pk.Status.SUCCEEDED
     assert fake.artifacts["src"] == FILES  # the producer's files, untouched
+
+
+async def test_the_private_copies_are_the_workspace_s_to_make(workdir):
+    """The engine asks its workspace (no branch on which one it is): a workspace of one's own
+    decides where the copies go, and the fake's in-memory one hands out paths only."""
+    from pipelinekit._runtime._artifacts import DiskWorkspace  # noqa: PLC0415
+
+    asked: list[tuple[str, list[str]]] = []
+
+    class Noting(DiskWorkspace):
+        async def private_copies(self, node, inputs):  # type: ignore[no-untyped-def]
+            asked.append((node, sorted(inputs)))
+            return await super().private_copies(node, inputs)
+
+    async with pk.Engine(store=pk.MemoryStore(), workdir=workdir, workspaces=Noting) as engine:
+        result = await (await engine.start(pipeline("touch written", writable=True))).wait()
+    assert result.succeeded, result.actions["Test.Run"].error
+    assert asked == [("Test.Run", ["src"])]
+    assert (result.workdir / "work" / "Test.Run.inputs" / "src" / "written").exists()
+
+
+def test_the_core_has_no_branch_for_the_fake_s_workspace():
+    assert "MemoryWorkspace" not in Path(private.__file__).read_text()

@@ -51,6 +51,7 @@ from pipelinekit._runtime._cache import (
     glob_pattern,
     hash_matches,
 )
+from pipelinekit._runtime._private_inputs import make_copies, private_folder
 from pipelinekit._thread import WorkerThread
 from pipelinekit.exceptions import ActionFailed, ArtifactChanged
 from pipelinekit.providers._context import LogFile, MemoryLogFile
@@ -140,6 +141,16 @@ class Workspace(CacheFiles, Protocol):
 
     async def keep_outputs(self, outputs: Mapping[str, Path]) -> dict[str, Kept]:
         """Put sealed outputs into the cache folder (a ``cache=True`` success)."""
+        ...
+
+    async def private_copies(
+        self, node: str, inputs: Mapping[str, Path]
+    ) -> tuple[dict[str, Path], list[tuple[str, str]]]:
+        """Fresh private writable copies of ``inputs`` for action ``node`` (``writable_inputs``).
+
+        Returns each artifact's copy (for the action's context) and what was left out of the
+        copies, ``(artifact, path)`` (pipes, sockets, devices: for the action's log).
+        """
         ...
 
 
@@ -595,6 +606,16 @@ class DiskWorkspace:
                         file.confirmed = False
         return kept
 
+    async def private_copies(
+        self, node: str, inputs: Mapping[str, Path]
+    ) -> tuple[dict[str, Path], list[tuple[str, str]]]:
+        """Copy ``inputs`` beside ``node``'s work folder, cloned where possible (worker thread)."""
+        if not inputs:
+            return {}, []
+        return await anyio.to_thread.run_sync(
+            make_copies, node, dict(inputs), private_folder(self.work, node)
+        )
+
     async def hash_files(
         self, inputs: Mapping[str, Path], globs: Sequence[tuple[str, str]], where: str
     ) -> str:
@@ -677,9 +698,15 @@ class MemoryWorkspace:
         contents: dict[str, dict[str, bytes]] | None = None,
         cache: CacheFolder | None = None,
         use_cache: bool = True,
+        copies: set[Path] | None = None,
     ) -> None:
-        """Make up paths under ``root`` (``files`` is not needed: nothing is written)."""
+        """Make up paths under ``root`` (``files`` is not needed: nothing is written).
+
+        ``copies`` is filled with the path of every private copy handed out (the fake plays
+        a write to one as going nowhere, a write to any other input as changing the artifact).
+        """
         del files, cache  # nothing is written, and keyed caches keep no files here
+        self.copies = copies if copies is not None else set()
         self.use_cache = use_cache
         self.root = root
         self.logs = root / "logs"
@@ -766,6 +793,15 @@ class MemoryWorkspace:
     async def keep_outputs(self, outputs: Mapping[str, Path]) -> dict[str, Kept]:  # noqa: ARG002
         """Nothing is cached (``cache_key`` is ``None``)."""
         return {}
+
+    async def private_copies(
+        self, node: str, inputs: Mapping[str, Path]
+    ) -> tuple[dict[str, Path], list[tuple[str, str]]]:
+        """Paths of copies, made up as the artifacts' are; noted in ``copies``."""
+        folder = private_folder(self.work, node)
+        made = {name: folder / name for name in inputs}
+        self.copies.update(made.values())
+        return made, []
 
     async def hash_files(
         self, inputs: Mapping[str, Path], globs: Sequence[tuple[str, str]], where: str

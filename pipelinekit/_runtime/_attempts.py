@@ -22,7 +22,6 @@ from pipelinekit._model._variables import resolve_value
 from pipelinekit._runtime._artifacts import Holding, InputChecks, Sealed
 from pipelinekit._runtime._cache import KeyedCaches
 from pipelinekit._runtime._outputs import unkept_declaration
-from pipelinekit._runtime._private_inputs import private_inputs
 from pipelinekit._runtime._results import Attempt
 from pipelinekit._runtime._run import ActionRecord, Run
 from pipelinekit.exceptions import ActionFailed, ActionTimeout, ArtifactChanged, StoreError
@@ -525,7 +524,7 @@ class Attempts:
         inputs = {name: run.artifact_paths[name] for name in action.inputs}
         left_out: list[tuple[str, str]] = []  # pipes, sockets, devices: not in private copies
         if action.writable_inputs:  # the seals checked stay the originals' (_holding)
-            inputs, left_out = await private_inputs(workspace, record.node, inputs)
+            inputs, left_out = await workspace.private_copies(record.node, inputs)
         await workspace.prepare(record.node, outputs, again=number > 1)
         run.artifact_paths.update(outputs)
         ctx = ActionContext(

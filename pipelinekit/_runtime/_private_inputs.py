@@ -40,13 +40,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import anyio
 import attrs
 
-from pipelinekit._runtime._artifacts import MemoryWorkspace, Workspace
 from pipelinekit.exceptions import ActionFailed
 
-__all__ = ["FICLONE", "Copied", "copy_private", "private_folder", "private_inputs"]
+__all__ = ["FICLONE", "Copied", "copy_private", "make_copies", "private_folder"]
 
 #: ``_IOW(0x94, 9, int)`` from ``<linux/fs.h>``: clone a whole file, sharing its blocks.
 FICLONE = 0x40049409
@@ -231,10 +229,19 @@ def _remove(folder: Path) -> None:
             shutil.rmtree(folder, onerror=writable_again)
 
 
-def _make_copies(node: str, inputs: Mapping[str, Path], folder: Path) -> dict[str, Copied]:
+def make_copies(
+    node: str, inputs: Mapping[str, Path], folder: Path
+) -> tuple[dict[str, Path], list[tuple[str, str]]]:
+    """Private writable copies of ``inputs`` (artifact -> folder) in ``folder``, for ``node``.
+
+    An earlier attempt's copies are removed first. Returns each artifact's copy, and what was
+    left out of the copies (artifact, path): pipes, sockets and devices, for the action's log.
+    Call it from a worker thread (``Workspace.private_copies`` does).
+    """
     _remove(folder)
     folder.mkdir(parents=True)
-    done: dict[str, Copied] = {}
+    copies: dict[str, Path] = {}
+    left_out: list[tuple[str, str]] = []
     for name, source in inputs.items():
         if not source.is_dir():
             msg = (
@@ -242,25 +249,6 @@ def _make_copies(node: str, inputs: Mapping[str, Path], folder: Path) -> dict[st
                 "copy of it could be made; run its producer again (retry the stage)"
             )
             raise ActionFailed(msg)
-        done[name] = copy_private(source, folder / name)
-    return done
-
-
-async def private_inputs(
-    workspace: Workspace, node: str, inputs: Mapping[str, Path]
-) -> tuple[dict[str, Path], list[tuple[str, str]]]:
-    """Private writable copies of ``inputs`` (artifact -> folder) for action ``node``.
-
-    Each attempt gets fresh copies (an earlier attempt's are removed first). The answer maps
-    each artifact to its copy, for the action's context, and lists what was left out of the
-    copies (artifact, path): pipes, sockets and devices, for the action's log.
-    """
-    folder = private_folder(workspace.work, node)
-    copies = {name: folder / name for name in inputs}
-    # A workspace in memory (the fake's) keeps no folders: its copies are paths only, as its
-    # artifacts are, and the fake plays writes to them (ScriptedExecutor). To move behind a
-    # Workspace method (the workspace knows what it keeps) when the protocol grows one.
-    if not inputs or isinstance(workspace, MemoryWorkspace):
-        return copies, []
-    done = await anyio.to_thread.run_sync(_make_copies, node, dict(inputs), folder)
-    return copies, [(name, path) for name, copied in done.items() for path in copied.left_out]
+        copies[name] = folder / name
+        left_out += [(name, path) for path in copy_private(source, copies[name]).left_out]
+    return copies, left_out

@@ -35,7 +35,6 @@ from pipelinekit._model._pipeline import Pipeline
 from pipelinekit._runtime._artifacts import MemoryWorkspace
 from pipelinekit._runtime._collector import collector_tuned_for_a_run
 from pipelinekit._runtime._engine import Engine, Execution
-from pipelinekit._runtime._private_inputs import private_folder
 from pipelinekit._runtime._results import RunResult
 from pipelinekit.exceptions import ActionFailed, ExecutionError
 from pipelinekit.providers._capabilities import required_output_variables
@@ -272,6 +271,9 @@ class ScriptedExecutor:
         self.default = default
         self.calls: list[Call] = []
         self.artifacts: dict[str, dict[str, bytes]] = {}
+        #: The private copies (``writable_inputs=True``) the workspace handed out: a write to
+        #: one reaches nobody, a write to any other input changes the artifact.
+        self.copies: set[Path] = set()
         self.running: set[str] = set()
 
     async def execute(self, provider: object, ctx: ActionContext) -> None:  # noqa: ARG002 - the protocol's signature; the provider is never run
@@ -347,8 +349,7 @@ class ScriptedExecutor:
                     path: content.encode() if isinstance(content, str) else bytes(content)
                     for path, content in files.items()
                 }
-                copy = private_folder(ctx.workdir_path.parent, node) / artifact
-                if ctx.inputs[artifact] != copy:
+                if ctx.inputs[artifact] not in self.copies:
                     # A read-only input, written anyway (as root can): the producer's files
                     # change, and the check after the action fails it as on disk.
                     self.artifacts.setdefault(artifact, {}).update(written)
@@ -533,7 +534,9 @@ class FakeExecutor:
             hooks=self.hooks,
             workdir=Path("fake-run"),
             # The outcomes' files are the workspace's: sealed and checked as files on disk are.
-            workspaces=partial(MemoryWorkspace, contents=scripted.artifacts),
+            workspaces=partial(
+                MemoryWorkspace, contents=scripted.artifacts, copies=scripted.copies
+            ),
         )
         self.engine = engine
         result: RunResult | None = None
