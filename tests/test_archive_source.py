@@ -489,6 +489,26 @@ def test_an_archive_is_downloaded_over_http(server, workdir):
     assert (result.actions["Source.Fetch"].outputs["src"] / "PKG-INFO").is_file()
 
 
+def test_a_download_is_hashed_off_the_event_loop(server, workdir, monkeypatch):
+    """Each 1 MB block is hashed in the worker thread that writes it, never on the loop."""
+    from pipelinekit.providers import _sources  # noqa: PLC0415
+
+    url, served = server
+    tar_gz(served / "big.tar.gz", {"big/blob": bytes(range(256)) * 12000})
+    threads: set[int] = set()
+    write = _sources._hash_and_write
+
+    def noting(digest, handle, block):
+        threads.add(threading.get_ident())
+        write(digest, handle, block)
+
+    monkeypatch.setattr(_sources, "_hash_and_write", noting)
+    result = run(pk.ArchiveSource(f"{url}/big.tar.gz", strip_components=1), workdir)
+    assert result.status is pk.Status.SUCCEEDED, result.actions["Source.Fetch"].error
+    assert threads
+    assert threading.get_ident() not in threads  # pk.run's loop runs in this thread
+
+
 def test_a_download_larger_than_max_bytes_is_refused(server, workdir):
     url, served = server
     archive = tar_gz(served / "tiny-1.0.tar.gz", SDIST)

@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import IO, TYPE_CHECKING, ClassVar
 
 import anyio
 import attrs
@@ -35,6 +35,12 @@ def _single_output(ctx: ActionContext, kind: str) -> Path:
         msg = f"{kind} writes exactly one output artifact; declare outputs=['name']"
         raise ActionFailed(msg)
     return next(iter(ctx.outputs.values()))
+
+
+def _hash_and_write(digest: hashlib._Hash, handle: IO[bytes], block: bytes) -> None:
+    """Feed ``block`` to ``digest`` and write it (a download's block, in a worker thread)."""
+    digest.update(block)
+    handle.write(block)
 
 
 def content_hash(root: Path) -> str:
@@ -372,8 +378,11 @@ class ArchiveSource:
                                 f"{self.max_bytes} bytes; the download was stopped"
                             )
                             raise ActionFailed(msg)
-                        digest.update(block)
-                        await writing.write(block)
+                        # Hashed in the thread that writes it (one trip per block, as the
+                        # write alone took): a 1 MB hash never holds the event loop.
+                        await anyio.to_thread.run_sync(
+                            _hash_and_write, digest, writing.wrapped, block
+                        )
         except httpx.TimeoutException:
             msg = (
                 f"downloading {shown_url!r} stalled: nothing came for {self.idle_timeout:g} s "
