@@ -8,6 +8,8 @@ import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 
+import anyio
+import anyio.from_thread
 import attrs
 import pytest
 
@@ -380,3 +382,33 @@ def test_prune_refuses_an_empty_key_prefix(tmp_path, capsys, monkeypatch):
     assert len(err.strip().splitlines()) == 1
     assert main(["cache", "list"]) == 0
     assert "k " in capsys.readouterr().out
+
+
+async def test_a_prune_is_cancellable_between_the_entries_it_sweeps(tmp_path, monkeypatch):
+    """The sweep runs in a worker thread that checks for cancellation before each entry."""
+    folder = CacheFolder(tmp_path / "cache")
+    (tmp_path / "w").mkdir()
+    for index in range(5):
+        (tmp_path / "w" / f"f{index}").write_text(str(index))
+    folder.keep(tmp_path / "w")
+    (tmp_path / "w").rename(tmp_path / "gone")
+    monkeypatch.setattr("pipelinekit._runtime._blobs._GRACE_SECONDS", 0.0)
+    calls: list[None] = []
+
+    class StoppedError(Exception):
+        pass
+
+    def checkpoint():
+        calls.append(None)
+        if len(calls) == 3:  # a few entries in
+            raise StoppedError
+
+    with pytest.raises(StoppedError):
+        folder.sweep(set(), checkpoint=checkpoint)
+    assert folder.size() > 0  # stopped before every blob went
+    given = []
+    monkeypatch.setattr(
+        CacheFolder, "sweep", lambda self, keep, **options: given.append(options) or (0, 0)
+    )
+    await prune_caches(pk.MemoryStore(), folder, every=True)
+    assert given[0]["checkpoint"] is anyio.from_thread.check_cancelled

@@ -44,7 +44,7 @@ import stat
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import attrs
@@ -543,16 +543,25 @@ class CacheFolder:
 
     # -- sweeping -------------------------------------------------------------------------------
 
-    def sweep(self, keep: set[str], *, dry_run: bool = False) -> tuple[int, int]:
+    def sweep(
+        self,
+        keep: set[str],
+        *,
+        dry_run: bool = False,
+        checkpoint: Callable[[], None] = lambda: None,
+    ) -> tuple[int, int]:
         """Delete trees not in ``keep`` and blobs no kept tree uses; return (files, bytes).
 
         What is younger than an hour stays: another process may be saving it right now.
+        ``checkpoint`` is called before each entry: it raises to stop (anyio's
+        ``from_thread.check_cancelled`` in a worker thread), leaving what is not swept yet.
         """
         now = time.time()
         removed = freed = 0
         used: set[str] = set()
         if self.trees.is_dir():
             for path in self.trees.glob("*.json"):
+                checkpoint()
                 tree = path.name.removesuffix(".json")
                 if tree in keep or now - path.lstat().st_mtime < _GRACE_SECONDS:
                     document = self.tree(tree)
@@ -568,6 +577,7 @@ class CacheFolder:
         if self.blobs.is_dir():
             for folder in self.blobs.iterdir():
                 for path in folder.iterdir():
+                    checkpoint()
                     if str(path) in used:
                         continue
                     status = path.lstat()

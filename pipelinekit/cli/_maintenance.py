@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
+import anyio.from_thread
 import attrs
 
 from pipelinekit._model._declarations import TERMINAL
@@ -347,7 +348,10 @@ async def prune_caches(
         if dry_run and entry_key in doomed:
             continue
         keep.update(result.trees.values())
-    _, freed = await anyio.to_thread.run_sync(lambda: folder.sweep(keep, dry_run=dry_run))
+    # Cancellable between entries: a prune of a large cache stops when asked (Ctrl-C).
+    _, freed = await anyio.to_thread.run_sync(
+        lambda: folder.sweep(keep, dry_run=dry_run, checkpoint=anyio.from_thread.check_cancelled)
+    )
     return doomed, freed
 
 
