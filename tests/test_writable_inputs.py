@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import pipelinekit as pk
+from pipelinekit._runtime import _clone
 from pipelinekit._runtime import _private_inputs as private
 from pipelinekit.providers._sources import content_hash
 from pipelinekit.testing import FakeExecutor, succeed
@@ -352,9 +353,9 @@ def test_without_reflink_support_each_file_is_copied_and_the_clone_is_not_tried_
         tries.append(request)
         raise OSError(errno.EOPNOTSUPP, "Operation not supported")
 
-    monkeypatch.setattr(private.fcntl, "ioctl", refuse)
+    monkeypatch.setattr(_clone.fcntl, "ioctl", refuse)
     copied = private.copy_private(source, target)
-    assert tries == [private.FICLONE]  # once: the file system said no
+    assert tries == [_clone.FICLONE]  # once: the file system said no
     assert copied.cloned == 0
     assert copied.copied == 3
     assert (target / "sub" / "b.txt").read_text() == "b"
@@ -373,11 +374,11 @@ def test_a_clone_is_used_where_the_file_system_can(tmp_path, monkeypatch):
             os.write(fd, src.read())
         return 0
 
-    monkeypatch.setattr(private.fcntl, "ioctl", clone)
+    monkeypatch.setattr(_clone.fcntl, "ioctl", clone)
     copied = private.copy_private(source, target)
     assert copied.cloned == 1
     assert copied.copied == 0
-    assert [request for request, _ in calls] == [private.FICLONE]
+    assert [request for request, _ in calls] == [_clone.FICLONE]
     assert (target / "big.bin").read_bytes() == b"x" * 4096
 
 

@@ -28,15 +28,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import stat
-import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self
+from typing import Literal, Protocol, Self
 
 import anyio
 import anyio.lowlevel
@@ -55,6 +53,7 @@ from pipelinekit._runtime._private_inputs import make_copies, private_folder
 from pipelinekit._thread import WorkerThread
 from pipelinekit.exceptions import ActionFailed, ArtifactChanged
 from pipelinekit.providers._context import LogFile, MemoryLogFile
+from pipelinekit.providers._files import feed, remove_tree
 from pipelinekit.stores import CacheEntry
 
 __all__ = [
@@ -240,11 +239,7 @@ def _file_seal(
     if whole is not None:
         whole.update(b"x" if executable else b"-")
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:  # noqa: PTH123 - a str path, see _walk
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-            if whole is not None:
-                whole.update(block)
+    feed(path, digest, *(() if whole is None else (whole,)))
     if whole is not None:
         whole.update(b"\0")
     return FileSeal(
@@ -338,22 +333,6 @@ def _make_read_only(root: Path) -> None:
             continue
         mode = path.stat().st_mode
         path.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-
-
-def _remove_tree(path: Path) -> None:
-    def make_writable(function: Any, name: str, _info: object) -> None:  # noqa: ANN401
-        Path(name).parent.chmod(0o700)
-        # Only a folder's own mode matters to removing it: a file may be a hard link into the
-        # cache, whose blob must stay read-only (and keep its executable bit).
-        if Path(name).is_dir() and not Path(name).is_symlink():
-            Path(name).chmod(0o700)
-        function(name)
-
-    if path.exists():
-        if sys.version_info >= (3, 12):
-            shutil.rmtree(path, onexc=make_writable)
-        else:  # pragma: no cover - Python 3.11 only knows onerror
-            shutil.rmtree(path, onerror=make_writable)
 
 
 def _file_system_now(folder: Path) -> int | None:
@@ -470,10 +449,10 @@ class DiskWorkspace:
     @staticmethod
     def _fresh(outputs: list[Path], workdir: Path | None) -> None:
         for path in outputs:
-            _remove_tree(path)
+            remove_tree(path)
             path.mkdir(parents=True)
         if workdir is not None:
-            _remove_tree(workdir)
+            remove_tree(workdir)
 
     async def seal(self, outputs: Mapping[str, Path]) -> dict[str, tuple[str, str]]:
         """Take the outputs' write bits away, then hash them (one trip to a worker thread)."""

@@ -41,7 +41,6 @@ import json
 import os
 import shutil
 import stat
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -49,18 +48,17 @@ from pathlib import Path
 
 import attrs
 
+from pipelinekit._runtime._clone import SUPPORTED, clone
+from pipelinekit.providers._files import feed, remove_tree
+
 __all__ = ["CacheFolder", "Kept", "Linked", "Unpacked", "clone_supported", "symlinked_parent"]
 
 #: A blob a restore linked: its path, and its size, mtime and ctime once the restore was done.
 Linked = tuple[str, int, int, int]
 
-_BLOCK = 1 << 20
 #: Trees and blobs this young are never swept: a save in another process may not have
 #: recorded its entry yet.
 _GRACE_SECONDS = 3600.0
-#: Linux's FICLONE ioctl: a copy-on-write clone of a whole file (btrfs, xfs, bcachefs...).
-_FICLONE = 0x40049409
-_NOT_SUPPORTED = {errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.ENOSYS}
 
 
 @attrs.frozen
@@ -90,19 +88,31 @@ class CacheBroken(Exception):  # noqa: N818 - internal: a restore that must beco
     """A tree or blob is gone or its bytes changed: the entry cannot be restored."""
 
 
+class _Mention:
+    """Whether some bytes occur in what it is fed, block by block (a ``feed`` sink)."""
+
+    def __init__(self, mention: bytes) -> None:
+        self.mention = mention
+        self.found = False
+        self._tail = b""
+
+    def update(self, block: bytes) -> None:
+        if self.mention and not self.found:
+            window = self._tail + block
+            self.found = self.mention in window
+            keep = len(self.mention) - 1
+            self._tail = window[-keep:] if keep else b""
+
+
 def _hash_file(path: str, mention: bytes | None) -> tuple[str, bool]:
     """SHA-256 of a file, and whether ``mention`` occurs in its bytes."""
     digest = hashlib.sha256()
-    found = False
-    tail = b""
-    with open(path, "rb") as handle:  # noqa: PTH123 - str paths throughout, for speed
-        for block in iter(lambda: handle.read(_BLOCK), b""):
-            digest.update(block)
-            if mention and not found:
-                window = tail + block
-                found = mention in window
-                tail = window[-(len(mention) - 1) :] if len(mention) > 1 else b""
-    return digest.hexdigest(), found
+    if not mention:
+        feed(path, digest)
+        return digest.hexdigest(), False
+    seen = _Mention(mention)
+    feed(path, digest, seen)
+    return digest.hexdigest(), seen.found
 
 
 def _walk(folder: str, prefix: str = "") -> Iterator[tuple[str, os.DirEntry[str]]]:
@@ -134,19 +144,20 @@ def _digest_of(blob: str) -> str:
     return os.path.basename(blob).removesuffix("-x")  # noqa: PTH119
 
 
-def _clone(source: str, target: str) -> None:
-    """A copy-on-write clone of ``source`` at ``target`` (``OSError`` where unsupported)."""
-    if sys.platform != "linux":
-        raise OSError(errno.EOPNOTSUPP, "no clones here")
-    import fcntl  # noqa: PLC0415 - Linux only
-
+def _clone(source: str, target: str) -> bool:
+    """A copy-on-write clone of ``source`` at ``target``; ``False`` (nothing left) where none."""
+    if not SUPPORTED:
+        return False
     with open(source, "rb") as src, open(target, "wb") as dst:  # noqa: PTH123
         try:
-            fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
+            if clone(src.fileno(), dst.fileno()):
+                return True
         except OSError:
             dst.close()
             os.unlink(target)  # noqa: PTH108
             raise
+    os.unlink(target)  # noqa: PTH108
+    return False
 
 
 def clone_supported(folder: Path) -> bool:
@@ -154,14 +165,14 @@ def clone_supported(folder: Path) -> bool:
     probe = folder / f".clone-probe-{uuid.uuid4().hex}"
     probe.write_bytes(b"x")
     try:
-        _clone(str(probe), str(probe) + "-2")
+        cloned = _clone(str(probe), str(probe) + "-2")
     except OSError:
         return False
-    else:
-        Path(str(probe) + "-2").unlink()
-        return True
     finally:
         probe.unlink()
+    if cloned:
+        Path(str(probe) + "-2").unlink()
+    return cloned
 
 
 class CacheFolder:
@@ -499,14 +510,8 @@ class CacheFolder:
 
     def _place(self, blob: str, destination: str, *, writable: bool) -> str:
         if self._clones is not False:
-            try:
-                _clone(blob, destination)
-            except OSError as error:
-                if error.errno not in _NOT_SUPPORTED:
-                    raise
-                self._clones = False
-            else:
-                self._clones = True
+            self._clones = _clone(blob, destination)
+            if self._clones:
                 return "clone"
         if not writable:
             try:
@@ -643,14 +648,9 @@ def _rewrite(blob: str, destination: str, old: bytes, new: bytes) -> int:
     return len(data)
 
 
-def _remove_tree(path: Path) -> None:
-    """Remove a restored folder (its folders are writable; read-only files go with them)."""
-    shutil.rmtree(path)
-
-
 def _clear(target: Path) -> None:
     """Remove what a failed restore left at ``target``."""
     if target.is_symlink() or target.is_file():
         target.unlink()
     elif target.exists():
-        _remove_tree(target)
+        remove_tree(target)

@@ -30,29 +30,18 @@ Everything here that touches files runs in a worker thread.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
-import shutil
 import stat
-import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import attrs
 
+from pipelinekit._runtime._clone import NO_CLONE, SUPPORTED, clone
 from pipelinekit.exceptions import ActionFailed
+from pipelinekit.providers._files import remove_tree
 
-__all__ = ["FICLONE", "Copied", "copy_private", "make_copies", "private_folder"]
-
-#: ``_IOW(0x94, 9, int)`` from ``<linux/fs.h>``: clone a whole file, sharing its blocks.
-FICLONE = 0x40049409
-
-#: The errors that mean "this file system (or pair of them) cannot clone": copy instead.
-_NO_CLONE = frozenset(
-    {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EPERM}
-)
+__all__ = ["Copied", "copy_private", "make_copies", "private_folder"]
 
 #: Owner may write; folders also searchable (they hold what the action makes).
 _WRITABLE_FILE = stat.S_IWUSR | stat.S_IRUSR
@@ -82,7 +71,7 @@ class Copied:
     #: Pipes, sockets and devices not copied: their paths, relative to the artifact.
     left_out: list[str] = attrs.field(factory=list)
     #: Whether cloning is still worth trying (a file system that refused once refuses again).
-    clone: bool = attrs.field(default=sys.platform == "linux", repr=False)
+    clone: bool = attrs.field(default=SUPPORTED, repr=False)
     #: Whether ``copy_file_range`` works here (else ``sendfile``).
     copy_range: bool = attrs.field(default=hasattr(os, "copy_file_range"), repr=False)
     #: The process's umask, which ``os.open`` applies to a new file's mode.
@@ -100,14 +89,8 @@ def _clone(source: int, target: int, copied: Copied) -> bool:
     """Clone ``source`` into ``target`` (open descriptors); ``False`` where it cannot."""
     if not copied.clone:
         return False
-    try:
-        fcntl.ioctl(target, FICLONE, source)
-    except OSError as error:
-        if error.errno not in _NO_CLONE:
-            raise
-        copied.clone = False
-        return False
-    return True
+    copied.clone = clone(source, target)
+    return copied.clone
 
 
 def _copy_data(source: int, target: int, size: int, copied: Copied) -> None:
@@ -120,7 +103,7 @@ def _copy_data(source: int, target: int, size: int, copied: Copied) -> None:
             else:
                 sent = os.sendfile(target, source, None, size - done)
         except OSError as error:
-            if not copied.copy_range or error.errno not in _NO_CLONE:
+            if not copied.copy_range or error.errno not in NO_CLONE:
                 raise
             copied.copy_range = False  # e.g. across file systems on older kernels
             continue
@@ -213,22 +196,6 @@ def copy_private(source: Path, target: Path) -> Copied:
     return copied
 
 
-def _remove(folder: Path) -> None:
-    """Remove an earlier attempt's copies, whatever modes the action left on them."""
-
-    def writable_again(function: Any, name: str, _info: object) -> None:  # noqa: ANN401 - rmtree's
-        Path(name).parent.chmod(_WRITABLE_FOLDER)
-        if not Path(name).is_symlink():
-            Path(name).chmod(_WRITABLE_FOLDER)
-        function(name)
-
-    if folder.is_symlink() or folder.exists():
-        if sys.version_info >= (3, 12):
-            shutil.rmtree(folder, onexc=writable_again)
-        else:  # pragma: no cover - Python 3.11 only knows onerror
-            shutil.rmtree(folder, onerror=writable_again)
-
-
 def make_copies(
     node: str, inputs: Mapping[str, Path], folder: Path
 ) -> tuple[dict[str, Path], list[tuple[str, str]]]:
@@ -238,7 +205,7 @@ def make_copies(
     left out of the copies (artifact, path): pipes, sockets and devices, for the action's log.
     Call it from a worker thread (``Workspace.private_copies`` does).
     """
-    _remove(folder)
+    remove_tree(folder)
     folder.mkdir(parents=True)
     copies: dict[str, Path] = {}
     left_out: list[tuple[str, str]] = []

@@ -21,6 +21,7 @@ import attrs
 from pipelinekit._model._declarations import ActionTypeId, Category, Owner
 from pipelinekit._model._frozendict import to_tuple
 from pipelinekit.exceptions import ActionFailed
+from pipelinekit.providers._files import feed, sha256_file
 
 if TYPE_CHECKING:
     from pipelinekit.providers._context import ActionContext
@@ -53,9 +54,7 @@ def content_hash(root: Path) -> str:
             digest.update(b"link:" + str(path.readlink()).encode() + b"\0")
             continue
         digest.update(b"x" if os.access(path, os.X_OK) else b"-")
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        feed(path, digest)
         digest.update(b"\0")
     return digest.hexdigest()
 
@@ -337,11 +336,7 @@ class ArchiveSource:
         if not archive.is_file():
             msg = f"ArchiveSource location {self.location!r} is not a file"
             raise ActionFailed(msg)
-        digest = hashlib.sha256()
-        with archive.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return sha256_file(archive)
 
     async def _download(self, ctx: ActionContext, url: str, archive: Path, shown_url: str) -> str:
         import httpx  # noqa: PLC0415 - only pipelines that download pay for importing it

@@ -20,18 +20,17 @@ from __future__ import annotations
 
 import lzma
 import os
-import shutil
 import stat
-import sys
 import tarfile
 import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import attrs
+
+from pipelinekit.providers._files import remove_tree
 
 __all__ = ["Checkpoint", "Limits", "Refused", "unpack"]
 
@@ -326,19 +325,6 @@ def _zip_write(
     return written
 
 
-def _remove(folder: Path) -> None:
-    """Remove a staging folder, whatever modes its members were given."""
-
-    def writable_again(function: Any, name: str, _info: object) -> None:  # noqa: ANN401 - rmtree's
-        os.chmod(os.path.dirname(name), stat.S_IRWXU)  # noqa: PTH101, PTH120
-        function(name)
-
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(folder, onexc=writable_again)
-    else:  # pragma: no cover - Python 3.11 only knows onerror
-        shutil.rmtree(folder, onerror=writable_again)
-
-
 def unpack(
     archive: Path,
     target: Path,
@@ -373,9 +359,9 @@ def unpack(
         # A move that failed midway (the disk) must not leave part of the archive.
         for path in moved:
             if path.is_dir() and not path.is_symlink():
-                _remove(path)
+                remove_tree(path)
             else:
                 path.unlink()
         raise
     finally:
-        _remove(folder)
+        remove_tree(folder)
