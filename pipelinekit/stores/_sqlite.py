@@ -803,7 +803,8 @@ class SQLiteStore:
         """
 
         def work(connection: sqlite3.Connection) -> tuple[str, float]:
-            with _immediate(connection):
+            unknown = f"cannot lease execution {execution_id}: it is unknown"
+            with _immediate(connection, unknown=unknown):
                 row = connection.execute(
                     "SELECT owner, until FROM leases WHERE execution_id = ?", (execution_id,)
                 ).fetchone()
