@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import networkx as nx
+import pytest
 
 import pipelinekit as pk
 
@@ -156,3 +157,110 @@ def test_dot_has_a_cluster_per_stage_and_quoted_ids():
     assert 'label="Test";' in text
     assert '"Test.Unit" -> "Test.Smoke";' in text
     assert text.rstrip().endswith("}")
+
+
+def stages(*pairs):
+    return pk.Pipeline("p", list(pairs))
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: stages(
+                pk.Stage("Build", [sh("A")]), pk.Stage("Test", [sh("B")], needs=["Biuld"])
+            ),
+            (
+                "pipeline 'p', stage 'Test', field 'needs': needs stage 'Biuld', which does not "
+                "exist; did you mean 'Build'?"
+            ),
+        ),
+        (
+            lambda: stages(
+                pk.Stage("A", [sh("X")], needs=["C"]),
+                pk.Stage("B", [sh("Y")], needs=["A"]),
+                pk.Stage("C", [sh("Z")], needs=["B"]),
+            ),
+            (
+                "pipeline 'p', stage 'A', field 'needs': stages depend on each other in a cycle: "
+                "A -> B -> C -> A; remove one of these from the others' needs"
+            ),
+        ),
+        (
+            lambda: stages(
+                pk.Stage("Build", [sh("A", outputs=["dist"])]),
+                pk.Stage("Test", [sh("B", inputs=["dsit"])]),
+            ),
+            (
+                "pipeline 'p', stage 'Test', action 'B', field 'inputs': input artifact 'dsit' is "
+                "not produced by any action; did you mean 'dist'?"
+            ),
+        ),
+        (
+            lambda: stages(
+                pk.Stage("Build", [sh("A", outputs=["dist"]), sh("B", inputs=["dist"])])
+            ),
+            (
+                "pipeline 'p', stage 'Build', action 'B', field 'inputs': input artifact 'dist' is "
+                "produced by 'Build.A', which runs in the same run_order group (1); give the "
+                "consumer a higher run_order"
+            ),
+        ),
+        (
+            lambda: stages(
+                pk.Stage(
+                    "Build", [sh("A", outputs=["dist"], run_order=2), sh("B", inputs=["dist"])]
+                )
+            ),
+            (
+                "pipeline 'p', stage 'Build', action 'B', field 'inputs': input artifact 'dist' is "
+                "produced by 'Build.A', which runs later in the stage (run_order 2 > 1); give the "
+                "consumer a higher run_order"
+            ),
+        ),
+        (
+            lambda: stages(
+                pk.Stage("Build", [sh("A", outputs=["dist"])]),
+                pk.Stage("Docs", [sh("D")], needs=[]),
+                pk.Stage("Test", [sh("B", inputs=["dist"])], needs=["Docs"]),
+            ),
+            (
+                "pipeline 'p', stage 'Test', action 'B', field 'inputs': input artifact 'dist' is "
+                "produced by 'Build.A', whose stage 'Build' is not certain to finish before stage "
+                "'Test' starts; add 'Build' to the needs of 'Test'"
+            ),
+        ),
+        (
+            lambda: stages(
+                pk.Stage("Test", [sh("B", inputs=["dist"])]),
+                pk.Stage("Build", [sh("A", outputs=["dist"])]),
+            ),
+            (
+                "pipeline 'p', stage 'Test', action 'B', field 'inputs': input artifact 'dist' is "
+                "produced by 'Build.A', whose stage 'Build' runs after stage 'Test'; move one of "
+                "the two"
+            ),
+        ),
+        (
+            lambda: stages(pk.Stage("Build", [sh("A", namespace="N"), sh("B", namespace="N")])),
+            (
+                "pipeline 'p', stage 'Build', action 'B', field 'namespace': namespace 'N' is also "
+                "used by 'Build.A'; namespaces are unique in a pipeline"
+            ),
+        ),
+    ],
+    ids=[
+        "unknown need",
+        "cycle",
+        "unknown input",
+        "same group",
+        "later group",
+        "not certain before",
+        "later stage",
+        "namespace twice",
+    ],
+)
+def test_a_wiring_error_quotes_what_is_at_fault_and_the_fix(build, message):
+    with pytest.raises(pk.PipelineDefinitionError) as caught:
+        build()
+    assert str(caught.value) == message
