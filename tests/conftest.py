@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from pipelinekit.cli import main
+
+
+@pytest.fixture(autouse=True)
+def restore_structlog():
+    """Give every test structlog as it was at start: unconfigured.
+
+    ``structlog.testing.capture_logs`` (and any test that configures structlog) leaves structlog
+    configured when it ends, and a configured structlog is where pk.run sends its log (see
+    ``providers/_log.py``): a test that ran after it would log through, and print, what it left.
+    Imported only if a test imported it, as the library does.
+    """
+    yield
+    structlog = sys.modules.get("structlog")
+    if structlog is not None:
+        structlog.reset_defaults()
 
 
 @pytest.fixture
