@@ -40,6 +40,7 @@ pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux'
 #: Three loops that outlive the shell that starts them: one in its process group, one in a
 #: session of its own, one behind a double fork. Each writes its pid first.
 LEAVE_BEHIND = textwrap.dedent("""
+    : >> "$PIDS"  # made first: on a missing file the wait below would end at once (wc fails)
     loop='echo $$ >> "$PIDS"; while :; do sleep 0.05; done'
     sh -c "$loop" &
     setsid sh -c "$loop" &
