@@ -6,10 +6,13 @@ parser that stops early, drops a character from the name pattern or loses the fr
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import attrs
 import pytest
 
 import pipelinekit as pk
+from pipelinekit._model import _variables
 from pipelinekit._model._variables import (
     MalformedReference,
     Reference,
@@ -135,3 +138,66 @@ def test_iter_strings_names_each_path():
         "items[1]",
         "env['K']",
     ]
+
+
+def test_iter_strings_walks_nested_sequences_and_skips_what_holds_no_text():
+    nested = [["#{A.b}", 3], (None, {"k": ["#{C.d}"]}), Path("#{E.f}"), 2.5, b"#{G.h}"]
+    assert list(iter_strings(nested, "#{")) == [
+        ("[0][0]", "#{A.b}"),
+        ("[1][1]['k'][0]", "#{C.d}"),
+    ]
+    assert list(iter_strings(7)) == []
+    assert list(iter_strings(Path("x"))) == []
+    assert list(iter_strings("#{A.b}", "#{")) == [("", "#{A.b}")]
+    assert list(iter_strings("plain", "#{")) == []
+
+
+def test_iter_strings_filters_attrs_fields_by_what_they_contain():
+    holder = _Holder("plain", (), {}, count=3)
+    assert list(iter_strings(holder, "#{")) == []
+    assert list(iter_strings([holder], "")) == [("[0].text", "plain")]
+
+
+def test_references_after_the_first_character_and_in_a_row_are_all_found():
+    assert list(find_references(" #{A.b}#{C.d} #{E.f}")) == [
+        Reference("A", "b"),
+        Reference("C", "d"),
+        Reference("E", "f"),
+    ]
+
+
+@attrs.frozen
+class _WithDerived:
+    derived: str = attrs.field(init=False, default="#{A.b}")
+    text: str = "#{A.b}"
+
+
+def test_resolve_value_skips_fields_set_outside_init_and_goes_on():
+    resolved = resolve_value(_WithDerived(), lambda r: "x")
+    assert (resolved.derived, resolved.text) == ("#{A.b}", "x")
+
+
+def test_every_exported_name_exists():
+    assert len(set(_variables.__all__)) == 9
+    for name in _variables.__all__:
+        assert hasattr(_variables, name), name
+
+
+def test_run_metadata_references_need_no_declaration():
+    pk.Pipeline(
+        "p",
+        [
+            pk.Stage(
+                "S",
+                [
+                    pk.Action(
+                        "A",
+                        pk.shell(
+                            "echo #{pipeline.name} #{pipeline.execution_id} "
+                            "#{codepipeline.PipelineExecutionId}"
+                        ),
+                    )
+                ],
+            )
+        ],
+    )

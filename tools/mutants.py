@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max", type=int, default=150, help="mutants sampled (default 150)")
     parser.add_argument("--seed", type=int, default=12, help="sampling seed (default 12)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--only", default="", help="comma-separated mutant numbers, e.g. last run's survivors"
+    )
     parser.add_argument("--budget", type=float, default=900.0, help="seconds before stopping")
     args = parser.parse_args(argv)
 
@@ -154,9 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     timeout = 10 * baseline + 10
 
     every = make_mutants(ROOT / module)
-    sample = sorted(
-        random.Random(args.seed).sample(every, min(args.max, len(every))), key=lambda m: m.index
-    )
+    if args.only:
+        wanted = {int(number) for number in args.only.split(",")}
+        sample = [mutant for mutant in every if mutant.index in wanted]
+    else:
+        sample = sorted(
+            random.Random(args.seed).sample(every, min(args.max, len(every))),
+            key=lambda m: m.index,
+        )
     print(f"{module}: {len(sample)} of {len(every)} mutants, tests: {' '.join(tests)}")
     print(f"baseline {baseline:.1f} s; per-mutant timeout {timeout:.0f} s; {args.jobs} jobs")
 
@@ -182,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     survivors = [m for m in counted if results[m.index] == "survived"]
     elapsed = time.monotonic() - started
     for mutant in survivors:
-        print(f"survived #{mutant.index} line {mutant.line}: {mutant.before}")
+        print(f"survived #{mutant.index} line {mutant.line}: {mutant.before}", flush=True)
         print(f"{'':>14}-> {mutant.after}")
     timeouts = sum(results[m.index] == "timeout" for m in counted)
     score = 100 * len(killed) / len(counted) if counted else 0.0
