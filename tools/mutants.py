@@ -84,7 +84,9 @@ def run_tests(code: str | None, relative: Path, tests: list[str], timeout: float
             "PYTHONDONTWRITEBYTECODE": "1",
         }
         # -P: without it, `python -m` puts the checkout first on sys.path, ahead of the mutant.
+        # -p no:randomly: the same mutant meets the tests in the same order on every run.
         command = [sys.executable, "-P", "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+        command += ["-p", "no:randomly"]
         try:
             done = subprocess.run(  # noqa: S603 - our own interpreter and arguments
                 [*command, *tests],
