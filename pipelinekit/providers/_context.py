@@ -42,7 +42,7 @@ SUMMARY_FILE = ".pk-summary.md"
 MAX_SUMMARY_BYTES = 64 * 1024
 
 
-def _summary_text(read: FileRead, masker: Masker) -> str | None:
+def summary_text(read: FileRead, masker: Masker) -> str | None:
     """The summary ``read`` gave, masked, then cut to ``MAX_SUMMARY_BYTES``.
 
     Masked before it is cut: cut first, a secret standing across the cut would keep its start.
@@ -69,7 +69,7 @@ def _summary_text(read: FileRead, masker: Masker) -> str | None:
     return masked or None
 
 
-def _summary_limit(masker: Masker) -> int:
+def summary_limit(masker: Masker) -> int:
     """How much of a summary file to read: what is kept, and room for a secret across the cut."""
     return MAX_SUMMARY_BYTES + 4 * masker.longest
 
@@ -378,12 +378,12 @@ class ActionContext:
             return None  # never told where: nothing to look for, no trip to the disk
         read = self._summary_read
         if read is None:
-            path, limit = self.workdir_path / SUMMARY_FILE, _summary_limit(self.masker)
+            path, limit = self.workdir_path / SUMMARY_FILE, summary_limit(self.masker)
             # A small read that never blocks (see _action_files): on the log's thread.
             read = await self.log_file.call(partial(read_regular, path, limit))
         if read.problem is not None:
             self.log.warning("summary not read", path=SUMMARY_FILE, why=read.problem)
-        return _summary_text(read, self.masker)
+        return summary_text(read, self.masker)
 
     async def read_with_summary(self, work: Callable[[], _T]) -> _T:
         """Call the blocking ``work`` on the log's thread, reading the summary on the same trip.
@@ -395,7 +395,7 @@ class ActionContext:
         """
         if not self._summary_told:
             return await self.log_file.call(work)
-        path, limit = self.workdir_path / SUMMARY_FILE, _summary_limit(self.masker)
+        path, limit = self.workdir_path / SUMMARY_FILE, summary_limit(self.masker)
 
         def both() -> tuple[_T, FileRead]:
             return work(), read_regular(path, limit)

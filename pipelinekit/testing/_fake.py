@@ -37,8 +37,9 @@ from pipelinekit._runtime._collector import collector_tuned_for_a_run
 from pipelinekit._runtime._engine import Engine, Execution
 from pipelinekit._runtime._results import RunResult
 from pipelinekit.exceptions import ActionFailed, ExecutionError
+from pipelinekit.providers._action_files import FileRead
 from pipelinekit.providers._capabilities import required_output_variables
-from pipelinekit.providers._context import MAX_SUMMARY_BYTES, ActionContext
+from pipelinekit.providers._context import ActionContext, summary_limit, summary_text
 from pipelinekit.providers._failure import CommandFailed, CommandFailure
 from pipelinekit.providers._identity import check_identity
 from pipelinekit.providers._junit import TestReport
@@ -383,23 +384,17 @@ def _tell(outcome: Succeed | Fail, ctx: ActionContext) -> None:
     """Tell the engine the scripted reports and summary, as a provider does."""
     ctx.reports.extend(outcome.reports)  # masked by the engine, as a provider's
     if outcome.summary is not None:
-        told = _as_read(outcome.summary)
+        # What the engine would read of a file holding it, told the engine's way (one function).
+        raw = outcome.summary.encode()
+        limit = summary_limit(ctx.masker)
+        told = summary_text(FileRead(raw[:limit], complete=len(raw) <= limit), ctx.masker)
 
         async def read_summary() -> str | None:
-            return ctx.masker.mask(told) if told is not None else None
+            return told
 
         # A real action writes $PK_SUMMARY, which the engine reads back; the fake writes no
         # file, so this context (made for this attempt only) answers from the script.
         ctx.read_summary = read_summary  # type: ignore[method-assign]
-
-
-def _as_read(text: str) -> str | None:
-    """``text`` as the engine reads a summary file: cut to ``MAX_SUMMARY_BYTES``, saying so."""
-    raw = text.encode()
-    kept = raw[:MAX_SUMMARY_BYTES].decode("utf-8", "replace").rstrip()
-    if len(raw) > MAX_SUMMARY_BYTES:
-        kept += f"\n\n… (cut: a summary keeps its first {MAX_SUMMARY_BYTES:,} bytes)"
-    return kept or None
 
 
 class FakeExecutor:
